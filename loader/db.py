@@ -1,0 +1,99 @@
+"""Database access: engines, the embedded fallback, and driver-error translation.
+
+Driver errors are classified here and nowhere else: connection failures become
+:class:`DatabaseUnavailable` (transient), everything else :class:`DatabaseError`.  URLs in
+messages are always redacted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import NullPool
+
+from .config import Settings, redact_url
+from .embedded import embedded_server
+from .errors import ConfigError, DatabaseError, DatabaseUnavailable
+
+
+def normalize_url(url: str) -> str:
+    """Use psycopg2 for plain ``postgresql://`` and libpq-style ``postgres://`` URLs.
+
+    (SQLAlchemy 2.1 would pick psycopg 3 for ``postgresql://``, which is not a dependency.)
+    """
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url.removeprefix(prefix)
+    return url
+
+
+def make_engine(url: str, *, null_pool: bool = False, **kwargs: Any) -> Engine:
+    """An engine for ``url`` with the loader's connection defaults.
+
+    Raises:
+        ConfigError: the URL cannot be parsed or names a driver that is not installed.
+    """
+    url = normalize_url(url)
+    try:
+        return sa.create_engine(
+            url,
+            connect_args={"connect_timeout": 10, "application_name": "drip-loader"},
+            poolclass=NullPool if null_pool else None,
+            pool_pre_ping=not null_pool,
+            **kwargs,
+        )
+    except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ValueError) as exc:
+        raise ConfigError(
+            f"invalid database URL {redact_url(url)}: {exc}; "
+            "expected postgresql://user:password@host:5432/dbname"
+        ) from None
+
+
+@contextmanager
+def open_database(
+    settings: Settings, *, announce: Callable[[str], None], null_pool: bool = False
+) -> Iterator[Engine]:
+    """Yield an engine for the configured database, starting the embedded one if none is.
+
+    The embedded server is stopped (data kept) when the block ends.
+    """
+    if settings.database_url:
+        engine = make_engine(settings.database_url, null_pool=null_pool)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+        return
+    with embedded_server(settings.home, announce=announce) as url:
+        engine = make_engine(url, null_pool=null_pool)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
+
+def translate(exc: sa_exc.DBAPIError | sa_exc.OperationalError, url: str | None = None) -> DatabaseError:
+    """Turn a driver error into the loader's error, with a message that says what to do."""
+    detail = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
+    first = detail[0] if detail else type(exc).__name__
+    where = f" at {redact_url(url)}" if url else ""
+    if isinstance(exc, sa_exc.OperationalError) or getattr(exc, "connection_invalidated", False):
+        return DatabaseUnavailable(
+            f"cannot reach the database{where}: {first}; check that the server is running and "
+            "that --database-url / DRIP_LOADER_DATABASE_URL is right, then run again"
+        )
+    return DatabaseError(f"database error{where}: {first}")
+
+
+@contextmanager
+def translating(url: str | None = None) -> Iterator[None]:
+    """Re-raise SQLAlchemy/driver errors raised in the block as :class:`DatabaseError`."""
+    try:
+        yield
+    except sa_exc.DBAPIError as exc:
+        raise translate(exc, url) from exc

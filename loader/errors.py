@@ -1,0 +1,59 @@
+"""The exceptions drip-loader raises on purpose.
+
+Every error the loader expects to happen in production derives from one base, so the CLI
+edge can translate it into one line on stderr and a non-zero exit::
+
+    LoaderError                      anything the loader reports as "could not complete"
+    ├── ConfigError                  bad option or environment (schema name, URL, paths)
+    ├── SourceError                  an input file or stdin cannot be read at all
+    ├── DatabaseError                the database refused or failed a statement (terminal)
+    │   └── DatabaseUnavailable      cannot connect / connection lost (transient: retry later)
+    ├── EmbeddedServerError          the embedded PostgreSQL could not be started
+    └── StepFailed                   a pipeline step failed; wraps the cause with the step and load id
+
+Bad *records* are not exceptions: they are counted and stored in the rejects table, and
+the run goes on.  Messages never contain a password: URLs are redacted before they are
+put into a message (see :func:`loader.config.redact_url`).
+"""
+
+from __future__ import annotations
+
+
+class LoaderError(Exception):
+    """Base of every error the loader reports to a user."""
+
+
+class ConfigError(LoaderError):
+    """An option or environment variable has a value the loader cannot use."""
+
+
+class SourceError(LoaderError):
+    """An input (file, directory, stdin) cannot be opened or read."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class DatabaseError(LoaderError):
+    """The database failed a statement; retrying the same thing will fail again."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The database cannot be reached right now; a later retry may succeed."""
+
+    transient = True
+
+
+class EmbeddedServerError(LoaderError):
+    """The embedded PostgreSQL server could not be started or stopped."""
+
+
+class StepFailed(LoaderError):
+    """A pipeline step failed; ``step`` and ``load_id`` say where, ``__cause__`` why."""
+
+    def __init__(self, step: str, load_id: str, cause: LoaderError) -> None:
+        super().__init__(f"{step} failed (run {load_id}): {cause}")
+        self.step = step
+        self.load_id = load_id
+        self.cause = cause

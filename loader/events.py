@@ -1,0 +1,294 @@
+"""The domain contract in code (spec ``drip-events.md`` §2-§4, §6); pure, no I/O.
+
+* which Drip events are email events and where they go (:data:`EMAIL_EVENTS`);
+* the event id (:func:`event_id`), a compatibility contract that must never change;
+* :func:`parse_record`, which turns one raw webhook body into what the landing table needs,
+  or raises :class:`BadRecord` with a reason a person can act on.
+
+The identity rule (§3) and the column mapping (§5) are applied in SQL by the transform, from
+the raw JSON, so a mapping fix can be replayed over landed events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+
+@dataclass(frozen=True)
+class EmailEvent:
+    """One of the seven Drip email events and its Segment collection."""
+
+    drip_event: str
+    slug: str
+    """Segment table and ``event`` value, e.g. ``email_opened``."""
+    name: str
+    """Segment event name (``event_text``), e.g. ``Email Opened``."""
+    unsubscribe_scope: str | None = None
+
+
+EMAIL_EVENTS: dict[str, EmailEvent] = {
+    e.drip_event: e
+    for e in (
+        EmailEvent("subscriber.received_email", "email_delivered", "Email Delivered"),
+        EmailEvent("subscriber.opened_email", "email_opened", "Email Opened"),
+        EmailEvent("subscriber.clicked_email", "email_link_clicked", "Email Link Clicked"),
+        EmailEvent("subscriber.bounced", "email_bounced", "Email Bounced"),
+        EmailEvent("subscriber.complained", "email_marked_as_spam", "Email Marked as Spam"),
+        EmailEvent(
+            "subscriber.unsubscribed_from_campaign",
+            "email_unsubscribed",
+            "Email Unsubscribed",
+            "campaign",
+        ),
+        EmailEvent("subscriber.unsubscribed_all", "email_unsubscribed", "Email Unsubscribed", "all"),
+    )
+}
+
+COLLECTIONS: tuple[str, ...] = (
+    "email_delivered",
+    "email_opened",
+    "email_link_clicked",
+    "email_unsubscribed",
+    "email_bounced",
+    "email_marked_as_spam",
+)
+"""The six collection tables, in the order the spec lists them."""
+
+SEPARATOR = "\x1f"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_PROPERTY_FIELDS = (
+    "delivery_id",
+    "email_id",
+    "email_subject",
+    "url",
+    "campaign_id",
+    "campaign_name",
+    "ip_address",
+    "user_agent",
+)
+
+
+class BadRecord(ValueError):
+    """A record that cannot be mapped; ``reason`` goes to the rejects table."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class LandingRecord:
+    """What the landing table stores for one accepted webhook body."""
+
+    key: str
+    event: str
+    occurred_at: datetime
+    is_email: bool
+    payload: bytes
+    """The JSON text to store as jsonb: the original bytes unless they had to be sanitised."""
+
+
+def occurred_at_micros(occurred_at: datetime) -> int:
+    """Integer microseconds since the Unix epoch (UTC) of an aware datetime."""
+    return (occurred_at - _EPOCH) // _MICROSECOND
+
+
+def event_id(
+    *,
+    account_id: str,
+    event: str,
+    subscriber: str,
+    scope_id: str,
+    url: str,
+    occurred_at: datetime,
+) -> str:
+    """The event id of spec §4: ``drip-`` + 40 hex chars of sha256 over the key fields.
+
+    Args:
+        account_id: ``data.account_id`` as text.
+        event: the Drip event name, e.g. ``subscriber.opened_email``.
+        subscriber: ``data.subscriber.id``, or the email when there is no id.
+        scope_id: ``delivery_id`` or ``campaign_id`` or ``""``.
+        url: ``properties.url`` or ``""``.
+        occurred_at: timezone-aware instant; ``Z`` and ``+00:00`` give the same id.
+    """
+    key = SEPARATOR.join(
+        (account_id, event, subscriber, scope_id, url, str(occurred_at_micros(occurred_at)))
+    )
+    return "drip-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
+
+
+def parse_occurred_at(value: Any) -> datetime:
+    """Parse ``occurred_at`` (ISO 8601) to an aware UTC datetime.
+
+    **(decision)** A timestamp without an offset is taken as UTC: Drip always sends UTC,
+    and exports that drop the ``Z`` keep UTC values.
+    """
+    if value is None:
+        raise BadRecord("occurred_at is missing")
+    if type(value) is not str:
+        raise BadRecord(f"occurred_at must be an ISO 8601 string, got {_kind(value)}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRecord(f"occurred_at is not an ISO 8601 timestamp: {value[:64]!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise BadRecord(f"occurred_at is out of range: {value[:64]!r}") from None
+
+
+def parse_record(raw: bytes) -> LandingRecord:
+    """Validate one webhook body and compute its landing key.
+
+    Raises:
+        BadRecord: the body is not a mappable Drip event (spec §6); ``reason`` says why.
+    """
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as utf:
+            raise BadRecord(f"invalid UTF-8 at byte {utf.start}") from None
+        raise BadRecord(f"not JSON: {exc}") from None
+    if type(body) is not dict:
+        raise BadRecord(f"not a JSON object (got {_kind(body)})")
+    event = body.get("event")
+    if event is None:
+        raise BadRecord("event is missing")
+    if type(event) is not str:
+        raise BadRecord(f"event must be a string, got {_kind(event)}")
+    if not event.strip():
+        raise BadRecord("event is empty")
+    occurred_at = parse_occurred_at(body.get("occurred_at"))
+
+    payload = raw
+    if b"\\u0000" in raw:
+        # Postgres jsonb (and text) cannot hold U+0000: store U+FFFD in its place, the
+        # same way for every copy of the record so its key stays stable.
+        sanitized = _without_nul(body)
+        if sanitized != body:
+            body = sanitized
+            payload = orjson.dumps(body)
+            event = body["event"]
+
+    email = EMAIL_EVENTS.get(event)
+    if email is None:
+        key = _other_event_key(body, event, occurred_at)
+    else:
+        key = _email_event_key(body, event, occurred_at)
+    return LandingRecord(key, event, occurred_at, email is not None, payload)
+
+
+def _email_event_key(body: dict[str, Any], event: str, occurred_at: datetime) -> str:
+    data = _object(body.get("data"), "data", required=True)
+    account_id = _text(data.get("account_id"), "data.account_id") or ""
+    subscriber = _object(data.get("subscriber"), "data.subscriber", required=True)
+    subscriber_id = _text(subscriber.get("id"), "data.subscriber.id")
+    email = subscriber.get("email")
+    if email is not None and type(email) is not str:
+        raise BadRecord(f"data.subscriber.email must be a string, got {_kind(email)}")
+    _text(subscriber.get("user_id"), "data.subscriber.user_id")
+    who = subscriber_id or email
+    if not who:
+        raise BadRecord("email event has no subscriber identity (no data.subscriber.id or email)")
+    properties = _object(data.get("properties"), "data.properties", required=False)
+    values = {name: _text(properties.get(name), f"data.properties.{name}") for name in _PROPERTY_FIELDS}
+    return event_id(
+        account_id=account_id,
+        event=event,
+        subscriber=who,
+        scope_id=values["delivery_id"] or values["campaign_id"] or "",
+        url=values["url"] or "",
+        occurred_at=occurred_at,
+    )
+
+
+def _other_event_key(body: dict[str, Any], event: str, occurred_at: datetime) -> str:
+    """Landing key of a non-email Drip event (never rejected, spec §1).
+
+    **(decision)** Same formula as email events, plus a hash of ``data.properties``: Drip
+    timestamps have one-second resolution, and two tags applied to one subscriber in the
+    same second are two events.  These keys never reach a Segment table.
+    """
+    data = body.get("data")
+    data = data if type(data) is dict else {"properties": data}
+    subscriber = data.get("subscriber")
+    subscriber = subscriber if type(subscriber) is dict else {}
+    properties = data.get("properties")
+    who = _scalar(subscriber.get("id")) or _scalar(subscriber.get("email"))
+    digest = hashlib.sha256(orjson.dumps(properties, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return event_id(
+        account_id=_scalar(data.get("account_id")),
+        event=event,
+        subscriber=who,
+        scope_id=digest,
+        url="",
+        occurred_at=occurred_at,
+    )
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "a number"
+    if isinstance(value, float):
+        return "a non-integer number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _object(value: Any, path: str, *, required: bool) -> dict[str, Any]:
+    if type(value) is dict:
+        return value
+    if value is None and not required:
+        return {}
+    if value is None:
+        raise BadRecord(f"{path} is missing")
+    raise BadRecord(f"{path} must be an object, got {_kind(value)}")
+
+
+def _text(value: Any, path: str) -> str | None:
+    """A text field: strings as they are, integers as decimal text (ids arrive both ways)."""
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[no-any-return]
+    if value is None:
+        return None
+    if kind is int:
+        return str(value)
+    raise BadRecord(f"{path} must be a string, got {_kind(value)}")
+
+
+def _scalar(value: Any) -> str:
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[no-any-return]
+    if kind is int:
+        return str(value)
+    return ""
+
+
+def _without_nul(value: Any) -> Any:
+    if type(value) is str:
+        return value.replace("\x00", "\ufffd")
+    if type(value) is dict:
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_without_nul(v) for v in value]
+    return value

@@ -1,0 +1,268 @@
+"""Extract: read Drip webhook bodies from files, directories or stdin, as a stream.
+
+A source is NDJSON (one body per line) or one JSON array of bodies, either of them
+optionally gzip-compressed (detected by content, not by name).  Records come out as
+``(origin, raw_bytes, size)`` with nothing parsed beyond what it takes to split them:
+validation is the land stage's job.  Memory stays constant: a file is never held whole,
+and a record longer than the size limit is cut at the limit (``size`` keeps its real
+length so the rejects table can say so).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from .errors import SourceError
+
+Progress = Callable[[int], None]
+"""Called with the number of (compressed) input bytes read since the last call."""
+
+RawRecord = tuple[str, bytes, int]
+"""``(origin, raw bytes, full size)``; ``raw`` is cut at the size limit when ``size`` is larger."""
+
+_SUFFIXES = (".json", ".ndjson", ".jsonl", ".gz")
+_BOM = b"\xef\xbb\xbf"
+_READ_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input: a file path, or standard input (``path`` is None)."""
+
+    name: str
+    path: Path | None
+    size: int | None
+    """Bytes on disk, for progress; None for stdin."""
+
+
+def discover_sources(paths: Sequence[str]) -> list[Source]:
+    """Expand paths (``-`` is stdin, directories are walked) into sources, in a stable order.
+
+    Raises:
+        SourceError: a path does not exist or is not readable, or a directory holds no input.
+    """
+    sources: list[Source] = []
+    for raw in paths:
+        if raw == "-":
+            sources.append(Source("<stdin>", None, None))
+            continue
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.name.lower().endswith(_SUFFIXES)
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            if not found:
+                raise SourceError(
+                    f"{raw}: directory holds no .json, .ndjson, .jsonl or .gz files", path=raw
+                )
+            sources.extend(_file_source(p) for p in found)
+        else:
+            sources.append(_file_source(path))
+    return sources
+
+
+def _file_source(path: Path) -> Source:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise SourceError(f"{path}: no such file; check the path", path=str(path)) from None
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read ({exc.strerror})", path=str(path)) from None
+    if not os.access(path, os.R_OK):
+        raise SourceError(f"{path}: permission denied; check the file's permissions", path=str(path))
+    return Source(str(path.resolve()), path, stat.st_size)
+
+
+def read_records(
+    source: Source, *, max_record_bytes: int, progress: Progress | None = None
+) -> Iterator[RawRecord]:
+    """Yield the records of one source.
+
+    Raises:
+        SourceError: the source cannot be opened or read (including a corrupt gzip stream).
+    """
+    try:
+        raw: BinaryIO = sys.stdin.buffer if source.path is None else open(source.path, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise SourceError(f"{source.name}: cannot open ({exc.strerror})", path=source.name) from None
+    try:
+        stream = _decompressed(raw)
+        head = stream.peek(4096)[:4096].lstrip(_BOM).lstrip()
+        reader = _array_records if head.startswith(b"[") else _ndjson_records
+        meter = _Meter(raw, progress)
+        yield from reader(stream, source.name, max_record_bytes, meter)
+        meter.finish()
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise SourceError(
+            f"{source.name}: read failed ({exc}); records before the failure were kept",
+            path=source.name,
+        ) from None
+    finally:
+        if source.path is not None:
+            raw.close()
+
+
+def _decompressed(raw: BinaryIO) -> io.BufferedReader:
+    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
+    if buffered.peek(2)[:2] == b"\x1f\x8b":
+        return io.BufferedReader(gzip.GzipFile(fileobj=buffered, mode="rb"), _READ_CHUNK)  # type: ignore[arg-type]
+    return buffered
+
+
+class _Meter:
+    """Report input progress in steps of about a megabyte, from the underlying file."""
+
+    def __init__(self, raw: BinaryIO, progress: Progress | None) -> None:
+        self._raw = raw
+        self._progress = progress
+        self._seen = 0
+        self._seekable = progress is not None and raw.seekable()
+
+    def tick(self) -> None:
+        if not self._seekable:
+            return
+        position = self._raw.tell()
+        if position - self._seen >= _READ_CHUNK:
+            assert self._progress is not None
+            self._progress(position - self._seen)
+            self._seen = position
+
+    def finish(self) -> None:
+        if self._seekable:
+            assert self._progress is not None
+            self._progress(self._raw.tell() - self._seen)
+
+
+def _ndjson_records(
+    stream: io.BufferedReader, name: str, limit: int, meter: _Meter
+) -> Iterator[RawRecord]:
+    readline = stream.readline
+    number = 0
+    while True:
+        line = readline(limit + 1)
+        if not line:
+            return
+        number += 1
+        if number == 1:
+            line = line.removeprefix(_BOM)
+        if len(line) > limit and not line.endswith(b"\n"):
+            # Over the limit: keep the first `limit` bytes, skip (and measure) the rest.
+            head, size = line[:limit], len(line)
+            while not line.endswith(b"\n"):
+                line = readline(_READ_CHUNK)
+                if not line:
+                    break
+                size += len(line)
+            yield f"{name}:{number}", head, size
+            continue
+        line = line.strip()
+        if line:
+            yield f"{name}:{number}", line, len(line)
+        if number & 0x3FF == 0:
+            meter.tick()
+
+
+def _array_records(
+    stream: io.BufferedReader, name: str, limit: int, meter: _Meter
+) -> Iterator[RawRecord]:
+    """Split one top-level JSON array into its elements, streaming.
+
+    Elements are located with the C JSON scanner (``raw_decode``) on a sliding text
+    window; the bytes between brackets are the record, exactly as in the file.
+    """
+    decoder = json.JSONDecoder()
+    text = ""
+    pos = 0
+    line = 1
+    index = 0
+    eof = False
+    expect_comma = False
+    first = True
+
+    def more() -> bool:
+        nonlocal text, pos, eof
+        if eof:
+            return False
+        chunk = stream.read(_READ_CHUNK)
+        meter.tick()
+        if not chunk:
+            eof = True
+            return False
+        text = text[pos:] + chunk.decode("utf-8", "surrogateescape")
+        pos = 0
+        return True
+
+    more()
+    text = text.lstrip("\ufeff")
+    while True:
+        # skip white space, counting lines
+        while True:
+            stripped = len(text) - len(text[pos:].lstrip())
+            line += text.count("\n", pos, stripped)
+            pos = stripped
+            if pos < len(text) or not more():
+                break
+        if pos >= len(text):
+            if not first:
+                yield f"{name}:{line}", b"<JSON array is not closed: missing ']' at end of file>", 0
+            return
+        char = text[pos]
+        if first:
+            first = False
+            pos += 1  # the opening '['
+            continue
+        if char == "]":
+            rest = text[pos + 1 :].strip()
+            while not rest and more():
+                rest = text[pos + 1 :].strip()
+            if rest:
+                yield f"{name}:{line}", _cut(rest, limit), len(rest)
+            return
+        if expect_comma:
+            if char != ",":
+                rest = _remainder(text[pos:], stream, limit)
+                yield f"{name}:{line}[{index}]", rest, len(rest)
+                return
+            pos += 1
+            expect_comma = False
+            continue
+        while True:
+            try:
+                _, end = decoder.raw_decode(text, pos)
+                break
+            except json.JSONDecodeError:
+                if len(text) - pos > 2 * limit or not more():
+                    rest = _remainder(text[pos:], stream, limit)
+                    yield f"{name}:{line}[{index}]", rest, len(rest)
+                    return
+        element = text[pos:end].encode("utf-8", "surrogateescape")
+        size = len(element)
+        yield f"{name}:{line}[{index}]", element if size <= limit else element[:limit], size
+        line += text.count("\n", pos, end)
+        pos = end
+        index += 1
+        expect_comma = True
+
+
+def _cut(text: str, limit: int) -> bytes:
+    return text.encode("utf-8", "surrogateescape")[:limit]
+
+
+def _remainder(text: str, stream: io.BufferedReader, limit: int) -> bytes:
+    """What is left of a malformed array: kept up to the limit for the rejects table."""
+    head = text.encode("utf-8", "surrogateescape")
+    if len(head) < limit:
+        head += stream.read(limit - len(head))
+    return b"<malformed JSON array; the rest of the file was not read> " + head[:limit]

@@ -1,0 +1,172 @@
+"""The pipeline: extract → land → transform, as one run with a report.
+
+``run_pipeline`` is what ``drip-loader load`` calls.  Every run is recorded in ``_runs``
+with its counts (or its error), so ``status`` can show the last runs.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import func, insert, update
+from sqlalchemy.engine import Engine
+
+from . import migrate
+from .config import Settings
+from .db import open_database, translating
+from .errors import ConfigError, LoaderError, StepFailed
+from .events import COLLECTIONS
+from .extract import Source, discover_sources, read_records
+from .land import LandResult, land_records
+from .tables import build_metadata
+from .transform import run_transforms
+
+
+class Progress(Protocol):
+    """What a run tells a progress display (the CLI draws a bar on a terminal)."""
+
+    def start(self, description: str, total: int | None) -> None:
+        """A new phase begins; ``total`` in bytes (landing) or events (transform), if known."""
+
+    def advance(self, amount: int) -> None:
+        """``amount`` more bytes read or events transformed."""
+
+
+class _Quiet:
+    def start(self, description: str, total: int | None) -> None:
+        pass
+
+    def advance(self, amount: int) -> None:
+        pass
+
+
+@dataclass
+class RunReport:
+    """Summary of one run, printed by the CLI (``--json`` prints :meth:`as_dict`)."""
+
+    load_id: str
+    sources: list[str] = field(default_factory=list)
+    read: int = 0
+    landed: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    not_email: int = 0
+    transformed: int = 0
+    rows_added: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def ensure_schema(engine: Engine, settings: Settings, *, migrate_first: bool) -> None:
+    """Migrate to head, or check the schema is there when migrating is switched off."""
+    if migrate_first:
+        migrate.upgrade(engine, schema=settings.schema)
+        return
+    current = migrate.current_revision(engine, schema=settings.schema)
+    if current != migrate.head_revision():
+        raise ConfigError(
+            f"schema {settings.schema!r} is at revision {current or 'none'}, not "
+            f"{migrate.head_revision()}: run `drip-loader migrate` (or drop --no-migrate)"
+        )
+
+
+def run_pipeline(
+    settings: Settings,
+    paths: Sequence[str],
+    *,
+    migrate_first: bool = True,
+    announce: Callable[[str], None] = lambda line: None,
+    progress: Progress | None = None,
+) -> RunReport:
+    """Land every record of ``paths`` and transform everything pending.
+
+    With no paths, only the transform runs (the scheduled job).
+
+    Raises:
+        LoaderError: the run could not complete (bad path, database down, ...); records
+            landed before the failure stay landed and are transformed by the next run.
+    """
+    started = time.perf_counter()
+    progress = progress or _Quiet()
+    sources = discover_sources(paths)  # fail on a bad path before touching the database
+    report = RunReport(load_id=uuid.uuid4().hex, sources=[s.name for s in sources])
+    with open_database(settings, announce=announce) as engine:
+        try:
+            ensure_schema(engine, settings, migrate_first=migrate_first)
+        except LoaderError as exc:
+            raise StepFailed("migrate", report.load_id, exc) from exc
+        runs = build_metadata(settings.schema).tables[f"{settings.schema}._runs"]
+        with translating(settings.database_url), engine.begin() as conn:
+            conn.execute(
+                insert(runs).values(
+                    load_id=report.load_id,
+                    command="load",
+                    status="running",
+                    sources="\n".join(report.sources) or None,
+                )
+            )
+        step = "land"
+        try:
+            for source in sources:
+                _land_source(engine, settings, source, report, progress)
+            step = "transform"
+            progress.start("Transforming", None)
+            result = run_transforms(
+                engine,
+                schema=settings.schema,
+                batch_size=settings.transform_batch_size,
+                on_batch=progress.advance,
+            )
+            report.transformed = result.events
+            report.rows_added = {t: result.rows_added.get(t, 0) for t in ("tracks", *COLLECTIONS)}
+            report.rows_added.update(result.rows_added)
+        except LoaderError as exc:
+            report.seconds = round(time.perf_counter() - started, 3)
+            _finish(engine, runs, report, error=str(exc))
+            raise StepFailed(step, report.load_id, exc) from exc
+        report.seconds = round(time.perf_counter() - started, 3)
+        _finish(engine, runs, report, error=None)
+    return report
+
+
+def _land_source(
+    engine: Engine, settings: Settings, source: Source, report: RunReport, progress: Progress
+) -> None:
+    progress.start(f"Landing {source.name}", source.size)
+    records = read_records(source, max_record_bytes=settings.max_record_bytes, progress=progress.advance)
+    result: LandResult = land_records(
+        engine,
+        records,
+        schema=settings.schema,
+        load_id=report.load_id,
+        batch_size=settings.batch_size,
+        max_record_bytes=settings.max_record_bytes,
+    )
+    for name in ("read", "landed", "duplicates", "rejected", "not_email"):
+        setattr(report, name, getattr(report, name) + getattr(result, name))
+
+
+def _finish(engine: Engine, runs: Any, report: RunReport, *, error: str | None) -> None:
+    counts = {k: v for k, v in report.as_dict().items() if k not in ("load_id", "sources")}
+    try:
+        with translating(), engine.begin() as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.load_id == report.load_id)
+                .values(
+                    status="failed" if error else "completed",
+                    finished_at=func.now(),
+                    counts=counts,
+                    error=error,
+                )
+            )
+    except LoaderError:
+        if error is None:
+            raise
+        # The database is why the run failed; the original error is the one to report.

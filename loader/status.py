@@ -1,0 +1,52 @@
+"""What is in the warehouse: rows per table, pending events, rejects and the last runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
+from . import migrate
+from .db import translating
+from .events import COLLECTIONS
+from .tables import build_metadata
+
+
+def warehouse_status(engine: Engine, *, schema: str, runs: int = 5) -> dict[str, Any]:
+    """Counts and recent runs of ``schema``, ready to print or dump as JSON."""
+    revision = migrate.current_revision(engine, schema=schema)
+    status: dict[str, Any] = {
+        "schema": schema,
+        "revision": revision,
+        "head": migrate.head_revision(),
+    }
+    if revision is None:
+        return status
+    tables = build_metadata(schema).tables
+    with translating(), engine.connect() as conn:
+
+        def count(name: str) -> int:
+            return int(conn.execute(select(func.count()).select_from(tables[f"{schema}.{name}"])).scalar_one())
+
+        status["tables"] = {name: count(name) for name in ("tracks", *COLLECTIONS)}
+        status["raw_events"] = count("_raw_events")
+        status["pending"] = count("_pending")
+        status["rejects"] = count("_rejects")
+        run_table = tables[f"{schema}._runs"]
+        recent = conn.execute(
+            select(run_table).order_by(run_table.c.started_at.desc()).limit(runs)
+        ).mappings()
+        status["last_runs"] = [
+            {
+                "load_id": r["load_id"],
+                "command": r["command"],
+                "status": r["status"],
+                "started_at": r["started_at"].isoformat(),
+                "finished_at": r["finished_at"].isoformat() if r["finished_at"] else None,
+                "counts": r["counts"],
+                "error": r["error"],
+            }
+            for r in recent
+        ]
+    return status

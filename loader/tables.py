@@ -1,0 +1,137 @@
+"""The warehouse schema as SQLAlchemy Core metadata (alembic's ``target_metadata``).
+
+Migrations create these tables with their own, frozen copies of the columns (old
+revisions must stay reproducible); ``alembic check`` in the test suite proves the head
+revision and this module agree.  The schema name is a setting, so metadata is built per
+schema by :func:`build_metadata`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from .events import COLLECTIONS
+
+EMAIL_PROPERTIES = ("email_id", "email_subject", "delivery_id")
+COLLECTION_PROPERTIES: dict[str, tuple[str, ...]] = {
+    "email_delivered": EMAIL_PROPERTIES,
+    "email_opened": EMAIL_PROPERTIES,
+    "email_link_clicked": (*EMAIL_PROPERTIES, "link_url"),
+    "email_unsubscribed": ("campaign_id", "campaign_name", "unsubscribe_scope"),
+    "email_bounced": EMAIL_PROPERTIES,
+    "email_marked_as_spam": EMAIL_PROPERTIES,
+}
+"""Property columns each collection adds to the common ones (spec §2)."""
+
+COMMON_TEXT_COLUMNS = (
+    "anonymous_id",
+    "user_id",
+    "event",
+    "event_text",
+)
+CONTEXT_COLUMNS = (
+    "context_library_name",
+    "context_library_version",
+    "context_integration_name",
+    "context_integration_version",
+    "context_traits_email",
+    "context_ip",
+    "context_user_agent",
+    "context_drip_account_id",
+    "context_drip_subscriber_id",
+)
+
+
+def _ts(name: str, **kwargs: object) -> Column[object]:
+    return Column(name, DateTime(timezone=True), **kwargs)  # type: ignore[arg-type]
+
+
+def _event_table(metadata: MetaData, name: str, properties: tuple[str, ...]) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("id", Text, primary_key=True),
+        Column("anonymous_id", Text),
+        Column("user_id", Text),
+        Column("event", Text, nullable=False),
+        Column("event_text", Text, nullable=False),
+        _ts("original_timestamp", nullable=False),
+        _ts("timestamp", nullable=False),
+        _ts("received_at", nullable=False),
+        _ts("sent_at", nullable=False),
+        _ts("uuid_ts", nullable=False, server_default=func.now()),
+        *(Column(c, Text) for c in CONTEXT_COLUMNS),
+        *(Column(p, Text) for p in properties),
+        Index(f"ix_{name}_received_at", "received_at"),
+        Index(f"ix_{name}_timestamp", "timestamp"),
+    )
+
+
+def build_metadata(schema: str) -> MetaData:
+    """All warehouse tables in ``schema`` (already validated by :class:`Settings`)."""
+    metadata = MetaData(schema=schema)
+    for name in COLLECTIONS:
+        _event_table(metadata, name, COLLECTION_PROPERTIES[name])
+    _event_table(metadata, "tracks", ())
+    Table(
+        "_raw_events",
+        metadata,
+        Column("_event_key", Text, primary_key=True),
+        Column("event", Text, nullable=False),
+        _ts("occurred_at", nullable=False),
+        _ts("received_at", nullable=False),
+        Column("is_email", Boolean, nullable=False),
+        Column("_load_id", Text, nullable=False),
+        Column("origin", Text, nullable=False),
+        Column("payload", JSONB, nullable=False),
+        comment="Every accepted Drip webhook body, once per event id, as received.",
+    )
+    Table(
+        "_pending",
+        metadata,
+        Column("_event_key", Text, nullable=False),
+        comment="Landed events not yet transformed: a queue, so no landing is ever skipped.",
+    )
+    Table(
+        "_rejects",
+        metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("_load_id", Text, nullable=False),
+        _ts("rejected_at", nullable=False, server_default=func.now()),
+        Column("reason", Text, nullable=False),
+        Column("origin", Text, nullable=False),
+        Column("raw_text", Text, nullable=False),
+        Column("raw_bytes", LargeBinary),
+        Column("raw_size", BigInteger, nullable=False),
+        Column("raw_sha256", Text, nullable=False),
+        UniqueConstraint("raw_sha256", "origin", name="uq__rejects_raw_origin"),
+        comment="Records that could not be mapped, with the reason and where they came from.",
+    )
+    Table(
+        "_runs",
+        metadata,
+        Column("load_id", Text, primary_key=True),
+        Column("command", Text, nullable=False),
+        Column("status", Text, nullable=False),
+        _ts("started_at", nullable=False, server_default=func.now()),
+        _ts("finished_at"),
+        Column("sources", Text),
+        Column("counts", JSONB),
+        Column("error", Text),
+        comment="One row per load/transform run: what it read and what it added.",
+    )
+    return metadata

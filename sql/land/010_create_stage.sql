@@ -1,0 +1,11 @@
+-- name: create_stage
+-- A per-session staging table for one chunk of records: COPY cannot skip duplicate keys,
+-- so records are copied here first and moved into _raw_events with ON CONFLICT.
+CREATE TEMP TABLE IF NOT EXISTS _stage (
+    _event_key  text        NOT NULL,
+    event       text        NOT NULL,
+    occurred_at timestamptz NOT NULL,
+    is_email    boolean     NOT NULL,
+    origin      text        NOT NULL,
+    payload     jsonb       NOT NULL
+) ON COMMIT DELETE ROWS

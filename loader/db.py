@@ -77,12 +77,28 @@ def open_database(
             engine.dispose()
 
 
-def translate(exc: sa_exc.DBAPIError | sa_exc.OperationalError, url: str | None = None) -> DatabaseError:
+# SQLSTATE classes that mean "the server cannot serve us right now" rather than "this
+# statement is wrong": connection exceptions, insufficient resources, operator intervention.
+_UNAVAILABLE_CLASSES = ("08", "53", "57")
+RETRYABLE_CODES = frozenset({"40001", "40P01"})
+"""Serialization failure and deadlock: the same transaction run again will succeed."""
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a driver error (or of the driver error an SQLAlchemy error wraps)."""
+    orig = getattr(exc, "orig", exc)
+    code = getattr(orig, "pgcode", None)
+    return str(code) if code else None
+
+
+def translate(exc: sa_exc.DBAPIError, url: str | None = None) -> DatabaseError:
     """Turn a driver error into the loader's error, with a message that says what to do."""
     detail = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
     first = detail[0] if detail else type(exc).__name__
     where = f" at {redact_url(url)}" if url else ""
-    if isinstance(exc, sa_exc.OperationalError) or getattr(exc, "connection_invalidated", False):
+    code = sqlstate(exc)
+    unreachable = code is None and isinstance(exc, sa_exc.OperationalError)
+    if unreachable or exc.connection_invalidated or (code or "")[:2] in _UNAVAILABLE_CLASSES:
         return DatabaseUnavailable(
             f"cannot reach the database{where}: {first}; check that the server is running and "
             "that --database-url / DRIP_LOADER_DATABASE_URL is right, then run again"

@@ -1,29 +1,44 @@
 """Land: validate raw records and store them in ``_raw_events`` (or ``_rejects``), with COPY.
 
-Records are taken in chunks of ``batch_size``; each chunk is one transaction: COPY into a
-temporary stage, move into the landing table once per event key, queue the new keys in
-``_pending``, store the chunk's rejects.  A crash loses at most the open chunk, and a
-rerun lands it then (keys make it idempotent).
+Records are validated in this process and taken in chunks of ``batch_size``.  Each chunk
+is one transaction on one of ``workers`` connections: COPY into a temporary stage, then
+one statement that lands the new events in ``_raw_events`` (once per event key) and
+either maps them into the collection tables and ``tracks`` right away (file loads) or
+queues them in ``_pending`` (the webhook receiver).  Parsing the next chunk overlaps the
+database work on the previous ones.  A crash loses at most the open chunks; a rerun lands
+them then (keys make it idempotent).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
+import queue
+import random
+import threading
+import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import psycopg2.errors
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
-from .db import translating
+from .db import RETRYABLE_CODES, sqlstate, translating
+from .errors import LoaderError
 from .events import BadRecord, parse_record
 from .extract import RawRecord
 from .sqlfiles import read_sql
 from .tables import build_metadata
+from .transform import TAIL, event_map_params, set_search_path
+
+
+_ATTEMPTS = 5
 
 
 @dataclass
@@ -36,23 +51,22 @@ class LandResult:
     rejected: int = 0
     not_email: int = 0
     """Accepted records that are not email events (kept raw; part of landed/duplicates)."""
+    rows_added: Counter[str] = field(default_factory=Counter)
+    """Rows the landing added per table, when it transformed as it landed."""
 
     def add(self, other: LandResult) -> None:
         for name in ("read", "landed", "duplicates", "rejected", "not_email"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-
-
-_Row = tuple[bytes, str, bytes, bool]
-"""(COPY line, origin, raw record, is_email) per accepted record."""
+        self.rows_added.update(other.rows_added)
 
 
 @dataclass
 class _Chunk:
-    rows: list[_Row] = field(default_factory=list)
-    rejects: list[dict[str, Any]] = field(default_factory=list)
+    copy: bytearray = field(default_factory=bytearray)
+    """COPY text lines of the accepted records."""
+    accepted: int = 0
     not_email: int = 0
-    refused: int = 0
-    """Rows Postgres refused at COPY (moved to ``rejects``)."""
+    rejects: list[dict[str, Any]] = field(default_factory=list)
 
 
 def reject_row(*, reason: str, origin: str, raw: bytes, size: int, load_id: str) -> dict[str, Any]:
@@ -86,6 +100,21 @@ def _escape(value: bytes) -> bytes:
     return value
 
 
+def _unescape(value: bytes) -> bytes:
+    out = bytearray()
+    i = 0
+    while i < len(value):
+        byte = value[i]
+        if byte == 0x5C and i + 1 < len(value):
+            nxt = value[i + 1 : i + 2]
+            out += {b"t": b"\t", b"n": b"\n", b"r": b"\r"}.get(nxt, nxt)
+            i += 2
+        else:
+            out.append(byte)
+            i += 1
+    return bytes(out)
+
+
 def _chunks(
     records: Iterable[RawRecord], *, batch_size: int, max_record_bytes: int, load_id: str
 ) -> Iterator[_Chunk]:
@@ -95,7 +124,7 @@ def _chunks(
             chunk.rejects.append(
                 reject_row(
                     reason=f"record is {size} bytes, over the limit of {max_record_bytes} "
-                    "(raise DRIP_LOADER_MAX_RECORD_BYTES to accept it)",
+                    "(raise --max-record-bytes / DRIP_LOADER_MAX_RECORD_BYTES to accept it)",
                     origin=origin,
                     raw=raw,
                     size=size,
@@ -110,9 +139,10 @@ def _chunks(
                     reject_row(reason=bad.reason, origin=origin, raw=raw, size=size, load_id=load_id)
                 )
             else:
+                chunk.accepted += 1
                 if not rec.is_email:
                     chunk.not_email += 1
-                line = b"\t".join(
+                chunk.copy += b"\t".join(
                     (
                         rec.key.encode(),
                         _escape(rec.event.encode()),
@@ -122,55 +152,100 @@ def _chunks(
                         _escape(rec.payload),
                     )
                 )
-                chunk.rows.append((line + b"\n", origin, raw, rec.is_email))
-        if len(chunk.rows) + len(chunk.rejects) >= batch_size:
+                chunk.copy += b"\n"
+        if chunk.accepted + len(chunk.rejects) >= batch_size:
             yield chunk
             chunk = _Chunk()
-    if chunk.rows or chunk.rejects:
+    if chunk.accepted or chunk.rejects:
         yield chunk
 
 
-class _RowsReader:
-    """A file-like view of COPY lines, for ``copy_expert`` (which calls ``read(size)``)."""
+def _copy(cursor: Any, data: bytes | bytearray | memoryview, load_id: str) -> list[tuple[dict[str, Any], bool]]:
+    """COPY lines into the stage; lines Postgres refuses are isolated by halving.
 
-    def __init__(self, rows: list[_Row]) -> None:
-        self._lines = iter(row[0] for row in rows)
-
-    def read(self, size: int = -1) -> bytes:
-        parts: list[bytes] = []
-        total = 0
-        for line in self._lines:
-            parts.append(line)
-            total += len(line)
-            if total >= size > 0:
-                break
-        return b"".join(parts)
-
-    def readline(self, size: int = -1) -> bytes:
-        return next(self._lines, b"")
-
-
-def _copy(conn: Connection, rows: list[_Row], chunk: _Chunk, load_id: str) -> None:
-    """COPY rows into the stage; rows Postgres refuses are isolated by halving and rejected."""
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    Returns:
+        A reject row and its ``is_email`` flag for each refused line.
+    """
     try:
         cursor.execute("SAVEPOINT drip_copy")
-        cursor.copy_expert(read_sql("land/020_copy_stage.sql"), _RowsReader(rows), size=1 << 18)
+        cursor.copy_expert(read_sql("land/copy_stage.sql"), io.BytesIO(data), size=1 << 18)
         cursor.execute("RELEASE SAVEPOINT drip_copy")
+        return []
     except psycopg2.errors.DataError as exc:
         cursor.execute("ROLLBACK TO SAVEPOINT drip_copy")
-        if len(rows) > 1:
-            middle = len(rows) // 2
-            _copy(conn, rows[:middle], chunk, load_id)
-            _copy(conn, rows[middle:], chunk, load_id)
-            return
-        _, origin, raw, is_email = rows[0]
-        chunk.refused += 1
-        chunk.not_email -= not is_email
+        lines = bytes(data).splitlines(keepends=True)
+        if len(lines) > 1:
+            middle = len(lines) // 2
+            return _copy(cursor, b"".join(lines[:middle]), load_id) + _copy(
+                cursor, b"".join(lines[middle:]), load_id
+            )
+        fields = lines[0].rstrip(b"\n").split(b"\t")
+        origin, raw = _unescape(fields[4]).decode("utf-8", "replace"), _unescape(fields[5])
         reason = f"refused by Postgres: {str(exc.pgerror or exc).strip().splitlines()[0]}"
-        chunk.rejects.append(reject_row(reason=reason, origin=origin, raw=raw, size=len(raw), load_id=load_id))
-    finally:
-        cursor.close()
+        row = reject_row(reason=reason, origin=origin, raw=raw, size=len(raw), load_id=load_id)
+        return [(row, fields[3] == b"t")]
+
+
+class _Writer:
+    """One connection landing chunks, each in its own transaction."""
+
+    def __init__(
+        self, engine: Engine, *, schema: str, load_id: str, received_at: datetime | None, transform: bool
+    ) -> None:
+        self._conn: Connection = engine.connect()
+        set_search_path(self._conn, schema)
+        self._conn.execute(text(read_sql("land/create_stage.sql")))
+        self._conn.commit()
+        self._rejects = build_metadata(schema).tables[f"{schema}._rejects"]
+        self._statement = text(
+            read_sql("land/and_transform.sql") + read_sql(TAIL) if transform else read_sql("land/to_pending.sql")
+        )
+        self._params = {**event_map_params(), "load_id": load_id, "received_at": received_at}
+        self._load_id = load_id
+
+    def write(self, chunk: _Chunk) -> LandResult:
+        """Land one chunk in one transaction; a deadlock or serialization failure is retried."""
+        for attempt in range(_ATTEMPTS):
+            try:
+                return self._write(chunk)
+            except sa_exc.DBAPIError as exc:
+                if sqlstate(exc) not in RETRYABLE_CODES or attempt == _ATTEMPTS - 1:
+                    raise
+                time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _write(self, chunk: _Chunk) -> LandResult:
+        conn = self._conn
+        result = LandResult()
+        refused: list[tuple[dict[str, Any], bool]] = []
+        try:
+            if chunk.accepted:
+                cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                try:
+                    refused = _copy(cursor, memoryview(chunk.copy), self._load_id)
+                finally:
+                    cursor.close()
+            accepted = chunk.accepted - len(refused)
+            rejects = chunk.rejects + [row for row, _ in refused]
+            if accepted:
+                row = conn.execute(self._statement, self._params).mappings().one()
+                counts = {k: int(v) for k, v in row.items()}
+                result.landed = counts.pop("events", None) or counts.pop("landed", 0)
+                result.rows_added.update(counts)
+            if rejects:
+                conn.execute(insert(self._rejects).on_conflict_do_nothing(), rejects)
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        result.read = accepted + len(rejects)
+        result.duplicates = accepted - result.landed
+        result.rejected = len(rejects)
+        result.not_email = chunk.not_email - sum(1 for _, is_email in refused if not is_email)
+        return result
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 def land_records(
@@ -182,6 +257,8 @@ def land_records(
     batch_size: int,
     max_record_bytes: int,
     received_at: datetime | None = None,
+    transform: bool = True,
+    workers: int = 2,
     on_chunk: Callable[[LandResult], None] | None = None,
 ) -> LandResult:
     """Validate and land ``records``; return what happened to them.
@@ -194,40 +271,59 @@ def land_records(
         batch_size: records per COPY and transaction.
         max_record_bytes: larger records are rejected.
         received_at: arrival time to record; default the landing transaction's time.
+        transform: map new events into the collection tables in the same transaction
+            (True), or only queue them in ``_pending`` for :func:`run_transforms`.
+        workers: connections landing chunks concurrently.
         on_chunk: called with each chunk's counts after it commits (progress).
 
     Raises:
         DatabaseError: the database failed; chunks committed before stay landed.
+        SourceError: reading the input failed; chunks committed before stay landed.
     """
-    rejects_table = build_metadata(schema).tables[f"{schema}._rejects"]
     total = LandResult()
-    with translating(), engine.connect() as conn:
-        conn.execute(text("SELECT set_config('search_path', :schema, false)"), {"schema": schema})
-        conn.execute(text(read_sql("land/010_create_stage.sql")))
-        conn.commit()
-        for chunk in _chunks(
-            records, batch_size=batch_size, max_record_bytes=max_record_bytes, load_id=load_id
-        ):
-            if chunk.rows:
-                _copy(conn, chunk.rows, chunk, load_id)
-                landed = conn.execute(
-                    text(read_sql("land/030_move_staged.sql")),
-                    {"load_id": load_id, "received_at": received_at},
-                ).scalar_one()
-            else:
-                landed = 0
-            if chunk.rejects:
-                conn.execute(insert(rejects_table).on_conflict_do_nothing(), chunk.rejects)
-            conn.commit()
-            accepted = len(chunk.rows) - chunk.refused
-            result = LandResult(
-                read=accepted + len(chunk.rejects),
-                landed=landed,
-                duplicates=accepted - landed,
-                rejected=len(chunk.rejects),
-                not_email=chunk.not_email,
-            )
-            total.add(result)
-            if on_chunk is not None:
-                on_chunk(result)
+    lock = threading.Lock()
+    todo: queue.Queue[_Chunk | None] = queue.Queue(maxsize=workers)
+    failures: list[BaseException] = []
+
+    def work(writer: _Writer) -> None:
+        try:
+            while (chunk := todo.get()) is not None:
+                if failures:
+                    continue  # drain: another worker failed, the run is stopping
+                try:
+                    with translating():
+                        result = writer.write(chunk)
+                except BaseException as exc:
+                    failures.append(exc)
+                    continue
+                with lock:
+                    total.add(result)
+                    if on_chunk is not None:
+                        on_chunk(result)
+        finally:
+            writer.close()
+
+    with translating():
+        writers = [
+            _Writer(engine, schema=schema, load_id=load_id, received_at=received_at, transform=transform)
+            for _ in range(max(1, workers))
+        ]
+    threads = [threading.Thread(target=work, args=(w,), daemon=True) for w in writers]
+    for thread in threads:
+        thread.start()
+    try:
+        for chunk in _chunks(records, batch_size=batch_size, max_record_bytes=max_record_bytes, load_id=load_id):
+            if failures:
+                break
+            todo.put(chunk)
+    finally:
+        for _ in threads:
+            todo.put(None)
+        for thread in threads:
+            thread.join()
+    if failures:
+        first = failures[0]
+        if isinstance(first, LoaderError):
+            raise first
+        raise first
     return total

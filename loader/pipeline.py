@@ -95,7 +95,11 @@ def run_pipeline(
     started = time.perf_counter()
     progress = progress or _Quiet()
     sources = discover_sources(paths)  # fail on a bad path before touching the database
-    report = RunReport(load_id=uuid.uuid4().hex, sources=[s.name for s in sources])
+    report = RunReport(
+        load_id=uuid.uuid4().hex,
+        sources=[s.name for s in sources],
+        rows_added=dict.fromkeys(("tracks", *COLLECTIONS), 0),
+    )
     with open_database(settings, announce=announce) as engine:
         try:
             ensure_schema(engine, settings, migrate_first=migrate_first)
@@ -123,9 +127,9 @@ def run_pipeline(
                 batch_size=settings.transform_batch_size,
                 on_batch=progress.advance,
             )
-            report.transformed = result.events
-            report.rows_added = {t: result.rows_added.get(t, 0) for t in ("tracks", *COLLECTIONS)}
-            report.rows_added.update(result.rows_added)
+            report.transformed += result.events
+            for table, added in result.rows_added.items():
+                report.rows_added[table] = report.rows_added.get(table, 0) + added
         except LoaderError as exc:
             report.seconds = round(time.perf_counter() - started, 3)
             _finish(engine, runs, report, error=str(exc))
@@ -150,6 +154,9 @@ def _land_source(
     )
     for name in ("read", "landed", "duplicates", "rejected", "not_email"):
         setattr(report, name, getattr(report, name) + getattr(result, name))
+    report.transformed += result.landed
+    for table, added in result.rows_added.items():
+        report.rows_added[table] = report.rows_added.get(table, 0) + added
 
 
 def _finish(engine: Engine, runs: Any, report: RunReport, *, error: str | None) -> None:

@@ -18,8 +18,3 @@ def sql_dir() -> Path:
 def read_sql(name: str) -> str:
     """The text of ``sql/<name>``, e.g. ``read_sql("land/stage.sql")``."""
     return (sql_dir() / name).read_text(encoding="utf-8")
-
-
-def sql_files(folder: str) -> list[str]:
-    """Names of the ``.sql`` files in ``sql/<folder>``, in the order they run (by file name)."""
-    return [f"{folder}/{p.name}" for p in sorted((sql_dir() / folder).glob("*.sql"))]

@@ -1,9 +1,11 @@
-"""Transform: map pending landed events into the collection tables and ``tracks``, in SQL.
+"""Transform: map landed events into the collection tables and ``tracks``, in SQL.
 
-The statements are ``sql/transform/*.sql``, run in file-name order inside one transaction
-per batch.  A batch claims rows of the ``_pending`` queue (SKIP LOCKED), so concurrent
-transforms share the work and an event landed by a transaction that commits late is
-simply claimed by a later batch: nothing is skipped, nothing is mapped twice.
+The mapping is ``sql/transform/map_and_insert.sql``: the tail of one statement whose head
+says which events to map.  File loads put it behind the landing of each chunk
+(``sql/land/and_transform.sql``); here it follows ``claim_pending.sql``, which takes
+events queued in ``_pending`` (by the webhook receiver, or left by a crash) with SKIP
+LOCKED, so concurrent transforms share the work and an event whose landing commits late
+is simply claimed by a later batch: nothing is skipped, nothing is mapped twice.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from sqlalchemy.engine import Connection, Engine
 from . import __version__
 from .db import translating
 from .events import EMAIL_EVENTS
-from .sqlfiles import read_sql, sql_files
+from .sqlfiles import read_sql
+
+TAIL = "transform/map_and_insert.sql"
 
 
 @dataclass
@@ -34,7 +38,7 @@ class TransformResult:
 
 
 def event_map_params() -> dict[str, Any]:
-    """The event map of :mod:`loader.events` as arrays, bound into the claim statement."""
+    """The event map of :mod:`loader.events` as arrays, bound into the mapping statement."""
     events = list(EMAIL_EVENTS.values())
     return {
         "drip_events": [e.drip_event for e in events],
@@ -51,25 +55,16 @@ def set_search_path(conn: Connection, schema: str) -> None:
 
 
 def transform_batch(conn: Connection, *, batch_size: int) -> tuple[int, Counter[str]]:
-    """Run the transform statements once on ``conn`` (caller owns the transaction).
+    """Map up to ``batch_size`` pending events on ``conn`` (the caller owns the transaction).
 
     Returns:
         The number of events claimed and the rows added per table.
     """
-    params = {**event_map_params(), "batch_size": batch_size}
-    claimed = 0
-    added: Counter[str] = Counter()
-    for name in sql_files("transform"):
-        result = conn.execute(text(read_sql(name)), params)
-        if "claim" in name:
-            claimed = result.rowcount
-            if claimed == 0:
-                break
-        elif result.returns_rows:
-            row = result.mappings().first()
-            if row is not None:
-                added.update({k: int(v) for k, v in row.items()})
-    return claimed, added
+    statement = text(read_sql("transform/claim_pending.sql") + read_sql(TAIL))
+    row = conn.execute(statement, {**event_map_params(), "batch_size": batch_size}).mappings().one()
+    counts = Counter({k: int(v) for k, v in row.items()})
+    claimed = counts.pop("events")
+    return claimed, counts
 
 
 def run_transforms(
@@ -109,5 +104,5 @@ def requeue_all(engine: Engine, *, schema: str) -> int:
     """
     with translating(), engine.begin() as conn:
         set_search_path(conn, schema)
-        conn.execute(text(read_sql("rebuild/010_truncate.sql")))
-        return conn.execute(text(read_sql("rebuild/020_requeue.sql"))).rowcount
+        conn.execute(text(read_sql("rebuild/truncate.sql")))
+        return int(conn.execute(text(read_sql("rebuild/requeue.sql"))).rowcount)

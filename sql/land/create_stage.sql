@@ -1,6 +1,6 @@
 -- name: create_stage
--- A per-session staging table for one chunk of records: COPY cannot skip duplicate keys,
--- so records are copied here first and moved into _raw_events with ON CONFLICT.
+-- A per-session staging table for one chunk of records.  COPY cannot skip duplicate keys,
+-- so records are copied here (a temp table: no WAL) and moved on with ON CONFLICT.
 CREATE TEMP TABLE IF NOT EXISTS _stage (
     _event_key  text        NOT NULL,
     event       text        NOT NULL,

@@ -1,0 +1,13 @@
+-- name: claim_pending (head; the tail is transform/map_and_insert.sql)
+-- Take up to :batch_size queued events.  Rows another transform holds are skipped, not
+-- waited for; rows landed by a transaction that commits later are claimed by a later
+-- batch: nothing is skipped, nothing is mapped twice.
+WITH claimed AS (
+    DELETE FROM _pending
+    WHERE ctid = ANY (ARRAY(SELECT ctid FROM _pending LIMIT :batch_size FOR UPDATE SKIP LOCKED))
+    RETURNING _event_key
+), src AS (
+    SELECT DISTINCT ON (r._event_key) r._event_key, r.event, r.occurred_at, r.received_at, r.payload
+    FROM claimed c
+    JOIN _raw_events r ON r._event_key = c._event_key
+),

@@ -123,16 +123,26 @@ class _Bar:
         self._progress.advance(self._task, amount)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"drip-loader {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _main(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_print_version, is_eager=True
+        ),
+    ] = False,
 ) -> None:
     """Load Drip email webhook events into a Postgres warehouse laid out like Segment's."""
     _state["debug"] = debug
-    if version:
-        typer.echo(f"drip-loader {__version__}")
-        raise typer.Exit()
 
 
 @app.command()
@@ -162,14 +172,25 @@ def load(
     database_url: DatabaseUrl = None,
     schema: Schema = None,
     no_migrate: Annotated[
-        bool, typer.Option("--no-migrate", help="Do not upgrade the schema first (fail if it is behind).")
+        bool,
+        typer.Option(
+            "--no-migrate", help="Do not upgrade the schema first (fail if it is behind)."
+        ),
     ] = False,
     batch_size: Annotated[
-        int | None, typer.Option("--batch-size", min=1, help="Records per COPY and transaction.", show_default=False)
+        int | None,
+        typer.Option(
+            "--batch-size", min=1, help="Records per COPY and transaction.", show_default=False
+        ),
     ] = None,
     max_record_bytes: Annotated[
         int | None,
-        typer.Option("--max-record-bytes", min=1, help="Reject records larger than this (default 1 MiB).", show_default=False),
+        typer.Option(
+            "--max-record-bytes",
+            min=1,
+            help="Reject records larger than this (default 1 MiB).",
+            show_default=False,
+        ),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -182,7 +203,9 @@ def load(
         )
         if sys.stderr.isatty() and not as_json:
             with _Bar() as bar:
-                return run_pipeline(settings, paths or [], migrate_first=not no_migrate, announce=_err, progress=bar)
+                return run_pipeline(
+                    settings, paths or [], migrate_first=not no_migrate, announce=_err, progress=bar
+                )
         return run_pipeline(settings, paths or [], migrate_first=not no_migrate, announce=_err)
 
     report = _guard(action)
@@ -207,7 +230,9 @@ def load(
     for table, added in report.rows_added.items():
         typer.echo(f"    {table:<22}{added:>12,}")
     if report.rejected:
-        typer.echo(f"  {report.rejected} rejected record(s) kept in {report_schema(database_url, schema)}._rejects with the reason and origin.")
+        typer.echo(
+            f"  {report.rejected} rejected record(s) kept in {report_schema(database_url, schema)}._rejects with the reason and origin."
+        )
 
 
 def report_schema(database_url: str | None, schema: str | None) -> str:
@@ -215,7 +240,9 @@ def report_schema(database_url: str | None, schema: str | None) -> str:
 
 
 @app.command()
-def status(database_url: DatabaseUrl = None, schema: Schema = None, as_json: JsonFlag = False) -> None:
+def status(
+    database_url: DatabaseUrl = None, schema: Schema = None, as_json: JsonFlag = False
+) -> None:
     """Rows per table, pending raw events, rejects and the last runs."""
     from .status import warehouse_status
 
@@ -229,7 +256,9 @@ def status(database_url: DatabaseUrl = None, schema: Schema = None, as_json: Jso
         typer.echo(json.dumps(info, indent=2, default=str))
         return
     if info["revision"] is None:
-        typer.echo(f"Schema {info['schema']!r} is not migrated yet: run `drip-loader migrate` or `drip-loader load`.")
+        typer.echo(
+            f"Schema {info['schema']!r} is not migrated yet: run `drip-loader migrate` or `drip-loader load`."
+        )
         return
     typer.echo(f"Schema {info['schema']!r} at revision {info['revision']} (head {info['head']})")
     for table, rows in info["tables"].items():
@@ -252,7 +281,8 @@ def sample(
     events: Annotated[int, typer.Option("--events", min=1, help="How many webhook bodies.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same bytes.")] = 1,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Write NDJSON here (default stdout).", show_default=False)
+        Path | None,
+        typer.Option("--out", help="Write NDJSON here (default stdout).", show_default=False),
     ] = None,
 ) -> None:
     """Write deterministic, realistic Drip webhook bodies (NDJSON) for demos, tests and benchmarks."""
@@ -275,7 +305,9 @@ def sample(
 
 @app.command()
 def sql(
-    query: Annotated[str, typer.Argument(help="SQL to run read-only; bare table names resolve in the schema.")],
+    query: Annotated[
+        str, typer.Argument(help="SQL to run read-only; bare table names resolve in the schema.")
+    ],
     database_url: DatabaseUrl = None,
     schema: Schema = None,
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
@@ -334,7 +366,9 @@ def rebuild(database_url: DatabaseUrl = None, schema: Schema = None) -> None:
         settings = _settings(database_url, schema)
         with _database(settings) as engine:
             queued = requeue_all(engine, schema=settings.schema)
-            result = run_transforms(engine, schema=settings.schema, batch_size=settings.transform_batch_size)
+            result = run_transforms(
+                engine, schema=settings.schema, batch_size=settings.transform_batch_size
+            )
             return f"Rebuilt from {queued:,} raw events: " + ", ".join(
                 f"{t} {n:,}" for t, n in sorted(result.rows_added.items())
             )

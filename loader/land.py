@@ -37,7 +37,6 @@ from .sqlfiles import read_sql
 from .tables import build_metadata
 from .transform import TAIL, event_map_params, set_search_path
 
-
 _ATTEMPTS = 5
 
 
@@ -136,7 +135,9 @@ def _chunks(
                 rec = parse_record(raw)
             except BadRecord as bad:
                 chunk.rejects.append(
-                    reject_row(reason=bad.reason, origin=origin, raw=raw, size=size, load_id=load_id)
+                    reject_row(
+                        reason=bad.reason, origin=origin, raw=raw, size=size, load_id=load_id
+                    )
                 )
             else:
                 chunk.accepted += 1
@@ -160,7 +161,9 @@ def _chunks(
         yield chunk
 
 
-def _copy(cursor: Any, data: bytes | bytearray | memoryview, load_id: str) -> list[tuple[dict[str, Any], bool]]:
+def _copy(
+    cursor: Any, data: bytes | bytearray | memoryview, load_id: str
+) -> list[tuple[dict[str, Any], bool]]:
     """COPY lines into the stage; lines Postgres refuses are isolated by halving.
 
     Returns:
@@ -190,7 +193,13 @@ class _Writer:
     """One connection landing chunks, each in its own transaction."""
 
     def __init__(
-        self, engine: Engine, *, schema: str, load_id: str, received_at: datetime | None, transform: bool
+        self,
+        engine: Engine,
+        *,
+        schema: str,
+        load_id: str,
+        received_at: datetime | None,
+        transform: bool,
     ) -> None:
         self._conn: Connection = engine.connect()
         set_search_path(self._conn, schema)
@@ -198,7 +207,9 @@ class _Writer:
         self._conn.commit()
         self._rejects = build_metadata(schema).tables[f"{schema}._rejects"]
         self._statement = text(
-            read_sql("land/and_transform.sql") + read_sql(TAIL) if transform else read_sql("land/to_pending.sql")
+            read_sql("land/and_transform.sql") + read_sql(TAIL)
+            if transform
+            else read_sql("land/to_pending.sql")
         )
         self._params = {**event_map_params(), "load_id": load_id, "received_at": received_at}
         self._load_id = load_id
@@ -230,7 +241,7 @@ class _Writer:
             if accepted:
                 row = conn.execute(self._statement, self._params).mappings().one()
                 counts = {k: int(v) for k, v in row.items()}
-                result.landed = counts.pop("events", None) or counts.pop("landed", 0)
+                result.landed = counts.pop("events") if "events" in counts else counts.pop("landed")
                 result.rows_added.update(counts)
             if rejects:
                 conn.execute(insert(self._rejects).on_conflict_do_nothing(), rejects)
@@ -305,14 +316,18 @@ def land_records(
 
     with translating():
         writers = [
-            _Writer(engine, schema=schema, load_id=load_id, received_at=received_at, transform=transform)
+            _Writer(
+                engine, schema=schema, load_id=load_id, received_at=received_at, transform=transform
+            )
             for _ in range(max(1, workers))
         ]
     threads = [threading.Thread(target=work, args=(w,), daemon=True) for w in writers]
     for thread in threads:
         thread.start()
     try:
-        for chunk in _chunks(records, batch_size=batch_size, max_record_bytes=max_record_bytes, load_id=load_id):
+        for chunk in _chunks(
+            records, batch_size=batch_size, max_record_bytes=max_record_bytes, load_id=load_id
+        ):
             if failures:
                 break
             todo.put(chunk)

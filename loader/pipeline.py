@@ -143,7 +143,9 @@ def _land_source(
     engine: Engine, settings: Settings, source: Source, report: RunReport, progress: Progress
 ) -> None:
     progress.start(f"Landing {source.name}", source.size)
-    records = read_records(source, max_record_bytes=settings.max_record_bytes, progress=progress.advance)
+    records = read_records(
+        source, max_record_bytes=settings.max_record_bytes, progress=progress.advance
+    )
     result: LandResult = land_records(
         engine,
         records,

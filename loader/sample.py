@@ -48,7 +48,7 @@ _SUBJECTS = (
 _NAMES = ("John", "Zoë", "José", "Anaïs", "Łukasz", "李雷", "Ольга", "O'Brien", 'Sam "the man"')
 _TAGS = ("Customer", "SEO", "Lead", "VIP 💎", "trial", "churn-risk")
 _ZONES = ("America/Los_Angeles", "Europe/Berlin", "Asia/Tokyo", "UTC")
-_OFFSETS = (timezone.utc, timezone(timedelta(hours=2)), timezone(timedelta(hours=-7)))
+_OFFSETS = (UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-7)))
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 
@@ -99,7 +99,8 @@ def generate_events(*, events: int, seed: int) -> Iterator[bytes]:
     subscribers = [_subscriber(rng, n) for n in range(max(50, events // 15))]
     campaigns = [(str(4455000 + i), f"Campaign {i} — onboarding ✉️") for i in range(12)]
     emails = [
-        (str(88000 + i), rng.choice(_SUBJECTS).format(n=i), rng.choice(campaigns)) for i in range(60)
+        (str(88000 + i), rng.choice(_SUBJECTS).format(n=i), rng.choice(campaigns))
+        for i in range(60)
     ]
     names = [e for e, _ in _EMAIL_WEIGHTS] + ["other"]
     weights = [w for _, w in _EMAIL_WEIGHTS] + [_OTHER_WEIGHT]
@@ -138,9 +139,15 @@ def generate_events(*, events: int, seed: int) -> Iterator[bytes]:
         elif kind == "subscriber.unsubscribed_all":
             properties = {}
         else:
-            properties = {"delivery_id": delivery_id, "email_id": email_id, "email_subject": subject}
+            properties = {
+                "delivery_id": delivery_id,
+                "email_id": email_id,
+                "email_subject": subject,
+            }
             if kind == "subscriber.clicked_email":
-                properties["url"] = f"https://www.example.com/p/{rng.randint(1, 40)}?utm_source=drip"
+                properties["url"] = (
+                    f"https://www.example.com/p/{rng.randint(1, 40)}?utm_source=drip"
+                )
                 properties["ip_address"] = f"203.0.113.{rng.randint(1, 254)}"
                 properties["user_agent"] = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7)"
         body = {

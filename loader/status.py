@@ -27,7 +27,11 @@ def warehouse_status(engine: Engine, *, schema: str, runs: int = 5) -> dict[str,
     with translating(), engine.connect() as conn:
 
         def count(name: str) -> int:
-            return int(conn.execute(select(func.count()).select_from(tables[f"{schema}.{name}"])).scalar_one())
+            return int(
+                conn.execute(
+                    select(func.count()).select_from(tables[f"{schema}.{name}"])
+                ).scalar_one()
+            )
 
         status["tables"] = {name: count(name) for name in ("tracks", *COLLECTIONS)}
         status["raw_events"] = count("_raw_events")

@@ -28,7 +28,9 @@ def _schema() -> str:
 
 def run_migrations(connection: Connection, schema: str) -> None:
     # Concurrent loaders may all try to migrate at start-up; one does, the others wait.
-    connection.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"drip-loader:migrate:{schema}"))))
+    connection.execute(
+        select(func.pg_advisory_xact_lock(func.hashtext(f"drip-loader:migrate:{schema}")))
+    )
     connection.execute(CreateSchema(schema, if_not_exists=True))
     context.configure(
         connection=connection,

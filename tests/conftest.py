@@ -27,7 +27,9 @@ def pg() -> Iterator[dict[str, object]]:
         admin = make_engine(url, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)'))
-            conn.execute(sa.text(f'CREATE DATABASE "{TEMPLATE}" TEMPLATE template0 ENCODING \'UTF8\''))
+            conn.execute(
+                sa.text(f"CREATE DATABASE \"{TEMPLATE}\" TEMPLATE template0 ENCODING 'UTF8'")
+            )
         template = make_engine(database_url(url, TEMPLATE), null_pool=True)
         migrate.upgrade(template, schema="drip")
         template.dispose()

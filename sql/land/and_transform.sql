@@ -8,7 +8,9 @@ WITH src AS (
     SELECT _event_key, event, occurred_at, coalesce(CAST(:received_at AS timestamptz), now()),
            is_email, :load_id, origin, payload
     FROM _stage
-    ORDER BY _event_key  -- one lock order for every lander: overlapping loads cannot deadlock
+    -- One lock order for every lander, so overlapping loads cannot deadlock; among copies
+    -- of one event the earliest in the input wins (ctid: the stage is filled by one COPY).
+    ORDER BY _event_key, ctid
     ON CONFLICT (_event_key) DO NOTHING
     RETURNING _event_key, event, occurred_at, received_at, payload
 ),

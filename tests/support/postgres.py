@@ -51,7 +51,9 @@ def _docker_answers() -> bool:
 
 
 def _debian_bin() -> Path | None:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name))
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name)
+    )
     return found[-1].parent if found else None
 
 
@@ -75,13 +77,17 @@ class LocalServer:
 
     def start(self) -> str:
         pgdata = str(self.datadir / "data")
-        self._run("initdb", "-D", pgdata, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C")
+        self._run(
+            "initdb", "-D", pgdata, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"
+        )
         options = (
             f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.datadir} -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300 "
             "-c shared_buffers=256MB"
         )
-        self._run("pg_ctl", "-D", pgdata, "-o", options, "-l", str(self.datadir / "log"), "-w", "start")
+        self._run(
+            "pg_ctl", "-D", pgdata, "-o", options, "-l", str(self.datadir / "log"), "-w", "start"
+        )
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def stop(self) -> None:
@@ -96,7 +102,17 @@ class LocalServer:
             self._run("pg_ctl", "-D", pgdata, "-m", "fast", "-w", "stop")
         else:
             options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.datadir} -c fsync=off"
-            self._run("pg_ctl", "-D", pgdata, "-o", options, "-l", str(self.datadir / "log"), "-w", "start")
+            self._run(
+                "pg_ctl",
+                "-D",
+                pgdata,
+                "-o",
+                options,
+                "-l",
+                str(self.datadir / "log"),
+                "-w",
+                "start",
+            )
 
 
 @contextlib.contextmanager

@@ -1,0 +1,73 @@
+"""Helpers to load test input and read the warehouse back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from loader.config import Settings
+from loader.events import COLLECTIONS
+from loader.pipeline import RunReport, run_pipeline
+
+TABLES = ("tracks", *COLLECTIONS)
+
+
+def write_ndjson(path: Path, lines: Iterable[bytes]) -> Path:
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    return path
+
+
+def load_lines(
+    settings: Settings, tmp_path: Path, lines: Iterable[bytes], name: str = "in.ndjson"
+) -> RunReport:
+    return run_pipeline(settings, [str(write_ndjson(tmp_path / name, lines))])
+
+
+def rows(engine: Engine, sql: str, **params: Any) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.text(sql), params).mappings()]
+
+
+def one(engine: Engine, sql: str, **params: Any) -> dict[str, Any]:
+    found = rows(engine, sql, **params)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def snapshot(engine: Engine, schema: str = "drip") -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every warehouse table (minus write times), sorted: equal snapshots = equal tables."""
+    result: dict[str, list[tuple[Any, ...]]] = {}
+    with engine.connect() as conn:
+        for table in (*TABLES, "_raw_events", "_rejects"):
+            columns = [
+                c
+                for c in conn.execute(
+                    sa.text(
+                        "SELECT column_name FROM information_schema.columns "
+                        "WHERE table_schema = :s AND table_name = :t ORDER BY ordinal_position"
+                    ),
+                    {"s": schema, "t": table},
+                ).scalars()
+                # where and when a record arrived is not part of what the warehouse says
+                if c
+                not in (
+                    "uuid_ts",
+                    "received_at",
+                    "sent_at",
+                    "_load_id",
+                    "rejected_at",
+                    "id",
+                    "origin",
+                )
+                or (c == "id" and table != "_rejects")
+                or (c == "origin" and table == "_rejects")
+            ]
+            select = sa.select(*(sa.column(c) for c in columns)).select_from(
+                sa.table(table, schema=schema)
+            )
+            result[table] = sorted(tuple(str(v) for v in r) for r in conn.execute(select))
+    return result

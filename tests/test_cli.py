@@ -1,0 +1,167 @@
+"""The command line as a user meets it: help everywhere, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from loader.cli import app
+from tests.casefiles import case_bytes
+
+BIN = [sys.executable, "-m", "loader"]
+COMMANDS = ["migrate", "load", "status", "sample", "sql", "psql", "rebuild"]
+
+
+def _run(
+    *args: str, url: str | None = None, stdin: bytes | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DRIP_LOADER_") and k != "DATABASE_URL"
+    }
+    if url:
+        environ["DRIP_LOADER_DATABASE_URL"] = url
+    environ.update(env)
+    return subprocess.run(
+        [*BIN, *args],
+        input=stdin.decode() if stdin else None,
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_without_any_environment(command: str) -> None:
+    result = CliRunner().invoke(app, [command, "--help"], env={"DRIP_LOADER_DATABASE_URL": ""})
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_python_dash_m_loader_works() -> None:
+    result = _run("--version")
+    assert (result.returncode, result.stdout.strip()) == (0, "drip-loader 0.1.0")
+
+
+def test_load_and_status_as_json(db_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "in.ndjson"
+    path.write_bytes(case_bytes("email_opened") + b"\n{broken\n")
+    result = _run("load", str(path), "--json", url=db_url)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (
+        report["read"],
+        report["landed"],
+        report["rejected"],
+        report["rows_added"]["email_opened"],
+    ) == (2, 1, 1, 1)
+    status = json.loads(_run("status", "--json", url=db_url).stdout)
+    assert (
+        status["tables"]["email_opened"] == 1 and status["rejects"] == 1 and status["pending"] == 0
+    )
+    assert status["last_runs"][0]["status"] == "completed"
+
+
+def test_load_from_stdin_prints_a_summary(db_url: str) -> None:
+    result = _run("load", "-", url=db_url, stdin=case_bytes("email_link_clicked") + b"\n")
+    assert result.returncode == 0, result.stderr
+    summary = {
+        " ".join(line.split()[:-1]): line.split()[-1] for line in result.stdout.splitlines()[1:]
+    }
+    assert summary["read"] == summary["landed"] == summary["transformed"] == "1"
+    assert summary["rejected"] == summary["duplicates"] == "0"
+    assert summary["email_link_clicked"] == summary["tracks"] == "1"
+
+
+def test_sql_queries_the_warehouse(db_url: str) -> None:
+    _run("load", "-", url=db_url, stdin=case_bytes("email_opened") + b"\n")
+    result = _run(
+        "sql", "select event, count(*) as n from tracks group by 1", "--format", "csv", url=db_url
+    )
+    assert (result.returncode, result.stdout.strip()) == (0, "event,n\nemail_opened,1")
+
+
+def test_missing_file_is_one_line_and_exit_1() -> None:
+    result = _run("load", "/nonexistent/events.ndjson", url="postgresql://u@127.0.0.1:1/x")
+    assert result.returncode == 1
+    assert result.stderr == "Error: /nonexistent/events.ndjson: no such file; check the path\n"
+
+
+def test_unreachable_database_is_one_line_without_the_password(tmp_path: Path) -> None:
+    path = tmp_path / "in.ndjson"
+    path.write_bytes(case_bytes("email_opened") + b"\n")
+    result = _run("load", str(path), url="postgresql://loader:s3cr3t-pw@127.0.0.1:1/warehouse")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: migrate failed"), result.stderr
+    assert (
+        "cannot reach the database" in lines[0] and "check that the server is running" in lines[0]
+    )
+    assert "s3cr3t-pw" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_invalid_schema_is_refused_before_anything_runs() -> None:
+    result = _run(
+        "status", "--schema", 'drip"; drop table x; --', url="postgresql://u@127.0.0.1:1/x"
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: invalid schema name 'drip\"; drop table x; --'")
+
+
+def test_schema_option_loads_into_another_schema(db_url: str) -> None:
+    result = _run(
+        "load", "-", "--schema", "drip_eu", url=db_url, stdin=case_bytes("email_bounced") + b"\n"
+    )
+    assert result.returncode == 0, result.stderr
+    out = _run(
+        "sql",
+        "select count(*) as n from email_bounced",
+        "--schema",
+        "drip_eu",
+        "--format",
+        "json",
+        url=db_url,
+    )
+    assert json.loads(out.stdout) == [{"n": 1}]
+    empty = _run("sql", "select count(*) as n from email_bounced", "--format", "json", url=db_url)
+    assert json.loads(empty.stdout) == [{"n": 0}]
+
+
+def test_sql_is_read_only(db_url: str) -> None:
+    result = _run("sql", "delete from tracks", url=db_url)
+    assert result.returncode == 1
+    assert "read-only transaction" in result.stderr
+
+
+def test_sample_is_deterministic(tmp_path: Path) -> None:
+    a, b, c = (tmp_path / n for n in ("a", "b", "c"))
+    for path, seed in ((a, "3"), (b, "3"), (c, "4")):
+        assert _run("sample", "--events", "500", "--seed", seed, "--out", str(path)).returncode == 0
+    assert a.read_bytes() == b.read_bytes() != c.read_bytes()
+    lines = a.read_bytes().splitlines()
+    assert len(lines) == 500
+    events = {json.loads(line)["event"] for line in lines}
+    assert {
+        "subscriber.received_email",
+        "subscriber.opened_email",
+        "subscriber.clicked_email",
+    } <= events
+    assert any(
+        not e.endswith(("_email", "bounced", "complained")) and "unsubscribed" not in e
+        for e in events
+    )
+
+
+def test_no_migrate_refuses_an_unmigrated_schema(empty_db_url: str) -> None:
+    result = _run("load", "--no-migrate", url=empty_db_url)
+    assert result.returncode == 1
+    assert "run `drip-loader migrate`" in result.stderr

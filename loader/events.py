@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -84,9 +84,8 @@ class BadRecord(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class LandingRecord:
-    """What the landing table stores for one accepted webhook body."""
+class LandingRecord(NamedTuple):
+    """What the landing table stores for one accepted webhook body (a tuple: built per record)."""
 
     key: str
     event: str
@@ -192,27 +191,43 @@ def parse_record(raw: bytes) -> LandingRecord:
 
 
 def _email_event_key(body: dict[str, Any], event: str, occurred_at: datetime) -> str:
-    data = _object(body.get("data"), "data", required=True)
-    account_id = _text(data.get("account_id"), "data.account_id") or ""
-    subscriber = _object(data.get("subscriber"), "data.subscriber", required=True)
-    subscriber_id = _text(subscriber.get("id"), "data.subscriber.id")
+    data = body.get("data")
+    if type(data) is not dict:
+        data = _object(data, "data", required=True)
+    subscriber = data.get("subscriber")
+    if type(subscriber) is not dict:
+        subscriber = _object(subscriber, "data.subscriber", required=True)
+    properties = data.get("properties")
+    if type(properties) is not dict:
+        properties = _object(properties, "data.properties", required=False)
+    account_id = data.get("account_id")
+    subscriber_id = subscriber.get("id")
     email = subscriber.get("email")
+    user_id = subscriber.get("user_id")
+    # The common case (every field a string or absent) is checked in one pass; anything
+    # else goes through the slow path that converts integers or names the bad field.
+    if type(account_id) is not str:
+        account_id = _text(account_id, "data.account_id") or ""
+    if type(subscriber_id) is not str:
+        subscriber_id = _text(subscriber_id, "data.subscriber.id")
     if email is not None and type(email) is not str:
         raise BadRecord(f"data.subscriber.email must be a string, got {_kind(email)}")
-    _text(subscriber.get("user_id"), "data.subscriber.user_id")
+    if user_id is not None and type(user_id) is not str:
+        _text(user_id, "data.subscriber.user_id")
+    for name in _PROPERTY_FIELDS:
+        value = properties.get(name)
+        if value is not None and type(value) is not str:
+            _text(value, f"data.properties.{name}")
     who = subscriber_id or email
     if not who:
         raise BadRecord("email event has no subscriber identity (no data.subscriber.id or email)")
-    properties = _object(data.get("properties"), "data.properties", required=False)
-    values = {
-        name: _text(properties.get(name), f"data.properties.{name}") for name in _PROPERTY_FIELDS
-    }
+    scope = _scalar(properties.get("delivery_id")) or _scalar(properties.get("campaign_id"))
     return event_id(
         account_id=account_id,
         event=event,
         subscriber=who,
-        scope_id=values["delivery_id"] or values["campaign_id"] or "",
-        url=values["url"] or "",
+        scope_id=scope,
+        url=_scalar(properties.get("url")),
         occurred_at=occurred_at,
     )
 

@@ -143,17 +143,14 @@ def _chunks(
                 chunk.accepted += 1
                 if not rec.is_email:
                     chunk.not_email += 1
-                chunk.copy += b"\t".join(
-                    (
-                        rec.key.encode(),
-                        _escape(rec.event.encode()),
-                        rec.occurred_at.isoformat().encode(),
-                        b"t" if rec.is_email else b"f",
-                        _escape(origin.encode("utf-8", "replace")),
-                        _escape(rec.payload),
-                    )
+                chunk.copy += b"%s\t%s\t%s\t%s\t%s\t%s\n" % (
+                    rec.key.encode(),  # hex: never needs escaping
+                    _escape(rec.event.encode()),
+                    rec.occurred_at.isoformat().encode(),
+                    b"t" if rec.is_email else b"f",
+                    _escape(origin.encode("utf-8", "replace")),
+                    _escape(rec.payload),
                 )
-                chunk.copy += b"\n"
         if chunk.accepted + len(chunk.rejects) >= batch_size:
             yield chunk
             chunk = _Chunk()

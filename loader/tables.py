@@ -26,6 +26,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from .events import COLLECTIONS
 
+KEY = Text(collation="C")
+"""Event ids are ASCII: bytewise comparison keeps the unique indexes cheap on any database locale."""
+
 EMAIL_PROPERTIES = ("email_id", "email_subject", "delivery_id")
 COLLECTION_PROPERTIES: dict[str, tuple[str, ...]] = {
     "email_delivered": EMAIL_PROPERTIES,
@@ -64,7 +67,7 @@ def _event_table(metadata: MetaData, name: str, properties: tuple[str, ...]) -> 
     return Table(
         name,
         metadata,
-        Column("id", Text, primary_key=True),
+        Column("id", KEY, primary_key=True),
         Column("anonymous_id", Text),
         Column("user_id", Text),
         Column("event", Text, nullable=False),
@@ -90,7 +93,7 @@ def build_metadata(schema: str) -> MetaData:
     Table(
         "_raw_events",
         metadata,
-        Column("_event_key", Text, primary_key=True),
+        Column("_event_key", KEY, primary_key=True),
         Column("event", Text, nullable=False),
         _ts("occurred_at", nullable=False),
         _ts("received_at", nullable=False),
@@ -103,7 +106,7 @@ def build_metadata(schema: str) -> MetaData:
     Table(
         "_pending",
         metadata,
-        Column("_event_key", Text, nullable=False),
+        Column("_event_key", KEY, nullable=False),
         comment="Landed events not yet transformed: a queue, so no landing is ever skipped.",
     )
     Table(

@@ -2,7 +2,7 @@
 -- A per-session staging table for one chunk of records.  COPY cannot skip duplicate keys,
 -- so records are copied here (a temp table: no WAL) and moved on with ON CONFLICT.
 CREATE TEMP TABLE IF NOT EXISTS _stage (
-    _event_key  text        NOT NULL,
+    _event_key  text COLLATE "C" NOT NULL,
     event       text        NOT NULL,
     occurred_at timestamptz NOT NULL,
     is_email    boolean     NOT NULL,

@@ -12,7 +12,6 @@ them then (keys make it idempotent).
 from __future__ import annotations
 
 import hashlib
-import io
 import queue
 import random
 import threading
@@ -158,6 +157,23 @@ def _chunks(
         yield chunk
 
 
+class _Reader:
+    """A file-like view of a chunk for ``copy_expert``, without copying it (BytesIO would)."""
+
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+        self._view = memoryview(data)
+        self._pos = 0
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self._view) if size < 0 else self._pos + size
+        piece = self._view[self._pos : end].tobytes()
+        self._pos += len(piece)
+        return piece
+
+    def readline(self, size: int = -1) -> bytes:
+        return self.read(size)
+
+
 def _copy(
     cursor: Any, data: bytes | bytearray | memoryview, load_id: str
 ) -> list[tuple[dict[str, Any], bool]]:
@@ -168,7 +184,7 @@ def _copy(
     """
     try:
         cursor.execute("SAVEPOINT drip_copy")
-        cursor.copy_expert(read_sql("land/copy_stage.sql"), io.BytesIO(data), size=1 << 18)
+        cursor.copy_expert(read_sql("land/copy_stage.sql"), _Reader(data), size=1 << 18)
         cursor.execute("RELEASE SAVEPOINT drip_copy")
         return []
     except psycopg2.errors.DataError as exc:
@@ -290,7 +306,8 @@ def land_records(
     """
     total = LandResult()
     lock = threading.Lock()
-    todo: queue.Queue[_Chunk | None] = queue.Queue(maxsize=workers)
+    # One chunk waiting: enough to keep the writers busy, and memory bounded by chunks in flight.
+    todo: queue.Queue[_Chunk | None] = queue.Queue(maxsize=1)
     failures: list[BaseException] = []
 
     def work(writer: _Writer) -> None:

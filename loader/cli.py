@@ -7,6 +7,7 @@ and exit code 1; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -62,8 +63,38 @@ def _settings(database_url: str | None, schema: str | None, **extra: Any) -> Set
     return Settings.from_env(database_url=database_url, schema=schema, **extra)
 
 
+@contextmanager
+def _no_driver_echo() -> Iterator[None]:
+    """Keep psycopg2 from printing an error that it also raises.
+
+    When the server dies in the middle of a COPY, psycopg2 prints the error through
+    ``sys.excepthook`` (PyErr_Print) besides raising it; the raised error is what the user
+    gets, as one line.  Anything else still reaches the usual hook; --debug shows all.
+    """
+    import psycopg2
+
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        if not isinstance(value.__cause__ or value, psycopg2.Error):
+            previous(kind, value, tb)
+
+    sys.excepthook = hook
+    try:
+        yield
+    finally:
+        sys.excepthook = previous
+
+
 def _guard(action: Callable[[], T]) -> T:
     """Run ``action``; turn loader errors into one line on stderr and exit 1."""
+    if not _state["debug"]:
+        with _no_driver_echo():
+            return _guarded(action)
+    return _guarded(action)
+
+
+def _guarded(action: Callable[[], T]) -> T:
     try:
         return action()
     except LoaderError as exc:
@@ -88,6 +119,7 @@ class _Bar:
     """A rich progress bar on stderr, only when stderr is a terminal."""
 
     def __init__(self) -> None:
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             DownloadColumn,
@@ -102,7 +134,7 @@ class _Bar:
             DownloadColumn(),
             TimeElapsedColumn(),
             transient=True,
-            console=None,
+            console=Console(stderr=True),
         )
         self._task: Any = None
 
@@ -378,4 +410,8 @@ def rebuild(database_url: DatabaseUrl = None, schema: Schema = None) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    # A dead connection makes SQLAlchemy's pool log tracebacks while cleaning up; the error
+    # that matters is reported once by _guard, so the library's logs stay quiet here.
+    logging.getLogger("sqlalchemy").addHandler(logging.NullHandler())
+    logging.getLogger("sqlalchemy").propagate = False
     app()

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg2
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
@@ -91,14 +92,18 @@ def sqlstate(exc: BaseException) -> str | None:
     return str(code) if code else None
 
 
-def translate(exc: sa_exc.DBAPIError, url: str | None = None) -> DatabaseError:
+def translate(exc: sa_exc.DBAPIError | psycopg2.Error, url: str | None = None) -> DatabaseError:
     """Turn a driver error into the loader's error, with a message that says what to do."""
     detail = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
     first = detail[0] if detail else type(exc).__name__
     where = f" at {redact_url(url)}" if url else ""
     code = sqlstate(exc)
-    unreachable = code is None and isinstance(exc, sa_exc.OperationalError)
-    if unreachable or exc.connection_invalidated or (code or "")[:2] in _UNAVAILABLE_CLASSES:
+    orig = getattr(exc, "orig", exc)
+    unreachable = code is None and isinstance(
+        orig, psycopg2.OperationalError | psycopg2.InterfaceError
+    )
+    invalidated = bool(getattr(exc, "connection_invalidated", False))
+    if unreachable or invalidated or (code or "")[:2] in _UNAVAILABLE_CLASSES:
         return DatabaseUnavailable(
             f"cannot reach the database{where}: {first}; check that the server is running and "
             "that --database-url / DRIP_LOADER_DATABASE_URL is right, then run again"
@@ -111,5 +116,6 @@ def translating(url: str | None = None) -> Iterator[None]:
     """Re-raise SQLAlchemy/driver errors raised in the block as :class:`DatabaseError`."""
     try:
         yield
-    except sa_exc.DBAPIError as exc:
+    except (sa_exc.DBAPIError, psycopg2.Error) as exc:
+        # psycopg2's own errors reach here from COPY, which runs on the raw cursor.
         raise translate(exc, url) from exc

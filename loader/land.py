@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import psycopg2
 import psycopg2.errors
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
@@ -29,7 +30,6 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
 from .db import RETRYABLE_CODES, sqlstate, translating
-from .errors import LoaderError
 from .events import BadRecord, parse_record
 from .extract import RawRecord
 from .sqlfiles import read_sql
@@ -114,12 +114,24 @@ def _unescape(value: bytes) -> bytes:
 
 
 def _chunks(
-    records: Iterable[RawRecord], *, batch_size: int, max_record_bytes: int, load_id: str
-) -> Iterator[_Chunk]:
-    chunk = _Chunk()
+    records: Iterable[RawRecord],
+    *,
+    batch_size: int,
+    max_record_bytes: int,
+    load_id: str,
+    partitions: int = 1,
+) -> Iterator[tuple[int, _Chunk]]:
+    """Validate records into COPY chunks, each for one of ``partitions`` writers.
+
+    Every copy of one event goes to the same partition (by its key), and a writer lands its
+    chunks in order: so among retries of one event the earliest in the input is always the
+    one kept, however the writers interleave, and a rerun after a crash keeps the same one.
+    """
+    building = [_Chunk() for _ in range(partitions)]
     for origin, raw, size in records:
         if size > max_record_bytes:
-            chunk.rejects.append(
+            part = 0
+            building[0].rejects.append(
                 reject_row(
                     reason=f"record is {size} bytes, over the limit of {max_record_bytes} "
                     "(raise --max-record-bytes / DRIP_LOADER_MAX_RECORD_BYTES to accept it)",
@@ -133,12 +145,15 @@ def _chunks(
             try:
                 rec = parse_record(raw)
             except BadRecord as bad:
-                chunk.rejects.append(
+                part = 0
+                building[0].rejects.append(
                     reject_row(
                         reason=bad.reason, origin=origin, raw=raw, size=size, load_id=load_id
                     )
                 )
             else:
+                part = int(rec.key[-2:], 16) % partitions
+                chunk = building[part]
                 chunk.accepted += 1
                 if not rec.is_email:
                     chunk.not_email += 1
@@ -150,11 +165,13 @@ def _chunks(
                     _escape(origin.encode("utf-8", "replace")),
                     _escape(rec.payload),
                 )
+        chunk = building[part]
         if chunk.accepted + len(chunk.rejects) >= batch_size:
-            yield chunk
-            chunk = _Chunk()
-    if chunk.accepted or chunk.rejects:
-        yield chunk
+            yield part, chunk
+            building[part] = _Chunk()
+    for part, chunk in enumerate(building):
+        if chunk.accepted or chunk.rejects:
+            yield part, chunk
 
 
 class _Reader:
@@ -232,7 +249,7 @@ class _Writer:
         for attempt in range(_ATTEMPTS):
             try:
                 return self._write(chunk)
-            except sa_exc.DBAPIError as exc:
+            except (sa_exc.DBAPIError, psycopg2.Error) as exc:
                 if sqlstate(exc) not in RETRYABLE_CODES or attempt == _ATTEMPTS - 1:
                     raise
                 time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
@@ -306,15 +323,16 @@ def land_records(
     """
     total = LandResult()
     lock = threading.Lock()
-    # One chunk waiting: enough to keep the writers busy, and memory bounded by chunks in flight.
-    todo: queue.Queue[_Chunk | None] = queue.Queue(maxsize=1)
+    workers = max(1, workers)
+    # One chunk waiting per writer: enough to keep it busy, and memory bounded.
+    todo: list[queue.Queue[_Chunk | None]] = [queue.Queue(maxsize=1) for _ in range(workers)]
     failures: list[BaseException] = []
 
-    def work(writer: _Writer) -> None:
+    def work(writer: _Writer, inbox: queue.Queue[_Chunk | None]) -> None:
         try:
-            while (chunk := todo.get()) is not None:
+            while (chunk := inbox.get()) is not None:
                 if failures:
-                    continue  # drain: another worker failed, the run is stopping
+                    continue  # drain: another writer failed, the run is stopping
                 try:
                     with translating():
                         result = writer.write(chunk)
@@ -333,26 +351,30 @@ def land_records(
             _Writer(
                 engine, schema=schema, load_id=load_id, received_at=received_at, transform=transform
             )
-            for _ in range(max(1, workers))
+            for _ in range(workers)
         ]
-    threads = [threading.Thread(target=work, args=(w,), daemon=True) for w in writers]
+    threads = [
+        threading.Thread(target=work, args=(w, inbox), daemon=True)
+        for w, inbox in zip(writers, todo, strict=True)
+    ]
     for thread in threads:
         thread.start()
     try:
-        for chunk in _chunks(
-            records, batch_size=batch_size, max_record_bytes=max_record_bytes, load_id=load_id
+        for part, chunk in _chunks(
+            records,
+            batch_size=batch_size,
+            max_record_bytes=max_record_bytes,
+            load_id=load_id,
+            partitions=workers,
         ):
             if failures:
                 break
-            todo.put(chunk)
+            todo[part].put(chunk)
     finally:
-        for _ in threads:
-            todo.put(None)
+        for inbox in todo:
+            inbox.put(None)
         for thread in threads:
             thread.join()
     if failures:
-        first = failures[0]
-        if isinstance(first, LoaderError):
-            raise first
-        raise first
+        raise failures[0]
     return total

@@ -1,0 +1,118 @@
+"""Faults during `load`: killed at random points, or the database restarted under it.
+
+After every fault a rerun must end with exactly the tables a clean single run gives, and the
+accounting identity must hold: every input record is landed once, a duplicate, or rejected.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from loader.db import make_engine
+from loader.sample import generate_events
+from tests.support.warehouse import snapshot, write_ndjson
+
+EVENTS = 100_000
+
+
+@pytest.fixture(scope="module")
+def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("faults") / "events.ndjson"
+    bad = [b"{not json", b'{"event": "subscriber.opened_email"}', b"[]"]
+    lines = list(generate_events(events=EVENTS, seed=2026))
+    for i, junk in enumerate(bad):
+        lines.insert(1000 + i * 30_000, junk)
+    return write_ndjson(path, lines)
+
+
+def _load(url: str, path: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "DRIP_LOADER_DATABASE_URL": url, "DRIP_LOADER_BATCH_SIZE": "5000"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "loader", "load", str(path), "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _clean_run(pg: dict[str, object], path: Path) -> dict[str, list[tuple[object, ...]]]:
+    admin: sa.Engine = pg["admin"]  # type: ignore[assignment]
+    with admin.connect() as conn:
+        conn.execute(sa.text("DROP DATABASE IF EXISTS faults_clean WITH (FORCE)"))
+        conn.execute(sa.text("CREATE DATABASE faults_clean TEMPLATE drip_template"))
+    url = (
+        make_engine(str(pg["url"]))
+        .url.set(database="faults_clean")
+        .render_as_string(hide_password=False)
+    )
+    proc = _load(url, path)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    engine = make_engine(url)
+    try:
+        return snapshot(engine)
+    finally:
+        engine.dispose()
+
+
+def test_sigkill_at_random_points_then_rerun_gives_exact_tables(
+    db_url: str, engine: sa.Engine, big_file: Path, pg: dict[str, object]
+) -> None:
+    rng = random.Random(7)
+    kills = 0
+    for _ in range(3):
+        proc = _load(db_url, big_file)
+        time.sleep(rng.uniform(0.8, 3.0))  # somewhere in migrate / landing / mapping
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.communicate(timeout=60)
+    assert kills >= 2, "the load finished before it could be killed: make the file bigger"
+    final = _load(db_url, big_file)
+    out, err = final.communicate(timeout=300)
+    assert final.returncode == 0, err
+    import json
+
+    report = json.loads(out)
+    assert (
+        report["read"] == EVENTS + 3 == report["landed"] + report["duplicates"] + report["rejected"]
+    )
+    assert report["rejected"] == 3
+    got = snapshot(engine)
+    expected = _clean_run(pg, big_file)
+    assert got == expected
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM drip._pending")).scalar_one() == 0
+
+
+def test_database_restart_during_load_fails_cleanly_and_rerun_completes(
+    db_url: str, engine: sa.Engine, big_file: Path, pg: dict[str, object]
+) -> None:
+    server = pg["handle"]
+    if server is None or not hasattr(server, "pg_ctl"):
+        pytest.fail("this fault test needs the session server it can stop (Debian binaries)")
+    proc = _load(db_url, big_file)
+    time.sleep(1.5)
+    server.pg_ctl("stop")
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        server.pg_ctl("start")
+    assert proc.returncode == 1, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), err
+    assert "Traceback" not in err
+    rerun = _load(db_url, big_file)
+    _, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    assert snapshot(engine) == _clean_run(pg, big_file)

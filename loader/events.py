@@ -76,6 +76,10 @@ _PROPERTY_FIELDS = (
 )
 
 
+MAX_DEPTH = 64
+"""Deepest JSON nesting accepted: Drip bodies nest about 4 levels; deeper is hostile input."""
+
+
 class BadRecord(ValueError):
     """A record that cannot be mapped; ``reason`` goes to the rejects table."""
 
@@ -163,6 +167,8 @@ def parse_record(raw: bytes) -> LandingRecord:
         raise BadRecord(f"not JSON: {exc}") from None
     if type(body) is not dict:
         raise BadRecord(f"not a JSON object (got {_kind(body)})")
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _depth(body) > MAX_DEPTH:
+        raise BadRecord(f"JSON is nested deeper than {MAX_DEPTH} levels")
     event = body.get("event")
     if event is None:
         raise BadRecord("event is missing")
@@ -301,6 +307,25 @@ def _scalar(value: Any) -> str:
     if kind is int:
         return str(value)
     return ""
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value, without recursion (the input may be hostile)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if type(item) is dict:
+            children: Any = item.values()
+        elif type(item) is list:
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            return deepest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _without_nul(value: Any) -> Any:

@@ -151,10 +151,10 @@ class _Meter:
 
 
 def _ndjson_records(
-    stream: io.BufferedReader, name: str, limit: int, meter: _Meter
+    stream: io.BufferedReader | _Prefixed, name: str, limit: int, meter: _Meter, start: int = 0
 ) -> Iterator[RawRecord]:
     readline = stream.readline
-    number = 0
+    number = start
     while True:
         line = readline(limit + 1)
         if not line:
@@ -178,6 +178,20 @@ def _ndjson_records(
             yield f"{name}:{number}", line, len(line)
         if number & 0x3FF == 0:
             meter.tick()
+
+
+class _Prefixed:
+    """``readline`` over some bytes already read, then the rest of the stream."""
+
+    def __init__(self, prefix: bytes, stream: io.BufferedReader) -> None:
+        self._prefix = io.BytesIO(prefix)
+        self._stream = stream
+
+    def readline(self, limit: int = -1) -> bytes:
+        line = self._prefix.readline(limit)
+        if line.endswith(b"\n") or (limit > 0 and len(line) >= limit):
+            return line
+        return line + self._stream.readline(limit - len(line) if limit > 0 else -1)
 
 
 def _array_records(
@@ -230,11 +244,10 @@ def _array_records(
             pos += 1  # the opening '['
             continue
         if char == "]":
-            rest = text[pos + 1 :].strip()
-            while not rest and more():
-                rest = text[pos + 1 :].strip()
-            if rest:
-                yield f"{name}:{line}", _cut(rest, limit), len(rest)
+            # Whatever follows the array is read as NDJSON: a file whose first line happens
+            # to be an array is NDJSON, and nothing after it may be lost.
+            rest = text[pos + 1 :].encode("utf-8", "surrogateescape")
+            yield from _ndjson_records(_Prefixed(rest, stream), name, limit, meter, start=line - 1)
             return
         if expect_comma:
             if char != ",":
@@ -260,10 +273,6 @@ def _array_records(
         pos = end
         index += 1
         expect_comma = True
-
-
-def _cut(text: str, limit: int) -> bytes:
-    return text.encode("utf-8", "surrogateescape")[:limit]
 
 
 def _remainder(text: str, stream: io.BufferedReader, limit: int) -> bytes:

@@ -157,6 +157,15 @@ def test_bad_records_are_refused_with_a_reason(raw: bytes, reason: str) -> None:
     assert info.value.reason.startswith(reason)
 
 
+def test_deeply_nested_json_is_refused_before_anything_recurses_over_it() -> None:
+    nested = b'{"event": "subscriber.created", "occurred_at": "2026-10-06T15:50:02Z", "data": '
+    deep = nested + b"[" * 65 + b"]" * 65 + b"}"
+    with pytest.raises(BadRecord) as info:
+        parse_record(deep)
+    assert info.value.reason == "JSON is nested deeper than 64 levels"
+    assert parse_record(nested + b"[" * 62 + b"]" * 62 + b"}").event == "subscriber.created"
+
+
 def test_email_event_without_subscriber_identity_is_refused() -> None:
     def drop(body: dict) -> None:  # type: ignore[type-arg]
         del body["data"]["subscriber"]["id"]

@@ -90,3 +90,14 @@ def test_a_corrupt_gzip_stream_is_a_source_error(tmp_path: Path) -> None:
     )
     with pytest.raises(SourceError, match="read failed"):
         _records(path)
+
+
+def test_lines_after_a_leading_array_are_read_as_ndjson(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.ndjson"
+    path.write_bytes(b'[{"a": 1}]  \n{"b": 2}\n\n{"c": 3}\n')
+    name = str(path.resolve())
+    assert _records(path) == [
+        (f"{name}:1[0]", b'{"a": 1}', 8),
+        (f"{name}:2", b'{"b": 2}', 8),
+        (f"{name}:4", b'{"c": 3}', 8),
+    ]

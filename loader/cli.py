@@ -53,6 +53,24 @@ Schema = Annotated[
     ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+SegmentWriteKey = Annotated[
+    str | None,
+    typer.Option(
+        "--segment-write-key",
+        help="Write key of the Segment source (never printed). Default: $SEGMENT_WRITE_KEY, "
+        "which is safer: options show in process lists.",
+        show_default=False,
+    ),
+]
+SegmentHost = Annotated[
+    str | None,
+    typer.Option(
+        "--segment-host",
+        help="Segment HTTP Tracking API base URL. Default: $DRIP_LOADER_SEGMENT_HOST or "
+        "https://api.segment.io.",
+        show_default=False,
+    ),
+]
 
 
 def _err(line: str) -> None:
@@ -224,6 +242,12 @@ def load(
             show_default=False,
         ),
     ] = None,
+    emit: Annotated[
+        bool,
+        typer.Option("--emit", help="Then forward events Segment has not confirmed (see emit)."),
+    ] = False,
+    segment_write_key: SegmentWriteKey = None,
+    segment_host: SegmentHost = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Land Drip webhook bodies from files, then transform into the collection tables and tracks."""
@@ -231,14 +255,18 @@ def load(
 
     def action() -> Any:
         settings = _settings(
-            database_url, schema, batch_size=batch_size, max_record_bytes=max_record_bytes
+            database_url,
+            schema,
+            batch_size=batch_size,
+            max_record_bytes=max_record_bytes,
+            segment_write_key=segment_write_key,
+            segment_host=segment_host,
         )
+        options: dict[str, Any] = {"migrate_first": not no_migrate, "announce": _err, "emit": emit}
         if sys.stderr.isatty() and not as_json:
             with _Bar() as bar:
-                return run_pipeline(
-                    settings, paths or [], migrate_first=not no_migrate, announce=_err, progress=bar
-                )
-        return run_pipeline(settings, paths or [], migrate_first=not no_migrate, announce=_err)
+                return run_pipeline(settings, paths or [], progress=bar, **options)
+        return run_pipeline(settings, paths or [], **options)
 
     report = _guard(action)
     if as_json:
@@ -261,6 +289,11 @@ def load(
     typer.echo("  rows added:")
     for table, added in report.rows_added.items():
         typer.echo(f"    {table:<22}{added:>12,}")
+    if report.forwarded is not None:
+        typer.echo(f"  {'sent to Segment':<20}{report.forwarded:>12,}")
+        if report.forward_failed:
+            label = "failed for Segment"
+            typer.echo(f"  {label:<20}{report.forward_failed:>12,}  (see drip-loader emit --help)")
     if report.rejected:
         typer.echo(
             f"  {report.rejected} rejected record(s) kept in {report_schema(database_url, schema)}._rejects with the reason and origin."
@@ -298,6 +331,10 @@ def status(
     typer.echo(f"  {'raw events':<24}{info['raw_events']:>12,}")
     typer.echo(f"  {'pending transform':<24}{info['pending']:>12,}")
     typer.echo(f"  {'rejects':<24}{info['rejects']:>12,}")
+    if "segment" in info:
+        typer.echo(f"  {'forwarded to Segment':<24}{info['segment']['forwarded']:>12,}")
+        typer.echo(f"  {'pending for Segment':<24}{info['segment']['pending']:>12,}")
+        typer.echo(f"  {'failed for Segment':<24}{info['segment']['failed']:>12,}")
     typer.echo("Last runs:")
     for run in info["last_runs"]:
         counts = run["counts"] or {}
@@ -406,6 +443,72 @@ def rebuild(database_url: DatabaseUrl = None, schema: Schema = None) -> None:
             )
 
     typer.echo(_guard(action))
+
+
+@app.command()
+def emit(
+    database_url: DatabaseUrl = None,
+    schema: Schema = None,
+    segment_write_key: SegmentWriteKey = None,
+    segment_host: SegmentHost = None,
+    retry_failed: Annotated[
+        bool,
+        typer.Option("--retry-failed", help="First queue again the events marked failed."),
+    ] = False,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            "--batch-size", min=1, max=2500, help="Most events per request (also kept < 500 KB)."
+        ),
+    ] = 2500,
+    as_json: JsonFlag = False,
+) -> None:
+    """Forward every landed email event Segment has not confirmed yet to Segment's HTTP API."""
+    from . import migrate as migrations
+    from .emit import emit_events
+
+    def action() -> Any:
+        settings = _settings(
+            database_url, schema, segment_write_key=segment_write_key, segment_host=segment_host
+        )
+        with _database(settings) as engine:
+            current = migrations.current_revision(engine, schema=settings.schema)
+            head = migrations.head_revision()
+            if current != head:
+                raise ConfigError(
+                    f"schema {settings.schema!r} is at revision {current or 'none'}, not {head}: "
+                    "run `drip-loader migrate` (or `drip-loader load`) first"
+                )
+            return emit_events(
+                engine,
+                schema=settings.schema,
+                write_key=settings.segment_write_key,
+                host=settings.segment_host,
+                retry_failed=retry_failed,
+                batch_size=batch_size,
+            )
+
+    report = _guard(action)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    rate = report.sent / report.seconds if report.seconds else 0.0
+    typer.echo(
+        f"Forwarded to Segment in {report.seconds:.2f} s ({report.requests:,} request(s), "
+        f"{report.retries:,} retried)" + (f", {rate:,.0f} events/s" if report.sent else "")
+    )
+    for label, value in (
+        ("sent", report.sent),
+        ("failed", report.failed),
+        ("requeued (--retry-failed)", report.requeued),
+    ):
+        typer.echo(f"  {label:<26}{value:>12,}")
+    if report.failed:
+        typer.echo(
+            f"  {report.failed:,} event(s) Segment cannot accept are marked failed in "
+            f"{report_schema(database_url, schema)}._outbox (last_error says why); after a fix, "
+            "run `drip-loader emit --retry-failed`."
+        )
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ DEFAULT_SCHEMA = "drip"
 DEFAULT_BATCH_SIZE = 10_000
 DEFAULT_TRANSFORM_BATCH_SIZE = 100_000
 DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
+DEFAULT_SEGMENT_HOST = "https://api.segment.io"
 
 # A plain, lower-case Postgres identifier: never quoted, never needs escaping, so it can
 # be bound into DDL safely.  pg_* is reserved by Postgres itself.
@@ -85,11 +86,22 @@ class Settings:
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
     """A record larger than this is rejected (kept truncated in the rejects table)."""
 
+    segment_write_key: str | None = field(default=None, repr=False)
+    """Segment source write key; ``None`` switches forwarding off.  Never printed or logged."""
+
+    segment_host: str = DEFAULT_SEGMENT_HOST
+    """Base URL of Segment's HTTP Tracking API (events go to ``{host}/v1/batch``)."""
+
     def __post_init__(self) -> None:
         validate_schema(self.schema)
         for name in ("batch_size", "transform_batch_size", "max_record_bytes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
+        if not self.segment_host.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"invalid Segment host {self.segment_host!r}: use a URL such as "
+                f"{DEFAULT_SEGMENT_HOST} (--segment-host / DRIP_LOADER_SEGMENT_HOST)"
+            )
 
     def __repr__(self) -> str:
         url = redact_url(self.database_url) if self.database_url else "embedded"
@@ -99,13 +111,16 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from ``DRIP_LOADER_*`` variables, then apply non-None ``overrides``.
 
-        ``DRIP_LOADER_DATABASE_URL`` wins over ``DATABASE_URL``.
+        ``DRIP_LOADER_DATABASE_URL`` wins over ``DATABASE_URL``; the Segment write key
+        comes from ``SEGMENT_WRITE_KEY`` and its host from ``DRIP_LOADER_SEGMENT_HOST``.
         """
         env = os.environ if env is None else env
         values: dict[str, Any] = {
             "database_url": env.get("DRIP_LOADER_DATABASE_URL") or env.get("DATABASE_URL") or None,
             "schema": env.get("DRIP_LOADER_SCHEMA") or DEFAULT_SCHEMA,
             "home": default_home(env),
+            "segment_write_key": env.get("SEGMENT_WRITE_KEY") or None,
+            "segment_host": env.get("DRIP_LOADER_SEGMENT_HOST") or DEFAULT_SEGMENT_HOST,
         }
         for name, var in (
             ("batch_size", "DRIP_LOADER_BATCH_SIZE"),

@@ -9,14 +9,21 @@ edge can translate it into one line on stderr and a non-zero exit::
     ├── DatabaseError                the database refused or failed a statement (terminal)
     │   └── DatabaseUnavailable      cannot connect / connection lost (transient: retry later)
     ├── EmbeddedServerError          the embedded PostgreSQL could not be started
+    ├── EmitError                    Segment unreachable or refusing (events stay pending)
     └── StepFailed                   a pipeline step failed; wraps the cause with the step and load id
 
 Bad *records* are not exceptions: they are counted and stored in the rejects table, and
-the run goes on.  Messages never contain a password: URLs are redacted before they are
-put into a message (see :func:`loader.config.redact_url`).
+the run goes on.  Messages never contain a password or a Segment write key: URLs are
+redacted before they are put into a message (see :func:`loader.config.redact_url`), and
+the write key is scrubbed from anything a Segment endpoint answers.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .emit import EmitReport
 
 
 class LoaderError(Exception):
@@ -47,6 +54,20 @@ class DatabaseUnavailable(DatabaseError):
 
 class EmbeddedServerError(LoaderError):
     """The embedded PostgreSQL server could not be started or stopped."""
+
+
+class EmitError(LoaderError):
+    """Forwarding to Segment stopped early: it was unreachable, kept failing or refused the key.
+
+    What Segment accepted before is marked sent; everything else stays pending for the
+    next run (same ``messageId``).  ``report`` holds the counts up to the stop.
+    """
+
+    transient = True
+
+    def __init__(self, message: str, *, report: EmitReport) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class StepFailed(LoaderError):

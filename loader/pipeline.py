@@ -1,4 +1,4 @@
-"""The pipeline: extract → land → transform, as one run with a report.
+"""The pipeline: extract → land → transform (→ emit), as one run with a report.
 
 ``run_pipeline`` is what ``drip-loader load`` calls.  Every run is recorded in ``_runs``
 with its counts (or its error), so ``status`` can show the last runs.
@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from . import migrate
 from .config import Settings
 from .db import open_database, translating
+from .emit import emit_events
 from .errors import ConfigError, LoaderError, StepFailed
 from .events import COLLECTIONS
 from .extract import Source, discover_sources, read_records
@@ -57,6 +58,10 @@ class RunReport:
     not_email: int = 0
     transformed: int = 0
     rows_added: dict[str, int] = field(default_factory=dict)
+    forwarded: int | None = None
+    """Events Segment accepted (``emit=True``); None when forwarding was not asked or is off."""
+    forward_failed: int = 0
+    """Events marked failed for Segment (e.g. over 32 KB)."""
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -83,10 +88,13 @@ def run_pipeline(
     migrate_first: bool = True,
     announce: Callable[[str], None] = lambda line: None,
     progress: Progress | None = None,
+    emit: bool = False,
 ) -> RunReport:
     """Land every record of ``paths`` and transform everything pending.
 
-    With no paths, only the transform runs (the scheduled job).
+    With no paths, only the transform runs (the scheduled job).  With ``emit``, then
+    forward every email event Segment has not confirmed (off, and announced, without
+    ``settings.segment_write_key``).
 
     Raises:
         LoaderError: the run could not complete (bad path, database down, ...); records
@@ -130,6 +138,9 @@ def run_pipeline(
             report.transformed += result.events
             for table, added in result.rows_added.items():
                 report.rows_added[table] = report.rows_added.get(table, 0) + added
+            if emit:
+                step = "emit"
+                _forward(engine, settings, report, announce, progress)
         except LoaderError as exc:
             report.seconds = round(time.perf_counter() - started, 3)
             _finish(engine, runs, report, error=str(exc))
@@ -159,6 +170,31 @@ def _land_source(
     report.transformed += result.landed
     for table, added in result.rows_added.items():
         report.rows_added[table] = report.rows_added.get(table, 0) + added
+
+
+def _forward(
+    engine: Engine,
+    settings: Settings,
+    report: RunReport,
+    announce: Callable[[str], None],
+    progress: Progress,
+) -> None:
+    if not settings.segment_write_key:
+        announce(
+            "Forwarding to Segment is off: no write key (set SEGMENT_WRITE_KEY or pass "
+            "--segment-write-key)."
+        )
+        return
+    progress.start("Forwarding to Segment", None)
+    emitted = emit_events(
+        engine,
+        schema=settings.schema,
+        write_key=settings.segment_write_key,
+        host=settings.segment_host,
+        on_batch=progress.advance,
+    )
+    report.forwarded = emitted.sent
+    report.forward_failed = emitted.failed
 
 
 def _finish(engine: Engine, runs: Any, report: RunReport, *, error: str | None) -> None:

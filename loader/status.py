@@ -1,4 +1,4 @@
-"""What is in the warehouse: rows per table, pending events, rejects and the last runs."""
+"""What is in the warehouse: rows per table, pending events, rejects, forwarding, last runs."""
 
 from __future__ import annotations
 
@@ -37,6 +37,16 @@ def warehouse_status(engine: Engine, *, schema: str, runs: int = 5) -> dict[str,
         status["raw_events"] = count("_raw_events")
         status["pending"] = count("_pending")
         status["rejects"] = count("_rejects")
+        # Forwarding to Segment (loader.emit); the outbox is missing below revision 0003.
+        if conn.execute(select(func.to_regclass(f"{schema}._outbox"))).scalar() is not None:
+            outbox = tables[f"{schema}._outbox"]
+            query = select(outbox.c.status, func.count()).group_by(outbox.c.status)
+            by_status = {row[0]: int(row[1]) for row in conn.execute(query)}
+            status["segment"] = {
+                "forwarded": by_status.get("sent", 0),
+                "pending": by_status.get("pending", 0),
+                "failed": by_status.get("failed", 0),
+            }
         run_table = tables[f"{schema}._runs"]
         recent = conn.execute(
             select(run_table).order_by(run_table.c.started_at.desc()).limit(runs)

@@ -11,16 +11,19 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     Identity,
     Index,
+    Integer,
     LargeBinary,
     MetaData,
     Table,
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -136,5 +139,19 @@ def build_metadata(schema: str) -> MetaData:
         Column("counts", JSONB),
         Column("error", Text),
         comment="One row per load/transform run: what it read and what it added.",
+    )
+    Table(
+        "_outbox",
+        metadata,
+        Column("id", Text, primary_key=True),
+        Column("status", Text, nullable=False, server_default="pending"),
+        Column("attempts", Integer, nullable=False, server_default="0"),
+        Column("last_error", Text),
+        _ts("queued_at", nullable=False, server_default=func.now()),
+        _ts("attempted_at"),
+        _ts("sent_at"),
+        CheckConstraint("status IN ('pending', 'sent', 'failed')", name="ck__outbox_status"),
+        Index("ix__outbox_pending", "queued_at", "id", postgresql_where=text("status = 'pending'")),
+        comment="Forwarding to Segment: one row per email event; sent once Segment accepted it.",
     )
     return metadata

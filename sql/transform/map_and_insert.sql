@@ -114,6 +114,13 @@ event_map (drip_event, slug, event_text, unsubscribe_scope) AS (
            email_id, email_subject, delivery_id
     FROM mapped WHERE event = 'email_marked_as_spam'
     RETURNING 1
+), add_outbox AS (
+    -- Queue every email event for forwarding to Segment (loader.emit).  DO NOTHING: a
+    -- rebuild maps events again, and what Segment already accepted stays sent.
+    INSERT INTO _outbox (id)
+    SELECT id FROM mapped
+    ON CONFLICT (id) DO NOTHING
+    RETURNING 1
 )
 SELECT (SELECT count(*) FROM src) AS events,
        (SELECT count(*) FROM add_tracks) AS tracks,
@@ -122,4 +129,5 @@ SELECT (SELECT count(*) FROM src) AS events,
        (SELECT count(*) FROM add_email_link_clicked) AS email_link_clicked,
        (SELECT count(*) FROM add_email_unsubscribed) AS email_unsubscribed,
        (SELECT count(*) FROM add_email_bounced) AS email_bounced,
-       (SELECT count(*) FROM add_email_marked_as_spam) AS email_marked_as_spam
+       (SELECT count(*) FROM add_email_marked_as_spam) AS email_marked_as_spam,
+       (SELECT count(*) FROM add_outbox) AS outbox

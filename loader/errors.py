@@ -9,6 +9,7 @@ edge can translate it into one line on stderr and a non-zero exit::
     ├── DatabaseError                the database refused or failed a statement (terminal)
     │   └── DatabaseUnavailable      cannot connect / connection lost (transient: retry later)
     ├── EmbeddedServerError          the embedded PostgreSQL could not be started
+    ├── ServeError                   the webhook receiver cannot listen (address in use, ...)
     └── StepFailed                   a pipeline step failed; wraps the cause with the step and load id
 
 Bad *records* are not exceptions: they are counted and stored in the rejects table, and
@@ -47,6 +48,10 @@ class DatabaseUnavailable(DatabaseError):
 
 class EmbeddedServerError(LoaderError):
     """The embedded PostgreSQL server could not be started or stopped."""
+
+
+class ServeError(LoaderError):
+    """The webhook receiver could not start listening (``drip-loader serve``)."""
 
 
 class StepFailed(LoaderError):

@@ -241,8 +241,8 @@ def main() -> None:
             f"p99 {_percentile(latencies_all, 0.99):.1f} ms"
         )
         print(
-            f"CPU per event: serve {cpu * 1e6 / total:.0f} us, bare {bare_cpu * 1e6 / total:.0f} us; "
-            "transform caught up "
+            f"CPU per event: serve {cpu * 1e6 / total:.0f} us, "
+            f"bare {bare_cpu * 1e6 / total:.0f} us; transform caught up "
             f"{caught_up:.2f} s after the last answer; serve exited {code}"
         )
 

@@ -425,6 +425,9 @@ class TransformerStats:
 
     events: int = 0
     batches: int = 0
+    """Batches that mapped at least one event."""
+    runs: int = 0
+    """Passes over the queue, empty ones included (the transformer is alive)."""
     rows_added: Counter[str] = field(default_factory=Counter)
 
 
@@ -468,7 +471,10 @@ class BackgroundTransformer:
     def snapshot(self) -> TransformerStats:
         with self._lock:
             return TransformerStats(
-                self.stats.events, self.stats.batches, Counter(self.stats.rows_added)
+                self.stats.events,
+                self.stats.batches,
+                self.stats.runs,
+                Counter(self.stats.rows_added),
             )
 
     def _loop(self) -> None:
@@ -503,6 +509,8 @@ class BackgroundTransformer:
             if failures:
                 log.warning("transform is running again")
             failures = 0
+            with self._lock:
+                self.stats.runs += 1
             if claimed:
                 with self._lock:
                     self.stats.events += claimed

@@ -96,7 +96,7 @@ class ServeOptions:
     max_queued_events: int = 50_000
     """Records waiting for the database at most; more requests get 429 at once."""
     commit_timeout: float = 10.0
-    """Seconds a request waits for its commit before it is answered 429."""
+    """Seconds a landing statement (or connect) may take; then its requests get 429."""
     retry_after: int = 10
     """Seconds sent in ``Retry-After`` with a 429."""
     transform_interval: float = 1.0
@@ -152,6 +152,8 @@ class ServeReport:
     load_id: str
     requests: dict[str, int] = field(default_factory=dict)
     """Webhook requests answered, by HTTP status."""
+    read: int = 0
+    """Records stored: ``landed + duplicates + rejected``."""
     landed: int = 0
     duplicates: int = 0
     rejected: int = 0
@@ -282,9 +284,11 @@ class Receiver:
         """Counts so far."""
         stats = self.lander.stats if self.lander else None
         transformed = self.transformer.snapshot()
+        read = stats.landed + stats.duplicates + stats.rejected if stats else 0
         return ServeReport(
             load_id=self.load_id,
             requests={str(status): n for status, n in sorted(self.requests.items())},
+            read=read,
             landed=stats.landed if stats else 0,
             duplicates=stats.duplicates if stats else 0,
             rejected=stats.rejected if stats else 0,
@@ -471,6 +475,12 @@ class Receiver:
             "counter",
             "Pending events this process mapped into the collection tables and tracks.",
             [("", report.transformed)],
+        )
+        metric(
+            "drip_loader_transform_runs_total",
+            "counter",
+            "Passes of the background transform over the queue, empty ones included.",
+            [("", self.transformer.snapshot().runs)],
         )
         metric(
             "drip_loader_database_up",

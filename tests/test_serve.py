@@ -360,7 +360,8 @@ def test_healthz_and_metrics(db_url: str, tmp_path: Path) -> None:
     with ServeProcess(db_url, tmp_path / "serve.log", "--transform-interval", "30") as server:
         server.wait_healthy()
         assert server.http.get("/healthz").json() == {"status": "ok"}
-        time.sleep(0.5)  # let the transformer's first (empty) pass go by
+        # Its first (empty) pass runs at start; the next one is 30 s away.
+        wait_until(lambda: metric(server, "drip_loader_transform_runs_total") >= 1, within=10)
         assert server.post(body(CLICK)).status_code == 200
         assert server.post(b"nope").status_code == 400
         server.http.post("/webhooks/drip/wrong-token-0123456789", content=b"{}")

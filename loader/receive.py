@@ -4,19 +4,19 @@ The HTTP layer (:mod:`loader.serve`) validates each request into a
 :class:`~loader.land.RecordBatch` and hands it to a :class:`GroupCommitLander`; the request
 is answered 2xx only once the transaction holding its records has committed::
 
-    request -.                          .- writer 1: one INSERT into _raw_events + _pending
-    request -+-> asyncio queue -> group -+                                                 -> answer
-    request -'                          '- writer 2: the next group, while writer 1 commits    each
+    request -.                  .- writer 1: one INSERT into _raw_events + _pending
+    request -+-> waiting list --+                                                 -> answer
+    request -'                  '- writer 2: the next group, while writer 1 commits   each one
 
-A writer takes everything queued when it becomes free, so the group grows with the load
+A writer takes everything waiting when it becomes free, so the group grows with the load
 and one commit serves many requests; nothing waits on a timer.  A group is one statement
-on an autocommit connection (:func:`~loader.land.land_batch`): one round trip, its own
-transaction.  Events are queued in
-``_pending`` and the :class:`BackgroundTransformer` maps them into the collection tables
-and ``tracks`` in micro-batches, claiming with SKIP LOCKED, so a ``drip-loader load``
-running beside it shares the work and nothing is mapped twice.
+(``sql/land/batch_to_pending.sql``, as in :func:`~loader.land.land_batch`) on an
+autocommit connection driven by the event loop: one round trip, its own transaction.
+Events are queued in ``_pending`` and the :class:`BackgroundTransformer` maps them into
+the collection tables and ``tracks`` in micro-batches, claiming with SKIP LOCKED, so a
+``drip-loader load`` running beside it shares the work and nothing is mapped twice.
 
-When the database cannot take a group (down, restarting, or the queue is full), every
+When the database cannot take a group (down, restarting, or too much is waiting), every
 request in it fails with :class:`StoreUnavailable` (the receiver answers 429, which Drip
 retries); the writer reconnects on its own once the database answers again.
 """

@@ -511,6 +511,101 @@ def emit(
         )
 
 
+@app.command()
+def serve(
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host", help="Address to listen on (0.0.0.0: all interfaces, e.g. in a container)."
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port", min=0, max=65535, help="TCP port; 0 picks a free one (printed at start)."
+        ),
+    ] = 8000,
+    database_url: DatabaseUrl = None,
+    schema: Schema = None,
+    max_body_bytes: Annotated[
+        int,
+        typer.Option(
+            "--max-body-bytes",
+            min=1,
+            help="Answer 413 to larger bodies (their head is kept in _rejects).",
+        ),
+    ] = 1024 * 1024,
+    no_migrate: Annotated[
+        bool,
+        typer.Option(
+            "--no-migrate", help="Do not upgrade the schema first (fail if it is behind)."
+        ),
+    ] = False,
+    transform_interval: Annotated[
+        float,
+        typer.Option(
+            "--transform-interval",
+            min=0.05,
+            help="Seconds between transform polls when idle (freshness).",
+        ),
+    ] = 1.0,
+    writers: Annotated[
+        int,
+        typer.Option(
+            "--writers", min=1, help="Database connections committing groups of requests."
+        ),
+    ] = 2,
+    retry_after: Annotated[
+        int,
+        typer.Option("--retry-after", min=1, help="Seconds in the Retry-After header of a 429."),
+    ] = 10,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(
+            "--forwarded-allow-ips",
+            help="Comma-separated proxy addresses trusted for X-Forwarded-For ('*': any).",
+        ),
+    ] = "127.0.0.1",
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="Log every request (the token is redacted).")
+    ] = False,
+    emit: Annotated[
+        bool,
+        typer.Option("--emit", help="Also forward transformed events to Segment (see emit)."),
+    ] = False,
+    segment_write_key: SegmentWriteKey = None,
+    segment_host: SegmentHost = None,
+) -> None:
+    """Receive Drip webhooks at /webhooks/drip/$DRIP_LOADER_WEBHOOK_TOKEN; keep the tables fresh."""
+    from .serve import ServeOptions, run_server
+
+    def action() -> Any:
+        options = ServeOptions.from_env(
+            host=host,
+            port=port,
+            max_body_bytes=max_body_bytes,
+            migrate_first=not no_migrate,
+            transform_interval=transform_interval,
+            writers=writers,
+            retry_after=retry_after,
+            forwarded_allow_ips=forwarded_allow_ips,
+            access_log=access_log,
+            emit=emit,
+        )
+        settings = _settings(
+            database_url, schema, segment_write_key=segment_write_key, segment_host=segment_host
+        )
+        return run_server(settings, options, announce=_err)
+
+    report = _guard(action)
+    requests = ", ".join(f"{n:,} x {status}" for status, n in report.requests.items()) or "none"
+    typer.echo(
+        f"Stopped after {report.seconds:,.0f} s. Requests: {requests}. "
+        f"Events landed {report.landed:,}, duplicates {report.duplicates:,}, "
+        f"rejected {report.rejected:,}; transformed {report.transformed:,}."
+    )
+
+
 def main() -> None:
     """Console-script entry point."""
     # A dead connection makes SQLAlchemy's pool log tracebacks while cleaning up; the error

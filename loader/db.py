@@ -111,6 +111,20 @@ def translate(exc: sa_exc.DBAPIError | psycopg2.Error, url: str | None = None) -
     return DatabaseError(f"database error{where}: {first}")
 
 
+def translate_driver(exc: Exception, *, connection_lost: bool = False) -> DatabaseError:
+    """:func:`translate` for an error the driver raised outside SQLAlchemy (async mode).
+
+    ``connection_lost``: the connection is closed after the error, so whatever the error
+    says, the server cannot be used through it now (transient).
+    """
+    wrapped = sa_exc.DBAPIError.instance(
+        None, None, exc, Exception, connection_invalidated=connection_lost
+    )
+    if not isinstance(wrapped, sa_exc.DBAPIError):  # not a driver error after all
+        return DatabaseError(f"database error: {exc}")
+    return translate(wrapped)
+
+
 @contextmanager
 def translating(url: str | None = None) -> Iterator[None]:
     """Re-raise SQLAlchemy/driver errors raised in the block as :class:`DatabaseError`."""

@@ -10,6 +10,7 @@ edge can translate it into one line on stderr and a non-zero exit::
     │   └── DatabaseUnavailable      cannot connect / connection lost (transient: retry later)
     ├── EmbeddedServerError          the embedded PostgreSQL could not be started
     ├── EmitError                    Segment unreachable or refusing (events stay pending)
+    ├── ServeError                   the webhook receiver cannot listen (address in use, ...)
     └── StepFailed                   a pipeline step failed; wraps the cause with the step and load id
 
 Bad *records* are not exceptions: they are counted and stored in the rejects table, and
@@ -68,6 +69,10 @@ class EmitError(LoaderError):
     def __init__(self, message: str, *, report: EmitReport) -> None:
         super().__init__(message)
         self.report = report
+
+
+class ServeError(LoaderError):
+    """The webhook receiver could not start listening (``drip-loader serve``)."""
 
 
 class StepFailed(LoaderError):

@@ -1,0 +1,589 @@
+"""Receive: land webhook events durably with group commit, and transform them in the background.
+
+The HTTP layer (:mod:`loader.serve`) validates each request into a
+:class:`~loader.land.RecordBatch` and hands it to a :class:`GroupCommitLander`; the request
+is answered 2xx only once the transaction holding its records has committed::
+
+    request -.                  .- writer 1: one INSERT into _raw_events + _pending
+    request -+-> waiting list --+                                                 -> answer
+    request -'                  '- writer 2: the next group, while writer 1 commits   each one
+
+A writer takes everything waiting when it becomes free, so the group grows with the load
+and one commit serves many requests; nothing waits on a timer.  A group is one statement
+(``sql/land/batch_to_pending.sql``, as in :func:`~loader.land.land_batch`) on an
+autocommit connection driven by the event loop: one round trip, its own transaction.
+Events are queued in ``_pending`` and the :class:`BackgroundTransformer` maps them into
+the collection tables and ``tracks`` in micro-batches, claiming with SKIP LOCKED, so a
+``drip-loader load`` running beside it shares the work and nothing is mapped twice.
+
+When the database cannot take a group (down, restarting, or too much is waiting), every
+request in it fails with :class:`StoreUnavailable` (the receiver answers 429, which Drip
+retries); the writer reconnects on its own once the database answers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+
+from .db import sqlstate, translate_driver, translating
+from .errors import DatabaseError, DatabaseUnavailable, LoaderError
+from .land import BATCH_TO_PENDING, LandResult, RecordBatch
+from .sqlfiles import read_sql
+from .transform import set_search_path, transform_batch
+
+log = logging.getLogger("loader.serve")
+
+_MAX_BACKOFF = 5.0
+
+
+class StoreUnavailable(Exception):
+    """The events could not be committed now; the sender should retry later (HTTP 429)."""
+
+
+class Refused(Exception):
+    """Postgres refused the request's records; they were stored as rejects (HTTP 400)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class _Waiting:
+    batch: RecordBatch
+    future: asyncio.Future[None]
+
+
+@dataclass
+class LanderStats:
+    """What the lander has committed since it started."""
+
+    landed: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    not_email: int = 0
+    commits: int = 0
+    """Transactions; ``(landed + duplicates + rejected) / commits`` is the mean group size."""
+    failed_groups: int = 0
+
+    def add(self, result: LandResult) -> None:
+        self.landed += result.landed
+        self.duplicates += result.duplicates
+        self.rejected += result.rejected
+        self.not_email += result.not_email
+        self.commits += 1
+
+
+class GroupCommitLander:
+    """Land the records of many concurrent requests, many requests per transaction.
+
+    Create and use it inside a running event loop: :meth:`start`, then :meth:`submit` from
+    request handlers, then :meth:`stop` once no request is in flight any more.
+
+    Args:
+        engine: the warehouse database.
+        schema: warehouse schema.
+        load_id: stored with every landed and rejected record of this receiver.
+        writers: connections committing groups concurrently.
+        max_group_events: records per transaction at most.
+        max_queued_events: records waiting at most; beyond it requests fail fast (429).
+        commit_timeout: seconds a statement (or connect) may take; then its group is
+            answered 429 (it may still commit: the sender's retry is then a duplicate).
+        ready: called in a writer thread before each connect; raises while the database
+            cannot be used yet (the receiver migrates or checks the schema there).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        schema: str,
+        load_id: str,
+        writers: int = 2,
+        max_group_events: int = 5_000,
+        max_queued_events: int = 50_000,
+        commit_timeout: float = 10.0,
+        ready: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._engine = engine
+        self._schema = schema
+        self._load_id = load_id
+        self._writers = max(1, writers)
+        self._max_group = max_group_events
+        self._max_queued = max_queued_events
+        self._timeout = commit_timeout
+        self._ready = ready
+        # Plain lists, not an asyncio.Queue: a writer takes the whole list in one step, so
+        # queueing costs O(1) per group rather than per request.
+        self._waiting: list[_Waiting] = []
+        self._idle: list[asyncio.Future[None]] = []
+        self._queued = 0
+        self._busy = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._open: list[_AsyncConnection | None] = [None] * self._writers
+        # The landing statement, compiled once into the driver's own parameter style.
+        self._sql = str(text(read_sql(BATCH_TO_PENDING)).compile(dialect=engine.dialect))
+        self._closed = False
+        self._failures = 0
+        self._down_until = 0.0
+        self.stats = LanderStats()
+        self.database_up = True
+        """False from a failed commit until the next successful one."""
+
+    def start(self) -> None:
+        """Start the writer tasks (call from the event loop)."""
+        self._tasks = [
+            asyncio.create_task(self._run(slot), name=f"drip-lander-{slot}")
+            for slot in range(self._writers)
+        ]
+
+    async def submit(self, batch: RecordBatch) -> None:
+        """Return once ``batch`` is committed.
+
+        Raises:
+            StoreUnavailable: it was not committed (database down or too slow, too much
+                waiting, shutting down); nothing about it may be acknowledged.
+            Refused: Postgres refused its records; they are stored as rejects instead.
+        """
+        if self._closed:
+            raise StoreUnavailable("the receiver is shutting down")
+        if time.monotonic() < self._down_until:
+            raise StoreUnavailable("the database is unavailable")
+        size = len(batch)
+        if self._queued + size > self._max_queued:
+            raise StoreUnavailable(f"{self._queued} events are already waiting for the database")
+        # No timer per request: every statement (and connect) of a writer has a timeout, after
+        # which its group fails and the rest fail fast while the database is down.
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Waiting(batch, future))
+        self._queued += size
+        if self._idle:
+            self._idle.pop().set_result(None)
+        await future
+
+    @property
+    def queued(self) -> int:
+        """Records waiting for a writer."""
+        return self._queued
+
+    async def stop(self) -> None:
+        """Land what is queued, then stop the writers and close their connections."""
+        self._closed = True
+        while self._queued or self._busy:
+            await asyncio.sleep(0.01)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for slot, conn in enumerate(self._open):
+            if conn is not None:
+                conn.close()
+            self._open[slot] = None
+
+    async def _run(self, slot: int) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._waiting:
+                wakeup: asyncio.Future[None] = loop.create_future()
+                self._idle.append(wakeup)
+                await wakeup
+                continue
+            group = self._take()
+            self._busy += 1
+            try:
+                await self._commit(slot, group)
+            finally:
+                self._busy -= 1
+
+    def _take(self) -> list[_Waiting]:
+        """Everything waiting, or the oldest requests up to ``max_group_events`` records."""
+        waiting = self._waiting
+        if self._queued <= self._max_group:
+            self._waiting, self._queued = [], 0
+            return waiting
+        size = count = 0
+        for item in waiting:
+            size += len(item.batch)
+            count += 1
+            if size >= self._max_group:
+                break
+        self._waiting = waiting[count:]
+        self._queued -= size
+        return waiting[:count]
+
+    async def _commit(self, slot: int, group: list[_Waiting]) -> None:
+        if time.monotonic() < self._down_until:
+            self._fail(group, StoreUnavailable("the database is unavailable"))
+            return
+        if len(group) == 1:
+            batch = group[0].batch
+        else:
+            batch = RecordBatch()
+            for item in group:
+                batch.extend(item.batch)
+        try:
+            result = await self._land(slot, batch)
+        except DatabaseUnavailable as exc:
+            self._mark_down(exc)
+            self._fail(group, StoreUnavailable("the database is unavailable"))
+            return
+        except LoaderError as exc:
+            if len(group) > 1:
+                # Not the connection: one request's records, most likely.  Commit the
+                # requests apart so that one cannot hold the others back.
+                middle = len(group) // 2
+                await self._commit(slot, group[:middle])
+                await self._commit(slot, group[middle:])
+                return
+            if (sqlstate(exc.__cause__ or exc) or "")[:2] == "22":
+                await self._refuse(slot, group[0], exc)
+                return
+            log.error("could not land a webhook request, answering 429: %s", exc)
+            self.stats.failed_groups += 1
+            self._fail(group, StoreUnavailable("the database refused the event"))
+            return
+        except Exception:
+            log.exception("bug while landing a webhook request; answering 429")
+            self.stats.failed_groups += 1
+            self._fail(group, StoreUnavailable("internal error"))
+            return
+        self._succeeded(result)
+        for item in group:
+            if not item.future.done():
+                item.future.set_result(None)
+
+    async def _refuse(self, slot: int, item: _Waiting, exc: LoaderError) -> None:
+        """Postgres refused one request's data (SQLSTATE 22): keep it as a reject (spec §6)."""
+        reason = f"refused by Postgres: {exc}"
+        try:
+            refused = item.batch.refused(reason, load_id=self._load_id)
+            result = await self._land(slot, refused)
+        except Exception as again:
+            log.error("could not land a webhook request, answering 429: %s (%s)", exc, again)
+            self.stats.failed_groups += 1
+            self._fail([item], StoreUnavailable("the database refused the event"))
+            return
+        self._succeeded(result)
+        if not item.future.done():
+            item.future.set_exception(Refused(reason))
+
+    def _succeeded(self, result: LandResult) -> None:
+        if not self.database_up:
+            log.warning("the database is back: storing webhooks again")
+        self.database_up = True
+        self._failures = 0
+        self._down_until = 0.0
+        self.stats.add(result)
+
+    async def _land(self, slot: int, batch: RecordBatch) -> LandResult:
+        """One autocommit statement for the whole group on this writer's connection."""
+        conn = self._open[slot]
+        try:
+            if conn is None:
+                # Migrating or checking the schema is synchronous (alembic): off the loop.
+                await asyncio.get_running_loop().run_in_executor(None, self._ready)
+                conn = await _AsyncConnection.open(
+                    self._engine, schema=self._schema, timeout=self._timeout
+                )
+                self._open[slot] = conn
+            row = await asyncio.wait_for(
+                conn.execute(self._sql, batch.params(load_id=self._load_id)), self._timeout
+            )
+        except BaseException as exc:
+            # Whatever happened, the connection may be broken or mid-statement: start afresh.
+            self._open[slot] = None
+            lost = conn is None or conn.closed
+            if conn is not None:
+                conn.close()
+            if isinstance(exc, psycopg2.Error):
+                raise translate_driver(exc, connection_lost=lost) from exc
+            if isinstance(exc, TimeoutError):
+                raise DatabaseUnavailable(
+                    f"the database did not answer within {self._timeout:g} s"
+                ) from None
+            raise
+        assert row is not None
+        return batch.result(int(row[0]))
+
+    def _mark_down(self, exc: DatabaseError) -> None:
+        if self.database_up:
+            log.warning("%s; answering 429 until it is back", exc)
+        self.database_up = False
+        self.stats.failed_groups += 1
+        self._failures += 1
+        # Fail fast for a moment instead of queueing requests behind a dead server.
+        self._down_until = time.monotonic() + min(0.25 * 2 ** (self._failures - 1), _MAX_BACKOFF)
+
+    @staticmethod
+    def _fail(group: list[_Waiting], exc: StoreUnavailable) -> None:
+        for item in group:
+            if not item.future.done():
+                item.future.set_exception(exc)
+
+
+class _AsyncConnection:
+    """A psycopg2 connection in asynchronous mode, driven by the event loop.
+
+    The landing statement is the receiver's hot path: run from the loop, a group costs two
+    wake-ups (send, answer) and no hand-off to a thread that must win the GIL back from a
+    busy loop.  Asynchronous connections are always in autocommit mode, which is what
+    one-statement groups want anyway.
+    """
+
+    def __init__(self, conn: psycopg2.extensions.connection) -> None:
+        self._conn = conn
+
+    @classmethod
+    async def open(cls, engine: Engine, *, schema: str, timeout: float) -> _AsyncConnection:
+        """Connect like ``engine`` would, and set the search path to ``schema``.
+
+        Raises:
+            psycopg2.Error: the connection failed.
+            TimeoutError: the server did not answer within ``timeout`` seconds.
+        """
+        cargs, cparams = engine.dialect.create_connect_args(engine.url)
+        cparams = {**cparams, "application_name": "drip-loader serve"}
+        self = cls(psycopg2.connect(*cargs, **cparams, async_=True))
+        try:
+            await asyncio.wait_for(self._wait(), timeout)
+            await asyncio.wait_for(
+                self.execute(
+                    "SELECT set_config('search_path', %(schema)s, false)", {"schema": schema}
+                ),
+                timeout,
+            )
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._conn.closed)
+
+    async def execute(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """Run one statement; return its first row."""
+        cursor = self._conn.cursor()
+        try:
+            cursor.execute(sql, params)
+            await self._wait()
+            return cursor.fetchone()
+        finally:
+            cursor.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._conn.close()
+
+    async def _wait(self) -> None:
+        loop = asyncio.get_running_loop()
+        conn = self._conn
+        while True:
+            state = conn.poll()
+            if state == psycopg2.extensions.POLL_OK:
+                return
+            fd = conn.fileno()
+            waiter: asyncio.Future[None] = loop.create_future()
+
+            def ready(waiter: asyncio.Future[None] = waiter) -> None:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+            if state == psycopg2.extensions.POLL_READ:
+                loop.add_reader(fd, ready)
+                try:
+                    await waiter
+                finally:
+                    loop.remove_reader(fd)
+            elif state == psycopg2.extensions.POLL_WRITE:
+                loop.add_writer(fd, ready)
+                try:
+                    await waiter
+                finally:
+                    loop.remove_writer(fd)
+            else:
+                raise psycopg2.OperationalError(f"unexpected poll state {state}")
+
+
+@dataclass
+class TransformerStats:
+    """What the background transformer has done since it started."""
+
+    events: int = 0
+    batches: int = 0
+    """Batches that mapped at least one event."""
+    runs: int = 0
+    """Passes over the queue, empty ones included (the transformer is alive)."""
+    rows_added: Counter[str] = field(default_factory=Counter)
+
+
+class BackgroundTransformer:
+    """A thread that maps pending events into the tables every ``interval`` seconds.
+
+    A batch that comes back full is followed at once by the next, so a backlog drains at
+    full speed; otherwise the thread sleeps ``interval``.  Database errors are logged and
+    retried with a back-off: the thread never dies while the receiver runs.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        schema: str,
+        batch_size: int,
+        interval: float,
+        ready: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._engine = engine
+        self._schema = schema
+        self._batch_size = batch_size
+        self._interval = interval
+        self._ready = ready
+        self._stop = threading.Event()
+        self._deadline = 0.0
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="drip-transformer", daemon=True)
+        self.stats = TransformerStats()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, *, drain_seconds: float) -> None:
+        """Finish the running batch, map what is pending (up to ``drain_seconds``), stop."""
+        self._deadline = time.monotonic() + drain_seconds
+        self._stop.set()
+        self._thread.join()
+
+    def snapshot(self) -> TransformerStats:
+        with self._lock:
+            return TransformerStats(
+                self.stats.events,
+                self.stats.batches,
+                self.stats.runs,
+                Counter(self.stats.rows_added),
+            )
+
+    def _loop(self) -> None:
+        conn: Connection | None = None
+        failures = 0
+        while True:
+            stopping = self._stop.is_set()
+            try:
+                with translating():
+                    if conn is None:
+                        self._ready()
+                        conn = self._engine.connect()
+                        set_search_path(conn, self._schema)
+                        conn.commit()
+                    with conn.begin():
+                        claimed, added = transform_batch(conn, batch_size=self._batch_size)
+            except Exception as exc:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        conn.close()
+                    conn = None
+                failures += 1
+                if failures == 1:
+                    if isinstance(exc, LoaderError):
+                        log.warning("transform failed, retrying: %s", exc)
+                    else:
+                        log.exception("bug in the background transform, retrying")
+                if stopping:
+                    break
+                self._stop.wait(min(0.25 * 2 ** (failures - 1), _MAX_BACKOFF))
+                continue
+            if failures:
+                log.warning("transform is running again")
+            failures = 0
+            with self._lock:
+                self.stats.runs += 1
+            if claimed:
+                with self._lock:
+                    self.stats.events += claimed
+                    self.stats.batches += 1
+                    self.stats.rows_added.update(added)
+            if stopping:
+                if claimed == 0 or time.monotonic() > self._deadline:
+                    break
+                continue
+            if claimed < self._batch_size:
+                self._stop.wait(self._interval)
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
+class BackgroundEmitter:
+    """A thread that forwards newly transformed events to Segment every ``interval`` seconds.
+
+    ``serve --emit``: the outbox makes it safe beside a scheduled ``emit`` (SKIP LOCKED) and
+    across restarts (a re-send carries the same messageId).  When Segment is down the
+    events stay pending and the next pass retries them; the receiver never waits for it.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        schema: str,
+        write_key: str,
+        host: str,
+        interval: float,
+        ready: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._ready = ready
+        self._engine = engine
+        self._schema = schema
+        self._write_key = write_key
+        self._host = host
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="drip-emitter", daemon=True)
+        self.sent = 0
+        self.failed = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after one last pass, so what was transformed on shutdown is forwarded too."""
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        from .emit import emit_events
+        from .errors import EmitError
+
+        while True:
+            stopping = self._stop.is_set()
+            try:
+                self._ready()
+                report = emit_events(
+                    self._engine, schema=self._schema, write_key=self._write_key, host=self._host
+                )
+            except EmitError as exc:
+                report = exc.report
+                log.warning("forwarding to Segment paused, retrying later: %s", exc)
+            except LoaderError as exc:
+                report = None
+                log.warning("forwarding to Segment failed, retrying later: %s", exc)
+            if report is not None:
+                self.sent += report.sent
+                self.failed += report.failed
+            if stopping:
+                return
+            self._stop.wait(self._interval)

@@ -1,0 +1,685 @@
+"""Serve: the HTTP receiver for Drip webhooks (``drip-loader serve``).
+
+Routes::
+
+    POST /webhooks/drip/{token}   one Drip event object, or a JSON array of them
+    GET  /healthz                 200 when the database answers, else 503
+    GET  /metrics                 Prometheus text: requests, events, transform lag
+
+A webhook request is answered only after its records are committed (:mod:`loader.receive`):
+
+* 200 ``{"received": n}`` — every record is in ``_raw_events`` (a retried duplicate too: it
+  is stored once) and queued for the transform;
+* 400 ``{"error": ...}`` — not JSON, not an event object, ... : kept in ``_rejects`` with
+  the request's origin (``webhook:<client address>:<arrival time>``), never the token;
+* 413 — the body is over ``max_body_bytes``; its head is kept in ``_rejects`` too;
+* 404 — wrong token: nothing is read or stored;
+* 429 with ``Retry-After`` — could not be stored right now (database down, too many
+  waiting): the only status Drip retries, so nothing is lost.
+
+The token lives in the URL (Drip cannot sign or add headers), so the URL is never logged:
+uvicorn's access log is off and ours (``access_log=True``) prints the path redacted.
+Stack: Starlette on uvicorn (httptools + uvloop when installed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import hmac
+import logging
+import os
+import re
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import uvicorn
+from sqlalchemy import func, insert, text, update
+from sqlalchemy.engine import Engine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import pipeline
+from .config import DEFAULT_MAX_RECORD_BYTES, Settings
+from .db import open_database, translating
+from .errors import ConfigError, DatabaseUnavailable, LoaderError, ServeError
+from .land import RecordBatch
+from .receive import (
+    BackgroundEmitter,
+    BackgroundTransformer,
+    GroupCommitLander,
+    Refused,
+    StoreUnavailable,
+)
+from .sqlfiles import read_sql
+from .tables import build_metadata
+from .transform import set_search_path
+
+log = logging.getLogger("loader.serve")
+
+TOKEN_ENV = "DRIP_LOADER_WEBHOOK_TOKEN"
+WEBHOOK_PATH = "/webhooks/drip/{token}"
+
+# URL-safe and long enough to be unguessable: the token is the only authentication.
+_TOKEN = re.compile(r"^[A-Za-z0-9._~-]{16,256}$")
+_MAKE_TOKEN = f"export {TOKEN_ENV}=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+_ARRAY = re.compile(rb"\s*\[")
+_REDACT = re.compile(r"^/webhooks/drip/[^/]*")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How ``drip-loader serve`` listens and lands (database options live in :class:`Settings`)."""
+
+    token: str = field(repr=False)
+    """The secret path segment of the webhook URL (``$DRIP_LOADER_WEBHOOK_TOKEN``)."""
+    host: str = "127.0.0.1"
+    """Address to listen on."""
+    port: int = 8000
+    """TCP port; 0 picks a free one (announced at start)."""
+    max_body_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    """Larger request bodies are answered 413."""
+    migrate_first: bool = True
+    """Upgrade the schema at start (else only check it is at head)."""
+    writers: int = 2
+    """Connections committing groups of requests concurrently."""
+    max_group_events: int = 5_000
+    """Records per landing transaction at most."""
+    max_queued_events: int = 50_000
+    """Records waiting for the database at most; more requests get 429 at once."""
+    commit_timeout: float = 10.0
+    """Seconds a landing statement (or connect) may take; then its requests get 429."""
+    retry_after: int = 10
+    """Seconds sent in ``Retry-After`` with a 429."""
+    transform_interval: float = 1.0
+    """Seconds between polls of the transform queue when it is idle (freshness)."""
+    transform_batch_size: int = 10_000
+    """Pending events mapped per transform transaction."""
+    shutdown_timeout: float = 30.0
+    """Seconds to finish in-flight requests and the pending transform on SIGTERM/SIGINT."""
+    forwarded_allow_ips: str = "127.0.0.1"
+    """Proxies trusted for X-Forwarded-For (the client address in a reject's origin)."""
+    access_log: bool = False
+    """Log one line per request, the token redacted."""
+    emit: bool = False
+    """Forward transformed events to Segment in the background (needs a write key)."""
+    emit_interval: float = 5.0
+    """Seconds between forwarding passes when ``emit`` is on."""
+
+    def __post_init__(self) -> None:
+        if not _TOKEN.match(self.token):
+            raise ConfigError(
+                f"{TOKEN_ENV} must be 16 to 256 URL-safe characters (letters, digits, . _ ~ -); "
+                f"create one with: {_MAKE_TOKEN}"
+            )
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be between 0 and 65535, got {self.port}")
+        for name in ("max_body_bytes", "writers", "max_group_events", "max_queued_events"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1")
+        for name in ("commit_timeout", "transform_interval", "shutdown_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be more than 0 seconds")
+
+    def __repr__(self) -> str:
+        return f"ServeOptions(host={self.host!r}, port={self.port}, token=***)"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ServeOptions:
+        """Options with the token from ``$DRIP_LOADER_WEBHOOK_TOKEN``, then non-None ``overrides``.
+
+        Raises:
+            ConfigError: no token is set, or an option is out of range.
+        """
+        env = os.environ if env is None else env
+        token = env.get(TOKEN_ENV, "").strip()
+        if not token:
+            raise ConfigError(
+                f"{TOKEN_ENV} is not set: serve needs the secret that goes in the webhook URL "
+                f"you register in Drip; create one with: {_MAKE_TOKEN}"
+            )
+        return cls(token=token, **{k: v for k, v in overrides.items() if v is not None})
+
+
+@dataclass
+class ServeReport:
+    """What one ``serve`` process did, returned when it stops."""
+
+    load_id: str
+    requests: dict[str, int] = field(default_factory=dict)
+    """Webhook requests answered, by HTTP status."""
+    read: int = 0
+    """Records stored: ``landed + duplicates + rejected``."""
+    landed: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    not_email: int = 0
+    transformed: int = 0
+    rows_added: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Receiver:
+    """The webhook receiver: the ASGI app's handlers and the machinery behind them.
+
+    Args:
+        engine: the warehouse database.
+        settings: schema and database options.
+        options: listening and landing options.
+        load_id: id stored with everything this receiver lands (one ``_runs`` row).
+    """
+
+    def __init__(
+        self, engine: Engine, *, settings: Settings, options: ServeOptions, load_id: str
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.options = options
+        self.load_id = load_id
+        self._token = options.token.encode()
+        self._schema = settings.schema
+        self._started = time.monotonic()
+        self._prepared = False
+        self._prepare_lock = threading.Lock()
+        self.requests: Counter[int] = Counter()
+        self.lander: GroupCommitLander | None = None
+        self.transformer = BackgroundTransformer(
+            engine,
+            schema=settings.schema,
+            batch_size=options.transform_batch_size,
+            interval=options.transform_interval,
+            ready=self.prepare,
+        )
+        self.emitter: BackgroundEmitter | None = None
+        if options.emit:
+            if not settings.segment_write_key:
+                raise ConfigError(
+                    "serve --emit needs a Segment write key: set SEGMENT_WRITE_KEY "
+                    "or pass --segment-write-key"
+                )
+            self.emitter = BackgroundEmitter(
+                engine,
+                schema=settings.schema,
+                write_key=settings.segment_write_key,
+                host=settings.segment_host,
+                interval=options.emit_interval,
+                ready=self.prepare,
+            )
+        # Health and metrics queries get their own threads: never queued behind landing.
+        self._probe = ThreadPoolExecutor(2, thread_name_prefix="drip-probe")
+
+    # -- database preparation ---------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Migrate (or check) the schema and record this run, once; safe from any thread.
+
+        Raises:
+            DatabaseUnavailable: not reachable yet (the receiver answers 429 meanwhile).
+            LoaderError: the schema cannot be used (e.g. behind head with ``--no-migrate``).
+        """
+        if self._prepared:
+            return
+        with self._prepare_lock:
+            if self._prepared:
+                return
+            pipeline.ensure_schema(
+                self.engine, self.settings, migrate_first=self.options.migrate_first
+            )
+            runs = build_metadata(self._schema).tables[f"{self._schema}._runs"]
+            with translating(), self.engine.begin() as conn:
+                conn.execute(
+                    insert(runs).values(
+                        load_id=self.load_id,
+                        command="serve",
+                        status="running",
+                        sources=f"webhook http://{self.options.host}:{self.options.port}",
+                    )
+                )
+            self._prepared = True
+
+    def finish(self, report: ServeReport, *, error: str | None = None) -> None:
+        """Record the final counts in ``_runs`` (best effort: the events themselves are safe)."""
+        if not self._prepared:
+            return
+        runs = build_metadata(self._schema).tables[f"{self._schema}._runs"]
+        counts = {k: v for k, v in report.as_dict().items() if k != "load_id"}
+        try:
+            with translating(), self.engine.begin() as conn:
+                conn.execute(
+                    update(runs)
+                    .where(runs.c.load_id == self.load_id)
+                    .values(
+                        status="failed" if error else "completed",
+                        finished_at=func.now(),
+                        counts=counts,
+                        error=error,
+                    )
+                )
+        except LoaderError as exc:
+            log.warning("could not record the end of this run in _runs: %s", exc)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        """Start the lander and the transformer with the server; drain them when it stops."""
+        lander = GroupCommitLander(
+            self.engine,
+            schema=self._schema,
+            load_id=self.load_id,
+            writers=self.options.writers,
+            max_group_events=self.options.max_group_events,
+            max_queued_events=self.options.max_queued_events,
+            commit_timeout=self.options.commit_timeout,
+            ready=self.prepare,
+        )
+        lander.start()
+        self.lander = lander
+        self.transformer.start()
+        if self.emitter is not None:
+            self.emitter.start()
+        try:
+            yield
+        finally:
+            # uvicorn has stopped accepting and answered every in-flight request by now.
+            await lander.stop()
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(
+                None,
+                lambda: self.transformer.stop(drain_seconds=self.options.shutdown_timeout),
+            )
+            if self.emitter is not None:
+                await loop.run_in_executor(None, self.emitter.stop)
+            self._probe.shutdown(wait=False)
+
+    def report(self) -> ServeReport:
+        """Counts so far."""
+        stats = self.lander.stats if self.lander else None
+        transformed = self.transformer.snapshot()
+        read = stats.landed + stats.duplicates + stats.rejected if stats else 0
+        return ServeReport(
+            load_id=self.load_id,
+            requests={str(status): n for status, n in sorted(self.requests.items())},
+            read=read,
+            landed=stats.landed if stats else 0,
+            duplicates=stats.duplicates if stats else 0,
+            rejected=stats.rejected if stats else 0,
+            not_email=stats.not_email if stats else 0,
+            transformed=transformed.events,
+            rows_added=dict(sorted(transformed.rows_added.items())),
+            seconds=round(time.monotonic() - self._started, 3),
+        )
+
+    # -- handlers ----------------------------------------------------------------------
+
+    async def webhook(self, request: Request) -> Response:
+        """``POST /webhooks/drip/{token}``: store the body's events, then answer."""
+        token = request.path_params["token"].encode("utf-8", "replace")
+        if not hmac.compare_digest(token, self._token):
+            # The same answer as any unknown path: a wrong token learns nothing.
+            return self._answer(404, b"Not Found", media_type="text/plain")
+        limit = self.options.max_body_bytes
+        body = bytearray()
+        size = 0
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit():
+            size = int(declared)
+        async for part in request.stream():
+            if len(body) + len(part) > limit:
+                # Keep the head for the rejects table; the rest is never read.
+                body += part[: limit - len(body)]
+                size = max(size, limit + 1)
+                break
+            body += part
+        size = max(size, len(body))
+        client = request.client.host if request.client else "unknown"
+        origin = f"webhook:{client}:{datetime.now(UTC).isoformat()}"
+
+        batch = RecordBatch()
+        reasons: list[str] = []
+        total = 1
+        if size > limit:
+            reason = (
+                f"body is {size} bytes, over the limit of {limit} "
+                "(raise serve --max-body-bytes to accept it)"
+            )
+            batch.reject(reason, origin=origin, raw=bytes(body), size=size, load_id=self.load_id)
+            reasons.append(reason)
+        elif _ARRAY.match(body):
+            total = self._add_array(batch, bytes(body), origin, reasons)
+        else:
+            bad = batch.add(origin, bytes(body), load_id=self.load_id)
+            if bad is not None:
+                reasons.append(bad)
+
+        if total == 0:
+            return self._answer(200, b'{"received":0}')
+        assert self.lander is not None
+        try:
+            await self.lander.submit(batch)
+        except StoreUnavailable as exc:
+            return self._answer(
+                429,
+                orjson.dumps({"error": f"not stored: {exc}; retry later"}),
+                headers={"Retry-After": str(self.options.retry_after)},
+            )
+        except Refused as exc:
+            reasons.insert(0, exc.reason)
+        if size > limit:
+            return self._answer(413, orjson.dumps({"error": reasons[0]}))
+        if reasons:
+            prefix = "" if total == 1 else f"{len(reasons)} of {total} events rejected, first: "
+            return self._answer(400, orjson.dumps({"error": prefix + reasons[0]}))
+        return self._answer(200, b'{"received":%d}' % total)
+
+    def _add_array(self, batch: RecordBatch, body: bytes, origin: str, reasons: list[str]) -> int:
+        """Add each element of a JSON array body; return how many there are."""
+        try:
+            elements = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            reasons.append(batch.add(origin, body, load_id=self.load_id) or "not JSON")
+            return 1
+        for index, element in enumerate(elements):
+            reason = batch.add(f"{origin}[{index}]", orjson.dumps(element), load_id=self.load_id)
+            if reason is not None:
+                reasons.append(f"[{index}] {reason}")
+        return len(elements)
+
+    def _answer(
+        self,
+        status: int,
+        content: bytes,
+        *,
+        media_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        self.requests[status] += 1
+        return Response(content, status_code=status, media_type=media_type, headers=headers)
+
+    async def healthz(self, request: Request) -> Response:
+        """``GET /healthz``: 200 when the database answers (and the schema is ready), else 503."""
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.wait_for(loop.run_in_executor(self._probe, self._check), 5.0)
+        except TimeoutError:
+            detail = "the database did not answer within 5 s"
+        except LoaderError as exc:
+            detail = str(exc)
+        else:
+            return Response(b'{"status":"ok"}', media_type="application/json")
+        return Response(
+            orjson.dumps({"status": "unavailable", "detail": detail}),
+            status_code=503,
+            media_type="application/json",
+        )
+
+    def _check(self) -> None:
+        self.prepare()
+        with translating(), self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    async def metrics(self, request: Request) -> Response:
+        """``GET /metrics``: Prometheus text exposition (format 0.0.4)."""
+        loop = asyncio.get_running_loop()
+        lag: tuple[int, float] | None
+        try:
+            lag = await asyncio.wait_for(loop.run_in_executor(self._probe, self._lag), 5.0)
+        except (TimeoutError, LoaderError):
+            lag = None
+        return Response(
+            self._exposition(lag).encode(),
+            media_type="text/plain; version=0.0.4; charset=utf-8",
+        )
+
+    def _lag(self) -> tuple[int, float]:
+        with translating(), self.engine.connect() as conn:
+            set_search_path(conn, self._schema)
+            row = conn.execute(text(read_sql("serve/transform_lag.sql"))).one()
+            conn.rollback()
+        return int(row.pending), float(row.lag_seconds)
+
+    def _exposition(self, lag: tuple[int, float] | None) -> str:
+        lines: list[str] = []
+
+        def metric(name: str, kind: str, help_: str, samples: list[tuple[str, float]]) -> None:
+            lines.append(f"# HELP {name} {help_}")
+            lines.append(f"# TYPE {name} {kind}")
+            lines.extend(f"{name}{labels} {value:g}" for labels, value in samples)
+
+        report = self.report()
+        stats = self.lander.stats if self.lander else None
+        metric(
+            "drip_loader_webhook_requests_total",
+            "counter",
+            "Webhook requests answered, by HTTP status.",
+            [(f'{{status="{s}"}}', n) for s, n in report.requests.items()],
+        )
+        metric(
+            "drip_loader_webhook_events_total",
+            "counter",
+            "Events received by webhook, by outcome (landed: new; duplicate: already stored).",
+            [
+                ('{outcome="landed"}', report.landed),
+                ('{outcome="duplicate"}', report.duplicates),
+                ('{outcome="rejected"}', report.rejected),
+            ],
+        )
+        metric(
+            "drip_loader_webhook_not_email_events_total",
+            "counter",
+            "Landed or duplicate events that are not email events (kept raw only).",
+            [("", report.not_email)],
+        )
+        metric(
+            "drip_loader_group_commits_total",
+            "counter",
+            "Landing transactions (each commits many requests).",
+            [("", stats.commits if stats else 0)],
+        )
+        metric(
+            "drip_loader_queued_events",
+            "gauge",
+            "Events waiting for a landing transaction.",
+            [("", self.lander.queued if self.lander else 0)],
+        )
+        metric(
+            "drip_loader_transformed_events_total",
+            "counter",
+            "Pending events this process mapped into the collection tables and tracks.",
+            [("", report.transformed)],
+        )
+        metric(
+            "drip_loader_transform_runs_total",
+            "counter",
+            "Passes of the background transform over the queue, empty ones included.",
+            [("", self.transformer.snapshot().runs)],
+        )
+        metric(
+            "drip_loader_database_up",
+            "gauge",
+            "1 when the last database query of /metrics succeeded.",
+            [("", 0 if lag is None else 1)],
+        )
+        if lag is not None:
+            metric(
+                "drip_loader_pending_events",
+                "gauge",
+                "Landed events waiting for the transform (from any process).",
+                [("", lag[0])],
+            )
+            metric(
+                "drip_loader_transform_lag_seconds",
+                "gauge",
+                "Age of the oldest event waiting for the transform; 0 when none.",
+                [("", round(lag[1], 3))],
+            )
+        return "\n".join(lines) + "\n"
+
+
+def create_app(receiver: Receiver) -> ASGIApp:
+    """The ASGI application of ``receiver`` (its lifespan starts and stops the machinery)."""
+    app: ASGIApp = Starlette(
+        routes=[
+            Route(WEBHOOK_PATH, receiver.webhook, methods=["POST"]),
+            Route("/healthz", receiver.healthz, methods=["GET"]),
+            Route("/metrics", receiver.metrics, methods=["GET"]),
+        ],
+        lifespan=receiver.lifespan,
+    )
+    if receiver.options.access_log:
+        app = _AccessLog(app)
+    return app
+
+
+class _AccessLog:
+    """One log line per request, with the webhook token redacted from the path."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.log = logging.getLogger("loader.serve.access")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 0
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            client = scope.get("client") or ("-", 0)
+            path = _REDACT.sub("/webhooks/drip/***", scope.get("path", ""))
+            self.log.info(
+                '%s "%s %s" %d %.1fms',
+                client[0],
+                scope.get("method", "-"),
+                path,
+                status,
+                (time.perf_counter() - started) * 1000,
+            )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, except that a signal-triggered graceful stop exits 0.
+
+    uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown so the process dies by
+    the signal; a receiver that drained cleanly has done its job, and process managers
+    should see a clean exit.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind the listening socket ourselves: a clear error when taken, and port 0 works."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ServeError(f"cannot listen on {host}: {exc.strerror}; check --host") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise ServeError(
+            f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port "
+            "or stop the process using it"
+        ) from None
+    sock.setblocking(False)
+    return sock
+
+
+def _log_config() -> dict[str, Any]:
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["loggers"]["loader"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
+
+
+def run_server(
+    settings: Settings,
+    options: ServeOptions,
+    *,
+    announce: Callable[[str], None] = lambda line: None,
+) -> ServeReport:
+    """Receive webhooks until SIGTERM/SIGINT; return what was received.
+
+    The schema is migrated (or checked) first; when the database is not reachable yet the
+    receiver starts anyway and answers 429 until it is.
+
+    Raises:
+        ConfigError: the schema is behind head and ``migrate_first`` is off.
+        ServeError: the address cannot be bound.
+        LoaderError: the database (or the embedded server) failed at start.
+    """
+    load_id = uuid.uuid4().hex
+    sock = _listen(options.host, options.port)
+    try:
+        host, port = sock.getsockname()[:2]
+        options = replace(options, port=port)
+        with open_database(settings, announce=announce) as engine:
+            receiver = Receiver(engine, settings=settings, options=options, load_id=load_id)
+            try:
+                receiver.prepare()
+            except DatabaseUnavailable as exc:
+                announce(f"Warning: {exc}. Answering 429 until the database is reachable.")
+            config = uvicorn.Config(
+                create_app(receiver),
+                log_config=_log_config(),
+                access_log=False,  # it would log the token: the path is the secret
+                proxy_headers=True,
+                forwarded_allow_ips=options.forwarded_allow_ips,
+                timeout_graceful_shutdown=int(options.shutdown_timeout),
+                server_header=False,
+            )
+            announce(
+                f"Receiving Drip webhooks on http://{_url_host(host)}:{port}/webhooks/drip/<token> "
+                f"(token from ${TOKEN_ENV}; run {load_id}); Ctrl-C or SIGTERM stops."
+            )
+            _Server(config).run(sockets=[sock])
+            report = receiver.report()
+            receiver.finish(report)
+            return report
+    finally:
+        sock.close()
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

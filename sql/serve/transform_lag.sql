@@ -1,0 +1,8 @@
+-- name: transform_lag
+-- How far the collection tables are behind the landing table: the number of events
+-- waiting in the queue and the age in seconds of the oldest one (0 when none), for
+-- serve's /metrics.  An event a transform has claimed but not committed still counts.
+SELECT count(*) AS pending,
+       coalesce(extract(epoch FROM now() - min(r.received_at)), 0) AS lag_seconds
+FROM _pending p
+JOIN _raw_events r ON r._event_key = p._event_key

@@ -1,0 +1,267 @@
+"""Benchmark ``drip-loader serve``: durable webhooks per second against a bare endpoint.
+
+Run:  .venv/bin/python -m tests.benchmarks.bench_serve [--events 20000] [--clients 64] [--rounds 3]
+
+On the tests' PostgreSQL (DRIP_LOADER_TEST_DATABASE_URL, else Debian's binaries, else
+embedded) it starts, on 127.0.0.1:
+  * ``drip-loader serve --port 0`` against a fresh database, and
+  * a bare endpoint of the same stack (Starlette on uvicorn, same settings) that reads the
+    body and answers 200 without any database;
+then, ``--rounds`` times, posts ``--events`` new realistic webhooks (``loader.sample``, one
+event per request, as Drip sends them) from ``--clients`` concurrent keep-alive
+connections (aiohttp) to serve, and the same bodies to the bare endpoint.  A 429 is retried
+after a pause, as Drip would.  Rounds alternate so that both see the same machine (other
+work on a shared machine moves absolute figures a lot; the ratio per round much less).
+Finally it stops serve with SIGTERM and checks that every event answered 2xx is in
+``_raw_events``, and every such email event in ``tracks``.
+
+Prints, per round and overall: durable events/s, p50/p99 latency, the ratio serve/bare,
+serve's CPU time per event, and how long the transform took to catch up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import sqlalchemy as sa
+
+from loader.db import make_engine
+from loader.events import parse_record
+from loader.sample import generate_events
+from tests.support.postgres import database_url, postgres_server
+
+BIN = Path(sys.executable).parent / "drip-loader"
+TOKEN = "bench-token-0123456789abcdef"
+_LISTENING = re.compile(r"http://127\.0\.0\.1:(\d+)/")
+
+
+def _fresh_db(admin: sa.Engine, admin_url: str, name: str) -> str:
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    return database_url(admin_url, name)
+
+
+def _wait_port(log: Path, proc: subprocess.Popen[bytes], timeout: float = 60) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}:\n{log.read_text()}")
+        found = _LISTENING.search(log.read_text())
+        if found:
+            return int(found.group(1))
+        time.sleep(0.05)
+    raise SystemExit(f"server did not start:\n{log.read_text()}")
+
+
+async def _post_all(
+    url: str, bodies: list[bytes], clients: int
+) -> tuple[float, list[float], list[int], int]:
+    """Post every body; return (seconds, latencies of 2xx, indexes answered 2xx, 429s)."""
+    latencies: list[float] = []
+    accepted: list[int] = []
+    retries = 0
+    todo = iter(range(len(bodies)))
+    connector = aiohttp.TCPConnector(limit=clients, force_close=False)
+    headers = {"Content-Type": "application/json"}
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def client() -> None:
+            nonlocal retries
+            for index in todo:
+                while True:
+                    started = time.perf_counter()
+                    async with session.post(url, data=bodies[index], headers=headers) as resp:
+                        await resp.read()
+                        status = resp.status
+                    if status == 429:
+                        retries += 1
+                        await asyncio.sleep(0.5)
+                        continue
+                    if status >= 300:
+                        raise SystemExit(f"unexpected HTTP {status}")
+                    latencies.append(time.perf_counter() - started)
+                    accepted.append(index)
+                    break
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        seconds = time.perf_counter() - started
+    return seconds, latencies, accepted, retries
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def _run_load(
+    port: int, bodies: list[bytes], clients: int
+) -> tuple[float, list[float], list[int], int]:
+    url = f"http://127.0.0.1:{port}/webhooks/drip/{TOKEN}"
+    return asyncio.run(_post_all(url, bodies, clients))
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _bare_app() -> None:
+    """``--bare PORTFILE``: the same stack answering 200 without a database."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def webhook(request: Request) -> Response:
+        await request.body()
+        return Response(b'{"received":1}', media_type="application/json")
+
+    app = Starlette(routes=[Route("/webhooks/drip/{token}", webhook, methods=["POST"])])
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(2048)
+    print(
+        f"bare endpoint on http://127.0.0.1:{sock.getsockname()[1]}/", file=sys.stderr, flush=True
+    )
+    config = uvicorn.Config(app, access_log=False, server_header=False, log_level="warning")
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _line(name: str, seconds: float, latencies: list[float], retries: int) -> str:
+    rate = len(latencies) / seconds
+    return (
+        f"{name:<6} {len(latencies):>7,} events {seconds:6.2f} s {rate:>7,.0f}/s  "
+        f"p50 {_percentile(latencies, 0.5):5.1f} ms  p99 {_percentile(latencies, 0.99):6.1f} ms"
+        + (f"  ({retries} x 429 retried)" if retries else "")
+    )
+
+
+def _start(args: list[str], log: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=out)
+    return proc, _wait_port(log, proc)
+
+
+def main() -> None:
+    if len(sys.argv) == 2 and sys.argv[1] == "--bare":
+        _bare_app()
+        return
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=20_000, help="webhooks per round")
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--serve-args", default="", help="extra options for serve, e.g. '--writers 4'"
+    )
+    args = parser.parse_args()
+
+    warmup = 1000
+    everything = list(generate_events(events=warmup + args.events * args.rounds, seed=args.seed))
+    with (
+        tempfile.TemporaryDirectory(prefix="drip-bench-") as tmp,
+        postgres_server() as (admin_url, how, _),
+    ):
+        print(f"server: {how}; machine: {os.cpu_count()} cores; clients: {args.clients}")
+        admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
+        url = _fresh_db(admin, admin_url, "bench_serve")
+        env = {**os.environ, "DRIP_LOADER_DATABASE_URL": url, "DRIP_LOADER_WEBHOOK_TOKEN": TOKEN}
+        serve, serve_port = _start(
+            [str(BIN), "serve", "--port", "0", *args.serve_args.split()],
+            Path(tmp) / "serve.log",
+            env,
+        )
+        bare, bare_port = _start(
+            [sys.executable, "-m", "tests.benchmarks.bench_serve", "--bare"],
+            Path(tmp) / "bare.log",
+            dict(os.environ),
+        )
+        accepted: list[int] = []
+        ratios: list[float] = []
+        rates: list[float] = []
+        latencies_all: list[float] = []
+        cpu = bare_cpu = 0.0
+        try:
+            _run_load(serve_port, everything[:warmup], args.clients)
+            _run_load(bare_port, everything[:warmup], args.clients)
+            accepted.extend(range(warmup))  # warm-up events were answered 2xx too
+            for round_ in range(args.rounds):
+                start = warmup + round_ * args.events
+                bodies = everything[start : start + args.events]
+                before = _cpu_seconds(serve.pid)
+                seconds, latencies, ok, retries = _run_load(serve_port, bodies, args.clients)
+                cpu += _cpu_seconds(serve.pid) - before
+                accepted.extend(start + i for i in ok)
+                latencies_all.extend(latencies)
+                before = _cpu_seconds(bare.pid)
+                b_seconds, b_latencies, _, _ = _run_load(bare_port, bodies, args.clients)
+                bare_cpu += _cpu_seconds(bare.pid) - before
+                rate, bare_rate = len(latencies) / seconds, len(b_latencies) / b_seconds
+                rates.append(rate)
+                ratios.append(rate / bare_rate)
+                print(f"round {round_ + 1}: ratio serve/bare {rate / bare_rate:.2f}")
+                print("  " + _line("serve", seconds, latencies, retries))
+                print("  " + _line("bare", b_seconds, b_latencies, 0))
+            done_at = time.perf_counter()
+            engine = make_engine(url)
+            with engine.connect() as conn:
+                while conn.execute(sa.text("SELECT count(*) FROM drip._pending")).scalar_one():
+                    conn.rollback()
+                    time.sleep(0.05)
+            caught_up = time.perf_counter() - done_at
+        finally:
+            serve.send_signal(signal.SIGTERM)
+            code = serve.wait(60)
+            bare.send_signal(signal.SIGTERM)
+            bare.wait(30)
+        total = args.events * args.rounds
+        median = len(rates) // 2
+        print(
+            f"serve durable events/s: best {max(rates):,.0f}, median {sorted(rates)[median]:,.0f}"
+            f"; ratio serve/bare: best {max(ratios):.2f}, median {sorted(ratios)[median]:.2f}"
+        )
+        print(
+            f"serve latency over all rounds: p50 {_percentile(latencies_all, 0.5):.1f} ms, "
+            f"p99 {_percentile(latencies_all, 0.99):.1f} ms"
+        )
+        print(
+            f"CPU per event: serve {cpu * 1e6 / total:.0f} us, "
+            f"bare {bare_cpu * 1e6 / total:.0f} us; transform caught up "
+            f"{caught_up:.2f} s after the last answer; serve exited {code}"
+        )
+
+        keys = [parse_record(everything[i]) for i in set(accepted)]
+        with engine.connect() as conn:
+            raw = set(conn.execute(sa.text("SELECT _event_key FROM drip._raw_events")).scalars())
+            tracks = set(conn.execute(sa.text("SELECT id FROM drip.tracks")).scalars())
+        engine.dispose()
+        missing_raw = sum(1 for k in keys if k.key not in raw)
+        missing_tracks = sum(1 for k in keys if k.is_email and k.key not in tracks)
+        print(
+            f"verified: {len({k.key for k in keys}):,} distinct events answered 2xx; "
+            f"missing from _raw_events: {missing_raw}; email events missing from tracks: "
+            f"{missing_tracks}"
+        )
+        admin.dispose()
+        if missing_raw or missing_tracks or code != 0:
+            raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -237,11 +237,8 @@ class _Writer:
         self._conn.execute(text(read_sql("land/create_stage.sql")))
         self._conn.commit()
         self._rejects = build_metadata(schema).tables[f"{schema}._rejects"]
-        self._statement = text(
-            read_sql("land/and_transform.sql") + read_sql(TAIL)
-            if transform
-            else read_sql("land/to_pending.sql")
-        )
+        tail = TAIL if transform else "land/queue_pending.sql"
+        self._statement = text(read_sql("land/insert_raw.sql") + read_sql(tail))
         self._params = {**event_map_params(), "load_id": load_id, "received_at": received_at}
         self._load_id = load_id
 
@@ -272,7 +269,7 @@ class _Writer:
             if accepted:
                 row = conn.execute(self._statement, self._params).mappings().one()
                 counts = {k: int(v) for k, v in row.items()}
-                result.landed = counts.pop("events") if "events" in counts else counts.pop("landed")
+                result.landed = counts.pop("events")
                 result.rows_added.update(counts)
             if rejects:
                 conn.execute(insert(self._rejects).on_conflict_do_nothing(), rejects)

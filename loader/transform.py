@@ -2,7 +2,7 @@
 
 The mapping is ``sql/transform/map_and_insert.sql``: the tail of one statement whose head
 says which events to map.  File loads put it behind the landing of each chunk
-(``sql/land/and_transform.sql``); here it follows ``claim_pending.sql``, which takes
+(``sql/land/insert_raw.sql``); here it follows ``claim_pending.sql``, which takes
 events queued in ``_pending`` (by the webhook receiver, or left by a crash) with SKIP
 LOCKED, so concurrent transforms share the work and an event whose landing commits late
 is simply claimed by a later batch: nothing is skipped, nothing is mapped twice.

@@ -7,13 +7,15 @@
 -- are queued for the transform, and rejected records are kept with their reason.
 WITH incoming AS (
     SELECT r ->> 0 AS _event_key, r ->> 1 AS event, CAST(r ->> 2 AS timestamptz) AS occurred_at,
-           CAST(r ->> 3 AS boolean) AS is_email, r ->> 4 AS origin, r -> 5 AS payload
-    FROM jsonb_array_elements(CAST(:records AS jsonb)) AS r
+           CAST(r ->> 3 AS boolean) AS is_email, r ->> 4 AS origin, r -> 5 AS payload, n
+    FROM jsonb_array_elements(CAST(:records AS jsonb)) WITH ORDINALITY AS t (r, n)
 ), landed AS (
     INSERT INTO _raw_events (_event_key, event, occurred_at, received_at, is_email, _load_id, origin, payload)
     SELECT _event_key, event, occurred_at, now(), is_email, :load_id, origin, payload
     FROM incoming
-    ORDER BY _event_key  -- one lock order for every lander: overlapping loads cannot deadlock
+    -- One lock order for every lander, so overlapping landings cannot deadlock; among
+    -- copies of one event the first in the batch wins.
+    ORDER BY _event_key, n
     ON CONFLICT (_event_key) DO NOTHING
     RETURNING _event_key
 ), queued AS (

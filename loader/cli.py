@@ -569,6 +569,14 @@ def serve(
     access_log: Annotated[
         bool, typer.Option("--access-log", help="Log every request (the token is redacted).")
     ] = False,
+    body_timeout: Annotated[
+        float,
+        typer.Option("--body-timeout", min=0.1, help="Seconds to receive a body; then 408."),
+    ] = 30.0,
+    max_connections: Annotated[
+        int,
+        typer.Option("--max-connections", min=1, help="Open connections at most; then 503."),
+    ] = 1000,
     emit: Annotated[
         bool,
         typer.Option("--emit", help="Also forward transformed events to Segment (see emit)."),
@@ -590,6 +598,8 @@ def serve(
             retry_after=retry_after,
             forwarded_allow_ips=forwarded_allow_ips,
             access_log=access_log,
+            body_timeout=body_timeout,
+            max_connections=max_connections,
             emit=emit,
         )
         settings = _settings(

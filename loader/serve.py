@@ -115,6 +115,10 @@ class ServeOptions:
     """Proxies trusted for X-Forwarded-For (the client address in a reject's origin)."""
     access_log: bool = False
     """Log one line per request, the token redacted."""
+    body_timeout: float = 30.0
+    """Seconds a client may take to send its body; slower ones get 408 (slowloris)."""
+    max_connections: int = 1000
+    """Open connections at most; more get 503 (uvicorn's limit_concurrency)."""
     emit: bool = False
     """Forward transformed events to Segment in the background (needs a write key)."""
     emit_interval: float = 5.0
@@ -131,7 +135,7 @@ class ServeOptions:
         for name in ("max_body_bytes", "writers", "max_group_events", "max_queued_events"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
-        for name in ("commit_timeout", "transform_interval", "shutdown_timeout"):
+        for name in ("commit_timeout", "transform_interval", "shutdown_timeout", "body_timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be more than 0 seconds")
 
@@ -341,13 +345,20 @@ class Receiver:
         declared = request.headers.get("content-length", "")
         if declared.isdigit():
             size = int(declared)
-        async for part in request.stream():
-            if len(body) + len(part) > limit:
-                # Keep the head for the rejects table; the rest is never read.
-                body += part[: limit - len(body)]
-                size = max(size, limit + 1)
-                break
-            body += part
+        try:
+            async with asyncio.timeout(self.options.body_timeout):
+                async for part in request.stream():
+                    if len(body) + len(part) > limit:
+                        # Keep the head for the rejects table; the rest is never read.
+                        body += part[: limit - len(body)]
+                        size = max(size, limit + 1)
+                        break
+                    body += part
+        except TimeoutError:
+            # A client trickling its body would hold a connection forever; Drip never does.
+            return self._answer(
+                408, orjson.dumps({"error": "body not received in time; send it again"})
+            )
         size = max(size, len(body))
         client = request.client.host if request.client else "unknown"
         origin = f"webhook:{client}:{datetime.now(UTC).isoformat()}"
@@ -667,6 +678,8 @@ def run_server(
                 proxy_headers=True,
                 forwarded_allow_ips=options.forwarded_allow_ips,
                 timeout_graceful_shutdown=int(options.shutdown_timeout),
+                timeout_keep_alive=5,
+                limit_concurrency=options.max_connections,
                 server_header=False,
             )
             announce(

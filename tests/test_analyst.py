@@ -7,6 +7,7 @@ E-nn labels); the comments say how.
 from __future__ import annotations
 
 import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -413,3 +414,63 @@ def test_concurrent_transforms_of_the_same_subscribers(engine: Engine) -> None:
             "SELECT count(*), min(lead_score), max(lead_score), max(last_seen_at),"
             " count(*) FILTER (WHERE first_seen_at < last_seen_at) FROM drip.subscribers",
         ) == [(300, D(2), D(2), at("2026-10-02 00:00"), 300)]
+
+
+def test_an_older_snapshot_committed_last_does_not_win(engine: Engine) -> None:
+    # Transform 1 upserts 50 subscribers' newer events and keeps its transaction open;
+    # transform 2, on their older events, has to wait for those rows; when 1 commits, 2
+    # re-checks against the committed rows: the newer snapshots stay, first_seen_at widens.
+    from loader.land import land_records
+    from loader.transform import set_search_path, transform_batch
+
+    subscribers = [f"s{n:02}" for n in range(50)]
+    new = [
+        webhook("subscriber.applied_tag", {"id": s, "lead_score": 2}, "2026-10-02T00:00:00Z")
+        for s in subscribers
+    ]
+    old = [
+        webhook("subscriber.applied_tag", {"id": s, "lead_score": 1}, "2026-10-01T00:00:00Z")
+        for s in reversed(subscribers)
+    ]
+    records = [(f"c:{n}", b, len(b)) for n, b in enumerate(new + old)]
+    land_records(
+        engine, records, schema="drip", load_id="w", batch_size=1000, max_record_bytes=1 << 20,
+        transform=False,
+    )  # fmt: skip
+    first, second = engine.connect(), engine.connect()
+    try:
+        for conn in (first, second):
+            set_search_path(conn, "drip")
+            conn.commit()
+        first.begin()
+        assert transform_batch(first, batch_size=50)[0] == 50  # the newer events
+        done: list[int] = []
+
+        def run_second() -> None:
+            with second.begin():
+                done.append(transform_batch(second, batch_size=50)[0])
+
+        thread = threading.Thread(target=run_second)
+        thread.start()
+        waiting = 0
+        for _ in range(200):  # up to 10 s for transform 2 to block on transform 1's rows
+            waiting = rows(
+                engine,
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )[0][0]
+            if waiting or not thread.is_alive():
+                break
+            time.sleep(0.05)
+        assert waiting == 1
+        first.commit()
+        thread.join(timeout=30)
+        assert done == [50]
+    finally:
+        first.close()
+        second.close()
+    assert rows(
+        engine,
+        "SELECT count(*), min(lead_score), max(lead_score), min(first_seen_at), max(last_seen_at)"
+        " FROM drip.subscribers",
+    ) == [(50, D(2), D(2), at("2026-10-01 00:00"), at("2026-10-02 00:00"))]

@@ -14,7 +14,10 @@ read the current ``sql/`` files and stay reproducible; a test checks that the he
 revision's copies equal the files.
 
 Object bodies use bare table names (like every file in ``sql/``): they are created with
-``search_path`` set to the migrated schema for the duration of the statement.
+``search_path`` set to the migrated schema for the duration of the statement.  Replacing
+drops and re-creates (a view's columns may change): a view someone built on top of ours
+makes the DROP fail, and the migration stops with Postgres naming that view; grants on a
+re-created view come from ``ALTER DEFAULT PRIVILEGES`` (see docs/analysts.md).
 """
 
 from __future__ import annotations

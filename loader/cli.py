@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -614,6 +615,84 @@ def serve(
         f"Events landed {report.landed:,}, duplicates {report.duplicates:,}, "
         f"rejected {report.rejected:,}; transformed {report.transformed:,}."
     )
+
+
+class ReportName(StrEnum):
+    """The analyst reports (each reads one view)."""
+
+    email_performance = "email-performance"
+    daily = "daily"
+    unsubscribes = "unsubscribes"
+
+
+class ReportFormat(StrEnum):
+    """How ``report`` prints: for a person, or for a script."""
+
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+@app.command()
+def report(
+    name: Annotated[
+        ReportName,
+        typer.Argument(
+            help="email-performance: one row per email (sends, opens, clicks, rates); "
+            "daily: events and people per UTC day and event; unsubscribes: per campaign, "
+            "plus a row without campaign for unsubscribe-from-all.",
+            show_default=False,
+        ),
+    ],
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="Only rows with activity at or after this UTC date or time "
+            "(2026-10-01 or 2026-10-01T12:00:00Z). Figures stay all-time.",
+            show_default=False,
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until",
+            help="Only rows with activity before this UTC date or time (exclusive).",
+            show_default=False,
+        ),
+    ] = None,
+    fmt: Annotated[
+        ReportFormat,
+        typer.Option("--format", help="table (for reading), csv or json (for scripts)."),
+    ] = ReportFormat.table,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Write the report to this file instead of stdout.", show_default=False
+        ),
+    ] = None,
+    database_url: DatabaseUrl = None,
+    schema: Schema = None,
+) -> None:
+    """Print an analyst report read from the warehouse views."""
+    from .report import render, run_report
+
+    def action() -> str:
+        settings = _settings(database_url, schema)
+        with _database(settings) as engine:
+            frame = run_report(engine, name.value, schema=settings.schema, since=since, until=until)
+        text = render(frame, fmt=fmt.value, na_rep="")
+        if out is not None:
+            try:
+                out.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"cannot write {out}: {exc.strerror}") from None
+            _err(f"Wrote {len(frame):,} row(s) to {out}")
+        return text
+
+    text = _guard(action)
+    if out is None:
+        typer.echo(text, nl=not text.endswith("\n"))
 
 
 def main() -> None:

@@ -33,7 +33,7 @@ def warehouse_status(engine: Engine, *, schema: str, runs: int = 5) -> dict[str,
                 ).scalar_one()
             )
 
-        status["tables"] = {name: count(name) for name in ("tracks", *COLLECTIONS)}
+        status["tables"] = {name: count(name) for name in ("tracks", *COLLECTIONS, "subscribers")}
         status["raw_events"] = count("_raw_events")
         status["pending"] = count("_pending")
         status["rejects"] = count("_rejects")

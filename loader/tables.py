@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     Table,
     Text,
     UniqueConstraint,
@@ -93,6 +94,25 @@ def build_metadata(schema: str) -> MetaData:
     for name in COLLECTIONS:
         _event_table(metadata, name, COLLECTION_PROPERTIES[name])
     _event_table(metadata, "tracks", ())
+    Table(
+        "subscribers",
+        metadata,
+        Column("id", Text, primary_key=True),
+        Column("email", Text),
+        Column("user_id", Text),
+        Column("status", Text),
+        Column("tags", JSONB),
+        Column("custom_fields", JSONB),
+        Column("time_zone", Text),
+        Column("lead_score", Numeric),
+        Column("lifetime_value", Numeric),
+        _ts("created_at"),
+        _ts("first_seen_at", nullable=False),
+        _ts("last_seen_at", nullable=False),
+        Index("ix_subscribers_email", "email", postgresql_using="hash"),
+        comment="One row per Drip subscriber id: the snapshot of its latest event.",
+        postgresql_with={"fillfactor": 70},  # updated per event: room for in-place (HOT) updates
+    )
     Table(
         "_raw_events",
         metadata,

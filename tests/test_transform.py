@@ -100,6 +100,7 @@ def test_every_email_event_lands_in_its_table_and_in_tracks(
         "email_bounced": 1,
         "email_marked_as_spam": 1,
         "outbox": 7,  # queued for Segment
+        "subscribers": 4,  # distinct Drip subscriber ids: john, the bounce, the complaint, jane
     }
     tracks = rows(engine, "SELECT event, event_text FROM drip.tracks ORDER BY timestamp")
     assert [(r["event"], r["event_text"]) for r in tracks] == [

@@ -12,7 +12,7 @@ from typing import Any
 from .errors import ConfigError
 
 DEFAULT_SCHEMA = "drip"
-DEFAULT_BATCH_SIZE = 10_000
+DEFAULT_BATCH_SIZE = 5_000
 DEFAULT_TRANSFORM_BATCH_SIZE = 100_000
 DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
 DEFAULT_SEGMENT_HOST = "https://api.segment.io"

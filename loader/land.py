@@ -38,6 +38,8 @@ from .tables import build_metadata
 from .transform import TAIL, event_map_params, set_search_path
 
 _ATTEMPTS = 5
+KEY_LENGTH = len("drip-") + 40
+"""Event keys are ``drip-`` and 40 hex digits (spec §4)."""
 
 
 @dataclass
@@ -158,8 +160,9 @@ def _chunks(
                 chunk.accepted += 1
                 if not rec.is_email:
                     chunk.not_email += 1
-                chunk.copy += b"%s\t%s\t%s\t%s\t%s\t%s\n" % (
+                chunk.copy += b"%s\t%d\t%s\t%s\t%s\t%s\t%s\n" % (
                     rec.key.encode(),  # hex: never needs escaping
+                    chunk.accepted,  # input order, for "the first copy wins"
                     _escape(rec.event.encode()),
                     rec.occurred_at.isoformat().encode(),
                     b"t" if rec.is_email else b"f",
@@ -214,10 +217,10 @@ def _copy(
                 cursor, b"".join(lines[middle:]), load_id
             )
         fields = lines[0].rstrip(b"\n").split(b"\t")
-        origin, raw = _unescape(fields[4]).decode("utf-8", "replace"), _unescape(fields[5])
+        origin, raw = _unescape(fields[5]).decode("utf-8", "replace"), _unescape(fields[6])
         reason = f"refused by Postgres: {str(exc.pgerror or exc).strip().splitlines()[0]}"
         row = reject_row(reason=reason, origin=origin, raw=raw, size=len(raw), load_id=load_id)
-        return [(row, fields[3] == b"t")]
+        return [(row, fields[4] == b"t")]
 
 
 class _Writer:
@@ -237,6 +240,9 @@ class _Writer:
         self._conn.execute(text(read_sql("land/create_stage.sql")))
         self._conn.commit()
         self._rejects = build_metadata(schema).tables[f"{schema}._rejects"]
+        self._known = text(read_sql("land/known_keys.sql"))
+        self._replaying = True
+        self._chunks_seen = 0
         tail = TAIL if transform else "land/queue_pending.sql"
         self._statement = text(read_sql("land/insert_raw.sql") + read_sql(tail))
         self._params = {**event_map_params(), "load_id": load_id, "received_at": received_at}
@@ -258,15 +264,16 @@ class _Writer:
         result = LandResult()
         refused: list[tuple[dict[str, Any], bool]] = []
         try:
-            if chunk.accepted:
+            fresh = self._unknown(chunk) if chunk.accepted else bytearray()
+            if fresh:
                 cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
                 try:
-                    refused = _copy(cursor, memoryview(chunk.copy), self._load_id)
+                    refused = _copy(cursor, fresh, self._load_id)
                 finally:
                     cursor.close()
             accepted = chunk.accepted - len(refused)
             rejects = chunk.rejects + [row for row, _ in refused]
-            if accepted:
+            if fresh:
                 row = conn.execute(self._statement, self._params).mappings().one()
                 counts = {k: int(v) for k, v in row.items()}
                 result.landed = counts.pop("events")
@@ -282,6 +289,33 @@ class _Writer:
         result.rejected = len(rejects)
         result.not_email = chunk.not_email - sum(1 for _, is_email in refused if not is_email)
         return result
+
+    def _unknown(self, chunk: _Chunk) -> memoryview | bytearray:
+        """The chunk's COPY lines whose keys are not landed yet (all of them, usually).
+
+        Asking costs a round trip, so a writer asks while replays are what it sees, and
+        only now and then (every 8th chunk) while its chunks turn out to be all new.
+        """
+        view = memoryview(chunk.copy)
+        self._chunks_seen += 1
+        if not self._replaying and self._chunks_seen % 8 != 1:
+            return view
+        # Every line starts with its key, and COPY escaping leaves no raw newline inside a
+        # line: the lines and keys are read off the buffer, nothing is kept per record.
+        starts = [0]
+        find = chunk.copy.find
+        while (end := find(b"\n", starts[-1])) != -1 and end + 1 < len(chunk.copy):
+            starts.append(end + 1)
+        keys = b",".join(view[i : i + KEY_LENGTH] for i in starts).decode()
+        known = set(self._conn.execute(self._known, {"keys": keys}).scalars())
+        self._replaying = len(known) * 100 >= len(starts)
+        if not known:
+            return view
+        kept = bytearray()
+        for start, stop in zip(starts, [*starts[1:], len(chunk.copy)], strict=True):
+            if view[start : start + KEY_LENGTH].tobytes().decode() not in known:
+                kept += view[start:stop]
+        return kept
 
     def close(self) -> None:
         self._conn.close()

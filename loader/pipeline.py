@@ -18,7 +18,6 @@ from sqlalchemy.engine import Engine
 from . import migrate
 from .config import Settings
 from .db import open_database, translating
-from .emit import emit_events
 from .errors import ConfigError, LoaderError, StepFailed
 from .events import COLLECTIONS
 from .extract import Source, discover_sources, read_records
@@ -186,6 +185,8 @@ def _forward(
         )
         return
     progress.start("Forwarding to Segment", None)
+    from .emit import emit_events  # httpx is loaded only when forwarding is on
+
     emitted = emit_events(
         engine,
         schema=settings.schema,

@@ -1,1 +1,1 @@
-COPY _stage (_event_key, event, occurred_at, is_email, origin, payload) FROM STDIN
+COPY _stage (_event_key, seq, event, occurred_at, is_email, origin, payload) FROM STDIN

@@ -9,8 +9,8 @@ WITH src AS (
            is_email, :load_id, origin, payload
     FROM _stage
     -- One lock order for every lander, so overlapping loads cannot deadlock; among copies
-    -- of one event the earliest in the input wins (ctid: the stage is filled by one COPY).
-    ORDER BY _event_key, ctid
+    -- of one event the earliest in the input wins.
+    ORDER BY _event_key, seq
     ON CONFLICT (_event_key) DO NOTHING
     RETURNING _event_key, event, occurred_at, received_at, payload
 ),

@@ -35,7 +35,7 @@ from .events import BadRecord, parse_record
 from .extract import RawRecord
 from .sqlfiles import read_sql
 from .tables import build_metadata
-from .transform import TAIL, event_map_params, set_search_path
+from .transform import TAIL, event_map_params, set_search_path, tune_for_batches
 
 _ATTEMPTS = 5
 KEY_LENGTH = len("drip-") + 40
@@ -237,6 +237,7 @@ class _Writer:
     ) -> None:
         self._conn: Connection = engine.connect()
         set_search_path(self._conn, schema)
+        tune_for_batches(self._conn)
         self._conn.execute(text(read_sql("land/create_stage.sql")))
         self._conn.commit()
         self._rejects = build_metadata(schema).tables[f"{schema}._rejects"]

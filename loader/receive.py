@@ -42,7 +42,7 @@ from .db import sqlstate, translate_driver, translating
 from .errors import DatabaseError, DatabaseUnavailable, LoaderError
 from .land import BATCH_TO_PENDING, LandResult, RecordBatch
 from .sqlfiles import read_sql
-from .transform import set_search_path, transform_batch
+from .transform import set_search_path, transform_batch, tune_for_batches
 
 log = logging.getLogger("loader.serve")
 
@@ -488,6 +488,7 @@ class BackgroundTransformer:
                         self._ready()
                         conn = self._engine.connect()
                         set_search_path(conn, self._schema)
+                        tune_for_batches(conn)
                         conn.commit()
                     with conn.begin():
                         claimed, added = transform_batch(conn, batch_size=self._batch_size)

@@ -54,6 +54,15 @@ def set_search_path(conn: Connection, schema: str) -> None:
     conn.execute(text("SELECT set_config('search_path', :schema, false)"), {"schema": schema})
 
 
+def tune_for_batches(conn: Connection) -> None:
+    """Session settings for the landing and mapping statements.
+
+    Each chunk's statement sorts its rows twice (lock order, latest subscriber snapshot);
+    at the default 4 MB of work_mem those sorts spill to disk.
+    """
+    conn.execute(text("SELECT set_config('work_mem', '32MB', false)"))
+
+
 def transform_batch(conn: Connection, *, batch_size: int) -> tuple[int, Counter[str]]:
     """Map up to ``batch_size`` pending events on ``conn`` (the caller owns the transaction).
 
@@ -83,6 +92,7 @@ def run_transforms(
     result = TransformResult()
     with translating(), engine.connect() as conn:
         set_search_path(conn, schema)
+        tune_for_batches(conn)
         conn.commit()
         while True:
             with conn.begin():

@@ -19,11 +19,10 @@ from . import migrate
 from .config import Settings
 from .db import open_database, translating
 from .errors import ConfigError, LoaderError, StepFailed
-from .events import COLLECTIONS
 from .extract import Source, discover_sources, read_records
 from .land import LandResult, land_records
 from .tables import build_metadata
-from .transform import run_transforms
+from .transform import ADDED_COUNTS, run_transforms
 
 
 class Progress(Protocol):
@@ -105,7 +104,7 @@ def run_pipeline(
     report = RunReport(
         load_id=uuid.uuid4().hex,
         sources=[s.name for s in sources],
-        rows_added=dict.fromkeys(("tracks", *COLLECTIONS), 0),
+        rows_added=dict.fromkeys(ADDED_COUNTS, 0),
     )
     with open_database(settings, announce=announce) as engine:
         try:

@@ -20,10 +20,12 @@ from sqlalchemy.engine import Connection, Engine
 
 from . import __version__
 from .db import translating
-from .events import EMAIL_EVENTS
+from .events import COLLECTIONS, EMAIL_EVENTS
 from .sqlfiles import read_sql
 
 TAIL = "transform/map_and_insert.sql"
+ADDED_COUNTS = ("tracks", *COLLECTIONS, "outbox", "subscribers")
+"""The per-table counts the tail's final SELECT returns (rows added), in report order."""
 
 
 @dataclass

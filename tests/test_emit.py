@@ -42,6 +42,7 @@ from loader.pipeline import run_pipeline
 from loader.sample import generate_events
 from loader.status import warehouse_status
 from loader.tables import build_metadata
+from tests.casefiles import case
 from tests.support.segment_sink import SegmentSink, Stall
 
 WRITE_KEY = "wk_9f3c2a71e5d84b06"
@@ -54,27 +55,7 @@ REST_PENDING = "the rest stay pending: run `drip-loader emit` again later"
 FAST = RetryPolicy(attempts=3, backoff=0.01, max_backoff=0.05, timeout=5.0)
 """Real retries with short waits: the tests stay quick and bounded."""
 
-CLICK = {
-    "event": "subscriber.clicked_email",
-    "data": {
-        "account_id": "9999999",
-        "subscriber": {
-            "id": "z1togz2hcjrkpp5treip",
-            "email": "john@acme.com",
-            "user_id": None,
-            "tags": ["Customer", "SEO"],
-        },
-        "properties": {
-            "delivery_id": "99999",
-            "email_id": "88888",
-            "email_subject": "Email Course: Day 1",
-            "url": "https://www.example.com/pricing?utm_source=drip",
-            "user_agent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7)",
-            "ip_address": "203.0.113.7",
-        },
-    },
-    "occurred_at": "2026-10-06T15:52:58Z",
-}
+CLICK = case("email_link_clicked")  # spec §8
 OPEN = {
     "event": "subscriber.opened_email",
     "data": {
@@ -88,28 +69,8 @@ OPEN = {
     },
     "occurred_at": "2026-10-06T15:50:02Z",
 }
-UNSUBSCRIBE_CAMPAIGN = {
-    "event": "subscriber.unsubscribed_from_campaign",
-    "data": {
-        "account_id": "9999999",
-        "subscriber": {
-            "id": "8k2mq0x1rf7t3yb9wz4c",
-            "email": "jane@example.org",
-            "user_id": "u_456",
-        },
-        "properties": {"campaign_id": "4455667", "campaign_name": "Onboarding course"},
-    },
-    "occurred_at": "2026-10-07T09:12:40Z",
-}
-UNSUBSCRIBE_ALL = {
-    "event": "subscriber.unsubscribed_all",
-    "data": {
-        "account_id": "9999999",
-        "subscriber": {"id": "8k2mq0x1rf7t3yb9wz4c", "email": "jane@example.org"},
-        "properties": {},
-    },
-    "occurred_at": "2026-10-08T11:00:00+02:00",
-}
+UNSUBSCRIBE_CAMPAIGN = case("email_unsubscribed_campaign")  # spec §8
+UNSUBSCRIBE_ALL = case("email_unsubscribed_all")  # spec §8
 BOUNCE_WITHOUT_EMAIL = {
     "event": "subscriber.bounced",
     "data": {

@@ -27,54 +27,15 @@ from loader.events import parse_record
 from loader.land import RecordBatch, land_batch
 from loader.sample import generate_events
 from loader.transform import set_search_path
+from tests.casefiles import case
 from tests.support.serve import BIN, TOKEN, ServeProcess
 
 FRESH_WITHIN = 5.0
 ORIGIN = re.compile(r"^webhook:127\.0\.0\.1:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00$")
 
-CLICK = {  # spec §8
-    "event": "subscriber.clicked_email",
-    "data": {
-        "account_id": "9999999",
-        "subscriber": {
-            "id": "z1togz2hcjrkpp5treip",
-            "email": "john@acme.com",
-            "user_id": None,
-            "tags": ["Customer", "SEO"],
-        },
-        "properties": {
-            "delivery_id": "99999",
-            "email_id": "88888",
-            "email_subject": "Email Course: Day 1",
-            "url": "https://www.example.com/pricing?utm_source=drip",
-            "user_agent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7)",
-            "ip_address": "203.0.113.7",
-        },
-    },
-    "occurred_at": "2026-10-06T15:52:58Z",
-}
-UNSUBSCRIBE_CAMPAIGN = {  # spec §8
-    "event": "subscriber.unsubscribed_from_campaign",
-    "data": {
-        "account_id": "9999999",
-        "subscriber": {
-            "id": "8k2mq0x1rf7t3yb9wz4c",
-            "email": "jane@example.org",
-            "user_id": "u_456",
-        },
-        "properties": {"campaign_id": "4455667", "campaign_name": "Onboarding course"},
-    },
-    "occurred_at": "2026-10-07T09:12:40Z",
-}
-UNSUBSCRIBE_ALL = {  # spec §8
-    "event": "subscriber.unsubscribed_all",
-    "data": {
-        "account_id": "9999999",
-        "subscriber": {"id": "8k2mq0x1rf7t3yb9wz4c", "email": "jane@example.org"},
-        "properties": {},
-    },
-    "occurred_at": "2026-10-08T11:00:00+02:00",
-}
+CLICK = case("email_link_clicked")  # spec §8
+UNSUBSCRIBE_CAMPAIGN = case("email_unsubscribed_campaign")  # spec §8
+UNSUBSCRIBE_ALL = case("email_unsubscribed_all")  # spec §8
 
 
 def email_event(kind: str, n: int) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from loader import __version__
 from loader.config import Settings
 from loader.land import land_records
-from loader.transform import requeue_all, run_transforms
+from loader.transform import ADDED_COUNTS, requeue_all, run_transforms
 from tests.casefiles import case, case_bytes, line
 from tests.support.warehouse import TABLES, load_lines, one, rows, snapshot
 
@@ -102,6 +102,7 @@ def test_every_email_event_lands_in_its_table_and_in_tracks(
         "outbox": 7,  # queued for Segment
         "subscribers": 4,  # distinct Drip subscriber ids: john, the bounce, the complaint, jane
     }
+    assert tuple(report.rows_added) == ADDED_COUNTS  # what the mapping statement reports
     tracks = rows(engine, "SELECT event, event_text FROM drip.tracks ORDER BY timestamp")
     assert [(r["event"], r["event_text"]) for r in tracks] == [
         ("email_delivered", "Email Delivered"),

@@ -19,21 +19,13 @@ import sqlalchemy as sa
 from loader.db import make_engine
 from loader.sample import generate_events
 from tests.support.serve import ServeProcess
-from tests.support.warehouse import TABLES, snapshot, write_ndjson
+from tests.support.warehouse import TABLES, fresh_database, snapshot, write_ndjson
 
 
 def _clean(
     pg: dict[str, object], lines: list[bytes], tmp_path: Path
 ) -> dict[str, list[tuple[object, ...]]]:
-    admin: sa.Engine = pg["admin"]  # type: ignore[assignment]
-    with admin.connect() as conn:
-        conn.execute(sa.text("DROP DATABASE IF EXISTS concurrency_clean WITH (FORCE)"))
-        conn.execute(sa.text("CREATE DATABASE concurrency_clean TEMPLATE drip_template"))
-    url = (
-        make_engine(str(pg["url"]))
-        .url.set(database="concurrency_clean")
-        .render_as_string(hide_password=False)
-    )
+    url = fresh_database(pg, "concurrency_clean")
     path = write_ndjson(tmp_path / "clean.ndjson", lines)
     env = {**os.environ, "DRIP_LOADER_DATABASE_URL": url}
     subprocess.run(

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from loader.db import make_engine
 from loader.sample import generate_events
-from tests.support.warehouse import snapshot, write_ndjson
+from tests.support.warehouse import fresh_database, snapshot, write_ndjson
 
 EVENTS = 100_000
 
@@ -46,15 +46,7 @@ def _load(url: str, path: Path) -> subprocess.Popen[str]:
 
 
 def _clean_run(pg: dict[str, object], path: Path) -> dict[str, list[tuple[object, ...]]]:
-    admin: sa.Engine = pg["admin"]  # type: ignore[assignment]
-    with admin.connect() as conn:
-        conn.execute(sa.text("DROP DATABASE IF EXISTS faults_clean WITH (FORCE)"))
-        conn.execute(sa.text("CREATE DATABASE faults_clean TEMPLATE drip_template"))
-    url = (
-        make_engine(str(pg["url"]))
-        .url.set(database="faults_clean")
-        .render_as_string(hide_password=False)
-    )
+    url = fresh_database(pg, "faults_clean")
     proc = _load(url, path)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err

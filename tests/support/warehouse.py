@@ -71,3 +71,14 @@ def snapshot(engine: Engine, schema: str = "drip") -> dict[str, list[tuple[Any, 
             )
             result[table] = sorted(tuple(str(v) for v in r) for r in conn.execute(select))
     return result
+
+
+def fresh_database(pg: dict[str, object], name: str, *, template: str = "drip_template") -> str:
+    """(Re)create database ``name`` on the session's server, migrated; return its URL."""
+    from loader.db import make_engine
+
+    admin: Engine = pg["admin"]  # type: ignore[assignment]
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    return make_engine(str(pg["url"])).url.set(database=name).render_as_string(hide_password=False)

@@ -131,6 +131,7 @@ def _chunks(
     one kept, however the writers interleave, and a rerun after a crash keeps the same one.
     """
     building = [_Chunk() for _ in range(partitions)]
+    events: dict[str, bytes] = {}  # escaped once: a file has a few dozen event names
     for origin, raw, size in records:
         if size > max_record_bytes:
             part = 0
@@ -160,10 +161,13 @@ def _chunks(
                 chunk.accepted += 1
                 if not rec.is_email:
                     chunk.not_email += 1
+                event = events.get(rec.event)
+                if event is None:
+                    event = events[rec.event] = _escape(rec.event.encode())
                 chunk.copy += b"%s\t%d\t%s\t%s\t%s\t%s\t%s\n" % (
                     rec.key.encode(),  # hex: never needs escaping
                     chunk.accepted,  # input order, for "the first copy wins"
-                    _escape(rec.event.encode()),
+                    event,
                     rec.occurred_at.isoformat().encode(),
                     b"t" if rec.is_email else b"f",
                     _escape(origin.encode("utf-8", "replace")),

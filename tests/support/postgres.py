@@ -75,18 +75,28 @@ class LocalServer:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
         subprocess.run(cmd, check=True, capture_output=True, timeout=120)
 
+    def _options(self) -> str:
+        return (
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.datadir} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300 "
+            "-c shared_buffers=256MB"
+        )
+
     def start(self) -> str:
         pgdata = str(self.datadir / "data")
         self._run(
             "initdb", "-D", pgdata, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"
         )
-        options = (
-            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.datadir} -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300 "
-            "-c shared_buffers=256MB"
-        )
         self._run(
-            "pg_ctl", "-D", pgdata, "-o", options, "-l", str(self.datadir / "log"), "-w", "start"
+            "pg_ctl",
+            "-D",
+            pgdata,
+            "-o",
+            self._options(),
+            "-l",
+            str(self.datadir / "log"),
+            "-w",
+            "start",
         )
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from loader import migrate
 from loader.config import Settings
 from loader.db import make_engine
-from tests.support.postgres import database_url, postgres_server
+from tests.support.postgres import LocalServer, database_url, debian_bin, postgres_server
 
 TEMPLATE = "drip_template"
 _counter = itertools.count()
@@ -71,3 +71,30 @@ def engine(db_url: str) -> Iterator[Engine]:
     eng = make_engine(db_url)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture
+def stoppable(pg: dict[str, object]) -> Iterator[tuple[str, LocalServer]]:
+    """A migrated database on a server the test may stop and start (outage tests).
+
+    The session's server when it is one of ours; otherwise (a URL or a container) a
+    private one from Debian's binaries, so these tests never depend on where the session's
+    server came from.
+    """
+    handle = pg["handle"]
+    if isinstance(handle, LocalServer):
+        for url in _new_database(pg, TEMPLATE):
+            yield url, handle
+        return
+    bindir = debian_bin()
+    if bindir is None:
+        pytest.fail("outage tests need PostgreSQL's server binaries: apt-get install postgresql")
+    server = LocalServer(bindir)
+    try:
+        url = server.start()
+        engine = make_engine(url, null_pool=True)
+        migrate.upgrade(engine, schema="drip")
+        engine.dispose()
+        yield url, server
+    finally:
+        server.stop()

@@ -348,10 +348,23 @@ def test_healthz_and_metrics(db_url: str, tmp_path: Path) -> None:
         assert metric(server, "drip_loader_transformed_events_total") == 0
 
 
+@pytest.fixture
+def outage(
+    stoppable: tuple[str, Any], tmp_path: Path
+) -> Iterator[tuple[ServeProcess, Engine, Any]]:
+    """serve on a database whose server the test may stop."""
+    url, handle = stoppable
+    engine = make_engine(url)
+    with ServeProcess(url, tmp_path / "serve.log") as server:
+        server.wait_healthy()
+        yield server, engine, handle
+    engine.dispose()
+
+
 def test_database_down_answers_429_then_the_retried_events_land(
-    pg: dict[str, Any], serve: ServeProcess, db: Engine
+    outage: tuple[ServeProcess, Engine, Any],
 ) -> None:
-    handle: Any = pg["handle"]
+    serve, db, handle = outage
     first, second = (
         email_event("subscriber.opened_email", 21),
         email_event("subscriber.bounced", 22),

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from loader.db import make_engine
 from loader.sample import generate_events
+from tests.support.postgres import LocalServer
 from tests.support.warehouse import fresh_database, snapshot, write_ndjson
 
 EVENTS = 100_000
@@ -88,11 +89,9 @@ def test_sigkill_at_random_points_then_rerun_gives_exact_tables(
 
 
 def test_database_restart_during_load_fails_cleanly_and_rerun_completes(
-    db_url: str, engine: sa.Engine, big_file: Path, pg: dict[str, object]
+    stoppable: tuple[str, LocalServer], big_file: Path, pg: dict[str, object]
 ) -> None:
-    server = pg["handle"]
-    if server is None or not hasattr(server, "pg_ctl"):
-        pytest.fail("this fault test needs the session server it can stop (Debian binaries)")
+    db_url, server = stoppable
     proc = _load(db_url, big_file)
     time.sleep(1.5)
     server.pg_ctl("stop")
@@ -107,4 +106,8 @@ def test_database_restart_during_load_fails_cleanly_and_rerun_completes(
     rerun = _load(db_url, big_file)
     _, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err
-    assert snapshot(engine) == _clean_run(pg, big_file)
+    engine = make_engine(db_url)
+    try:
+        assert snapshot(engine) == _clean_run(pg, big_file)
+    finally:
+        engine.dispose()

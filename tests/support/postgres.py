@@ -50,7 +50,7 @@ def _docker_answers() -> bool:
             return False
 
 
-def _debian_bin() -> Path | None:
+def debian_bin() -> Path | None:
     found = sorted(
         Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name)
     )
@@ -137,7 +137,7 @@ def postgres_server() -> Iterator[tuple[str, str, object | None]]:
         with PostgresContainer("postgres:16", driver="psycopg2") as container:
             yield container.get_connection_url(), "testcontainers", container
         return
-    bindir = _debian_bin()
+    bindir = debian_bin()
     if bindir is not None:
         server = LocalServer(bindir)
         try:

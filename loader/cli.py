@@ -297,12 +297,13 @@ def load(
             typer.echo(f"  {label:<20}{report.forward_failed:>12,}  (see drip-loader emit --help)")
     if report.rejected:
         typer.echo(
-            f"  {report.rejected} rejected record(s) kept in {report_schema(database_url, schema)}._rejects with the reason and origin."
+            f"  {report.rejected} rejected record(s) kept in {_schema_name(schema)}._rejects with the reason and origin."
         )
 
 
-def report_schema(database_url: str | None, schema: str | None) -> str:
-    return schema or os.environ.get("DRIP_LOADER_SCHEMA") or "drip"
+def _schema_name(schema: str | None) -> str:
+    """The schema a command used, as Settings resolves it (option, environment, default)."""
+    return Settings.from_env(schema=schema).schema
 
 
 @app.command()
@@ -473,13 +474,11 @@ def emit(
             database_url, schema, segment_write_key=segment_write_key, segment_host=segment_host
         )
         with _database(settings) as engine:
-            current = migrations.current_revision(engine, schema=settings.schema)
-            head = migrations.head_revision()
-            if current != head:
-                raise ConfigError(
-                    f"schema {settings.schema!r} is at revision {current or 'none'}, not {head}: "
-                    "run `drip-loader migrate` (or `drip-loader load`) first"
-                )
+            migrations.require_head(
+                engine,
+                schema=settings.schema,
+                then="run `drip-loader migrate` (or `drip-loader load`) first",
+            )
             return emit_events(
                 engine,
                 schema=settings.schema,
@@ -507,7 +506,7 @@ def emit(
     if report.failed:
         typer.echo(
             f"  {report.failed:,} event(s) Segment cannot accept are marked failed in "
-            f"{report_schema(database_url, schema)}._outbox (last_error says why); after a fix, "
+            f"{_schema_name(schema)}._outbox (last_error says why); after a fix, "
             "run `drip-loader emit --retry-failed`."
         )
 

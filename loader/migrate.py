@@ -15,6 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection, Engine
 
 from .db import translating
+from .errors import ConfigError
 
 
 def migrations_dir() -> Path:
@@ -52,6 +53,20 @@ def current_revision(engine: Engine, *, schema: str) -> str | None:
     with translating(), engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"version_table_schema": schema})
         return context.get_current_revision()
+
+
+def require_head(engine: Engine, *, schema: str, then: str) -> None:
+    """Check ``schema`` is at the newest revision, for commands that must not migrate.
+
+    Raises:
+        ConfigError: it is not; the message ends with ``then`` (what to run).
+    """
+    current = current_revision(engine, schema=schema)
+    head = head_revision()
+    if current != head:
+        raise ConfigError(
+            f"schema {schema!r} is at revision {current or 'none'}, not {head}: {then}"
+        )
 
 
 def head_revision() -> str:

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from . import migrate
 from .config import Settings
 from .db import open_database, translating
-from .errors import ConfigError, LoaderError, StepFailed
+from .errors import LoaderError, StepFailed
 from .extract import Source, discover_sources, read_records
 from .land import LandResult, land_records
 from .tables import build_metadata
@@ -71,12 +71,11 @@ def ensure_schema(engine: Engine, settings: Settings, *, migrate_first: bool) ->
     if migrate_first:
         migrate.upgrade(engine, schema=settings.schema)
         return
-    current = migrate.current_revision(engine, schema=settings.schema)
-    if current != migrate.head_revision():
-        raise ConfigError(
-            f"schema {settings.schema!r} is at revision {current or 'none'}, not "
-            f"{migrate.head_revision()}: run `drip-loader migrate` (or drop --no-migrate)"
-        )
+    migrate.require_head(
+        engine,
+        schema=settings.schema,
+        then="run `drip-loader migrate` (or drop --no-migrate)",
+    )
 
 
 def run_pipeline(

@@ -501,6 +501,7 @@ def emit(
         ("sent", report.sent),
         ("failed", report.failed),
         ("requeued (--retry-failed)", report.requeued),
+        ("queued (forwarding on)", report.queued),
     ):
         typer.echo(f"  {label:<26}{value:>12,}")
     if report.failed:

@@ -1,8 +1,9 @@
 """Emit: forward landed email events to Segment's HTTP Tracking API through an outbox.
 
-The transform queues every email event it writes in ``_outbox`` (status ``pending``), in
-the statement that writes the event, so nothing is forwarded before it is in the
-warehouse.  :func:`emit_events` then repeats, until it has walked past every pending event:
+Once forwarding is on (:func:`enable_forwarding`, run by the first emit, queues every
+event already in the warehouse), the transform queues every email event it writes in
+``_outbox`` (status ``pending``), in the statement that writes the event, so nothing is
+forwarded before it is in the warehouse.  :func:`emit_events` then repeats, until it has walked past every pending event:
 
 1. claim the next ``claim_size`` pending events, oldest first (``FOR UPDATE SKIP
    LOCKED``: concurrent emitters split the work, never send the same events at once);
@@ -49,7 +50,7 @@ from typing import Any
 import httpx
 import orjson
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from . import __version__
 from .config import DEFAULT_SEGMENT_HOST
@@ -110,6 +111,8 @@ class EmitReport:
     """Events whose batch kept failing: still pending, retried by the next run."""
     requeued: int = 0
     """Failed events put back in the queue by ``retry_failed``."""
+    queued: int = 0
+    """Events already in the warehouse, queued because this run turned forwarding on."""
     requests: int = 0
     """HTTP requests made, retries included."""
     retries: int = 0
@@ -367,6 +370,21 @@ def _mark_params(outcomes: Outcomes) -> dict[str, Any]:
 _SIZE_REASON = "the Segment message is {size:,} bytes, over Segment's limit of 32 KB per event"
 
 
+def enable_forwarding(conn: Connection) -> int:
+    """Turn forwarding on, once: queue every email event already in the warehouse.
+
+    Until then the transform writes no ``_outbox`` rows (most warehouses never forward).
+    ``conn`` is in a transaction, with its search path on the warehouse schema.
+
+    Returns:
+        The events queued now (0 when forwarding was already on).
+    """
+    if conn.execute(text(read_sql("emit/forwarding_on.sql"))).scalar():
+        return 0
+    conn.execute(text(read_sql("emit/lock_tracks.sql")))
+    return int(conn.execute(text(read_sql("emit/enable.sql"))).rowcount)
+
+
 def emit_events(
     engine: Engine,
     *,
@@ -431,6 +449,8 @@ def emit_events(
         # Timestamps are written as text in the session's zone: make them UTC.
         conn.execute(text("SELECT set_config('TimeZone', 'UTC', false)"))
         conn.commit()
+        with conn.begin():
+            report.queued = enable_forwarding(conn)
         if retry_failed:
             with conn.begin():
                 report.requeued = conn.execute(text(read_sql("emit/retry_failed.sql"))).rowcount

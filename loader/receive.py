@@ -42,7 +42,7 @@ from .db import sqlstate, translate_driver, translating
 from .errors import DatabaseError, DatabaseUnavailable, LoaderError
 from .land import BATCH_TO_PENDING, LandResult, RecordBatch
 from .sqlfiles import read_sql
-from .transform import set_search_path, transform_batch, tune_for_batches
+from .transform import merge_all_subscribers, set_search_path, transform_batch, tune_for_batches
 
 log = logging.getLogger("loader.serve")
 
@@ -492,6 +492,8 @@ class BackgroundTransformer:
                         conn.commit()
                     with conn.begin():
                         claimed, added = transform_batch(conn, batch_size=self._batch_size)
+                    if claimed < self._batch_size:  # caught up: bring subscribers up to date
+                        added["subscribers"] += merge_all_subscribers(conn)
             except Exception as exc:
                 if conn is not None:
                     with contextlib.suppress(Exception):
@@ -512,10 +514,10 @@ class BackgroundTransformer:
             failures = 0
             with self._lock:
                 self.stats.runs += 1
-            if claimed:
+            if claimed or added:
                 with self._lock:
                     self.stats.events += claimed
-                    self.stats.batches += 1
+                    self.stats.batches += bool(claimed)
                     self.stats.rows_added.update(added)
             if stopping:
                 if claimed == 0 or time.monotonic() > self._deadline:

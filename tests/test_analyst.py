@@ -237,7 +237,7 @@ def test_first_load_counts(first_load: RunReport) -> None:
         "email_bounced": 1,
         "email_marked_as_spam": 1,
         "subscribers": 4,  # ann, bob, cat, eve; dan has no subscriber id
-        "outbox": 18,  # every email event is queued for Segment
+        "outbox": 0,  # forwarding to Segment is off until the first emit
     }
 
 
@@ -278,6 +278,26 @@ def test_reloading_changes_nothing(
 
     assert (again.landed, again.duplicates, again.rows_added["subscribers"]) == (0, 20, 0)
     assert rows(engine, SUBSCRIBERS) == [EVE_1, ANN_1, BOB_1, CAT_1]
+
+
+def test_snapshots_queued_before_a_crash_are_merged_by_the_next_run(
+    settings: Settings, engine: Engine
+) -> None:
+    # The landing maps each chunk and queues its subscriber snapshots; the merge runs at
+    # the end of the run.  A run that died in between left them queued, not lost.
+    from loader.land import land_records
+
+    records = [(f"case:{n}", body, len(body)) for n, body in enumerate(BATCH_1)]
+    land_records(
+        engine, records, schema="drip", load_id="died", batch_size=100, max_record_bytes=1 << 20
+    )
+    assert rows(engine, "SELECT count(*) FROM drip.subscribers") == [(0,)]
+
+    report = run_pipeline(settings, [])  # the scheduled job, with nothing new to load
+
+    assert report.rows_added["subscribers"] == 4
+    assert rows(engine, SUBSCRIBERS) == [EVE_1, ANN_1, BOB_1, CAT_1]
+    assert rows(engine, "SELECT count(*) FROM drip._subscriber_changes") == [(0,)]
 
 
 def test_queued_events_and_rebuild_give_the_same_subscribers(
@@ -418,11 +438,11 @@ def test_concurrent_transforms_of_the_same_subscribers(engine: Engine) -> None:
 
 
 def test_an_older_snapshot_committed_last_does_not_win(engine: Engine) -> None:
-    # Transform 1 upserts 50 subscribers' newer events and keeps its transaction open;
-    # transform 2, on their older events, has to wait for those rows; when 1 commits, 2
-    # re-checks against the committed rows: the newer snapshots stay, first_seen_at widens.
+    # Merge 1 upserts 50 subscribers' newer snapshots and keeps its transaction open; merge
+    # 2, on their older snapshots, has to wait for those rows; when 1 commits, 2 re-checks
+    # against the committed rows: the newer snapshots stay, first_seen_at widens.
     from loader.land import land_records
-    from loader.transform import set_search_path, transform_batch
+    from loader.transform import merge_subscribers, set_search_path, transform_batch
 
     subscribers = [f"s{n:02}" for n in range(50)]
     new = [
@@ -433,28 +453,32 @@ def test_an_older_snapshot_committed_last_does_not_win(engine: Engine) -> None:
         webhook("subscriber.applied_tag", {"id": s, "lead_score": 1}, "2026-10-01T00:00:00Z")
         for s in reversed(subscribers)
     ]
-    records = [(f"c:{n}", b, len(b)) for n, b in enumerate(new + old)]
-    land_records(
-        engine, records, schema="drip", load_id="w", batch_size=1000, max_record_bytes=1 << 20,
-        transform=False,
-    )  # fmt: skip
     first, second = engine.connect(), engine.connect()
     try:
         for conn in (first, second):
             set_search_path(conn, "drip")
             conn.commit()
+        # the newer snapshots are queued first, so the first merge takes exactly them
+        for n, bodies in enumerate((new, old)):
+            records = [(f"c{n}:{i}", b, len(b)) for i, b in enumerate(bodies)]
+            land_records(
+                engine, records, schema="drip", load_id=f"w{n}", batch_size=1000,
+                max_record_bytes=1 << 20, transform=False,
+            )  # fmt: skip
+            with first.begin():
+                assert transform_batch(first, batch_size=50)[0] == 50
         first.begin()
-        assert transform_batch(first, batch_size=50)[0] == 50  # the newer events
-        done: list[int] = []
+        assert merge_subscribers(first, limit=50) == (50, 50)  # the newer snapshots
+        done: list[tuple[int, int]] = []
 
         def run_second() -> None:
             with second.begin():
-                done.append(transform_batch(second, batch_size=50)[0])
+                done.append(merge_subscribers(second, limit=50))
 
         thread = threading.Thread(target=run_second)
         thread.start()
         waiting = 0
-        for _ in range(200):  # up to 10 s for transform 2 to block on transform 1's rows
+        for _ in range(200):  # up to 10 s for merge 2 to block on merge 1's rows
             waiting = rows(
                 engine,
                 "SELECT count(*) FROM pg_stat_activity"
@@ -466,7 +490,7 @@ def test_an_older_snapshot_committed_last_does_not_win(engine: Engine) -> None:
         assert waiting == 1
         first.commit()
         thread.join(timeout=30)
-        assert done == [50]
+        assert done == [(50, 0)]  # the older snapshots: nothing inserted, first_seen_at widened
     finally:
         first.close()
         second.close()

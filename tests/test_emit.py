@@ -35,13 +35,16 @@ from loader.emit import (
     _retry_after,
     batches,
     emit_events,
+    enable_forwarding,
 )
 from loader.errors import EmitError
 from loader.events import parse_record
+from loader.land import land_records
 from loader.pipeline import run_pipeline
 from loader.sample import generate_events
 from loader.status import warehouse_status
 from loader.tables import build_metadata
+from loader.transform import set_search_path
 from tests.casefiles import case
 from tests.support.segment_sink import SegmentSink, Stall
 
@@ -229,10 +232,70 @@ def test_every_email_event_arrives_as_a_segment_track_call(settings, engine, tmp
             "context": {"integration": integration, "library": library},
         },
     }
-    assert report == EmitReport(sent=5, requests=1, seconds=report.seconds)
+    # this first emit turned forwarding on and queued the five events loaded before it
+    assert report == EmitReport(sent=5, queued=5, requests=1, seconds=report.seconds)
     assert outbox(engine) == dict.fromkeys(
         ids[:5], ("sent", 1, None)
     )  # the tag event is not queued
+
+
+def test_until_the_first_emit_a_load_queues_nothing_for_segment(settings, engine, tmp_path):
+    # Most warehouses never forward: an outbox nobody reads must not grow with every load.
+    ids = land_sample(settings, tmp_path, 300)
+    assert outbox(engine) == {}
+
+    with engine.connect() as conn:
+        set_search_path(conn, "drip")
+        conn.commit()
+        with conn.begin():
+            assert enable_forwarding(conn) == len(ids)  # the history, once
+        with conn.begin():
+            assert enable_forwarding(conn) == 0
+    later = land_bodies(settings, tmp_path, OPEN)  # from now on the transform queues
+
+    assert outbox(engine) == dict.fromkeys([*ids, *later], ("pending", 0, None))
+
+
+def test_forwarding_turned_on_during_a_load_misses_no_event(settings, engine, tmp_path):
+    # A load's chunks commit before, while and after the first emit turns forwarding on:
+    # whichever side of it a chunk falls, each of its events reaches the outbox once.
+    bodies = list(generate_events(events=20_000, seed=5))
+    records = [(f"big:{n}", b, len(b)) for n, b in enumerate(bodies)]
+    failures: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            land_records(
+                engine, records, schema="drip", load_id="big", batch_size=250,
+                max_record_bytes=1 << 20, on_chunk=lambda _: time.sleep(0.01),
+            )  # fmt: skip
+        except BaseException as exc:
+            failures.append(exc)
+
+    def tracks() -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT count(*) FROM drip.tracks")).scalar_one())
+
+    thread = threading.Thread(target=load)
+    thread.start()
+    while tracks() == 0 and thread.is_alive():
+        time.sleep(0.005)
+    with engine.connect() as conn:
+        set_search_path(conn, "drip")
+        conn.commit()
+        with conn.begin():
+            queued = enable_forwarding(conn)
+    thread.join(timeout=120)
+
+    assert not failures
+    total = tracks()
+    assert 0 < queued < total  # turned on mid-load
+    with engine.connect() as conn:
+        missing = conn.execute(
+            sa.text("SELECT count(*) FROM drip.tracks t WHERE NOT EXISTS"
+                    " (SELECT FROM drip._outbox o WHERE o.id = t.id)")
+        ).scalar_one()  # fmt: skip
+    assert (missing, len(outbox(engine))) == (0, total)
 
 
 def test_a_second_emit_sends_nothing(settings, engine, tmp_path, sink):
@@ -637,6 +700,7 @@ def test_emit_prints_what_it_forwarded_and_never_the_write_key(settings, tmp_pat
         "  sent                                 2",
         "  failed                               0",
         "  requeued (--retry-failed)            0",
+        "  queued (forwarding on)               2",
     ]
     assert "  forwarded to Segment               2" in status.stdout.splitlines()
     assert "  pending for Segment                0" in status.stdout.splitlines()

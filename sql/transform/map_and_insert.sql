@@ -115,61 +115,25 @@ event_map (drip_event, slug, event_text, unsubscribe_scope) AS (
     FROM mapped WHERE event = 'email_marked_as_spam'
     RETURNING 1
 ), add_outbox AS (
-    -- Queue every email event for forwarding to Segment (loader.emit).  DO NOTHING: a
-    -- rebuild maps events again, and what Segment already accepted stays sent.
+    -- Queue every email event for forwarding to Segment (loader.emit), once forwarding is
+    -- on (the first emit turns it on and queues the history: loader.emit.enable_forwarding).
+    -- Until then an outbox nobody reads would grow by a row per event and cost every load.
+    -- DO NOTHING: a rebuild maps events again, and what Segment already accepted stays sent.
     INSERT INTO _outbox (id)
     SELECT id FROM mapped
+    WHERE EXISTS (SELECT FROM _forwarding)
     ON CONFLICT (id) DO NOTHING
     RETURNING 1
-), add_subscribers AS (
-    -- The subscribers dimension: per Drip subscriber id, the snapshot carried by its latest
-    -- event (by occurred_at; any of the 29 Drip events).  One DISTINCT ON pass picks each
-    -- subscriber's latest event in this batch (ties: the greater event key); the upsert then
-    -- keeps whichever snapshot is newer, so an old event loaded late never overwrites a newer
-    -- one, while first_seen_at/last_seen_at still widen.  Rows go in id order: concurrent
-    -- landers lock the same subscribers in the same order and cannot deadlock.  Events whose
-    -- subscriber has no id (identified by email only) have no row here.
-    INSERT INTO subscribers AS cur (id, email, user_id, status, tags, custom_fields, time_zone,
-                                    lead_score, lifetime_value, created_at, first_seen_at, last_seen_at)
-    SELECT id,
-           nullif(sub ->> 'email', ''),
-           nullif(btrim(sub ->> 'user_id', E' \t\n\r\f\v'), ''),  -- as tracks.user_id (spec §3)
-           sub ->> 'status',
-           nullif(sub -> 'tags', 'null'),  -- as sent (an array of names)
-           nullif(sub -> 'custom_fields', 'null'),  -- as sent (an object)
-           sub ->> 'time_zone',
-           -- snapshot fields are not validated at landing: a number of the wrong type is NULL
-           CASE WHEN jsonb_typeof(sub -> 'lead_score') = 'number' THEN CAST(sub ->> 'lead_score' AS numeric) END,
-           CASE WHEN jsonb_typeof(sub -> 'lifetime_value') = 'number' THEN CAST(sub ->> 'lifetime_value' AS numeric) END,
-           _to_timestamptz(sub ->> 'created_at'),
-           first_seen_at, occurred_at
-    FROM (
-        SELECT DISTINCT ON (id) id, sub, occurred_at, min(occurred_at) OVER newest_first AS first_seen_at
-        FROM (SELECT payload -> 'data' -> 'subscriber' AS sub, payload -> 'data' -> 'subscriber' ->> 'id' AS id,
-                     occurred_at, _event_key
-              FROM src) e
-        WHERE id <> '' AND jsonb_typeof(sub -> 'id') IN ('string', 'number')
-        -- the window sorts like DISTINCT ON, so one sort serves both
-        WINDOW newest_first AS (PARTITION BY id ORDER BY occurred_at DESC, _event_key DESC
-                                ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
-        ORDER BY id, occurred_at DESC, _event_key DESC
-    ) latest
-    ORDER BY id
-    ON CONFLICT (id) DO UPDATE SET
-        email          = CASE WHEN excluded.last_seen_at > cur.last_seen_at THEN excluded.email ELSE cur.email END,
-        user_id        = CASE WHEN excluded.last_seen_at > cur.last_seen_at THEN excluded.user_id ELSE cur.user_id END,
-        status         = CASE WHEN excluded.last_seen_at > cur.last_seen_at THEN excluded.status ELSE cur.status END,
-        tags           = CASE WHEN excluded.last_seen_at > cur.last_seen_at THEN excluded.tags ELSE cur.tags END,
-        custom_fields  = CASE WHEN excluded.last_seen_at > cur.last_seen_at THEN excluded.custom_fields ELSE cur.custom_fields END,
-        time_zone      = CASE WHEN excluded.last_seen_at > cur.last_seen_at THEN excluded.time_zone ELSE cur.time_zone END,
-        lead_score     = CASE WHEN excluded.last_seen_at > cur.last_seen_at THEN excluded.lead_score ELSE cur.lead_score END,
-        lifetime_value = CASE WHEN excluded.last_seen_at > cur.last_seen_at THEN excluded.lifetime_value ELSE cur.lifetime_value END,
-        created_at     = CASE WHEN excluded.last_seen_at > cur.last_seen_at THEN excluded.created_at ELSE cur.created_at END,
-        first_seen_at  = least(cur.first_seen_at, excluded.first_seen_at),
-        last_seen_at   = greatest(cur.last_seen_at, excluded.last_seen_at)
-    -- an event inside the known span changes nothing: no new row version
-    WHERE excluded.last_seen_at > cur.last_seen_at OR excluded.first_seen_at < cur.first_seen_at
-    RETURNING xmax = 0 AS inserted  -- xmax is 0 on a freshly inserted row, set on an updated one
+), queue_subscribers AS (
+    -- The subscribers dimension is merged per run, not per chunk (transform/merge_subscribers.sql):
+    -- a subscriber appears in most chunks of a file, and an upsert per subscriber per chunk
+    -- was a third of the database work of a load.  Here each event with a Drip subscriber id
+    -- only queues a reference to its snapshot, in an index-free heap, in the same transaction as its rows.
+    INSERT INTO _subscriber_changes (id, occurred_at, _event_key)
+    SELECT payload -> 'data' -> 'subscriber' ->> 'id', occurred_at, _event_key
+    FROM src
+    WHERE jsonb_typeof(payload -> 'data' -> 'subscriber' -> 'id') IN ('string', 'number')
+      AND payload -> 'data' -> 'subscriber' ->> 'id' <> ''
 )
 SELECT (SELECT count(*) FROM src) AS events,
        (SELECT count(*) FROM add_tracks) AS tracks,
@@ -179,5 +143,4 @@ SELECT (SELECT count(*) FROM src) AS events,
        (SELECT count(*) FROM add_email_unsubscribed) AS email_unsubscribed,
        (SELECT count(*) FROM add_email_bounced) AS email_bounced,
        (SELECT count(*) FROM add_email_marked_as_spam) AS email_marked_as_spam,
-       (SELECT count(*) FROM add_outbox) AS outbox,
-       (SELECT count(*) FROM add_subscribers WHERE inserted) AS subscribers
+       (SELECT count(*) FROM add_outbox) AS outbox

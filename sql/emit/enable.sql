@@ -1,0 +1,13 @@
+-- name: enable_forwarding
+-- Turn forwarding on and queue every email event already in the warehouse (once: the row in
+-- _forwarding stays).  DO NOTHING: events queued before (a warehouse upgraded from 0003)
+-- keep their state.
+WITH enabled AS (
+    INSERT INTO _forwarding DEFAULT VALUES
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+INSERT INTO _outbox (id)
+SELECT id FROM tracks
+WHERE EXISTS (SELECT FROM enabled)
+ON CONFLICT (id) DO NOTHING

@@ -70,3 +70,19 @@ def test_plain_alembic_from_the_repo_root_reads_the_loader_settings(empty_db_url
     )
     assert down.returncode == 0, down.stderr
     assert _tables(empty_db_url, "crm") == {"alembic_version"}
+
+
+def test_the_head_constant_names_the_newest_revision() -> None:
+    # `load` checks the schema against migrate.HEAD without loading alembic: a new
+    # revision must bump it.
+    assert migrate.HEAD == migrate.head_revision()
+
+
+def test_a_load_at_head_does_not_import_alembic(db_url: str) -> None:
+    code = (
+        "import sys; from loader import migrate; from loader.db import make_engine; "
+        f"migrate.upgrade(make_engine({db_url!r}), schema='drip'); "
+        "print(sorted(m for m in sys.modules if m.startswith('alembic')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

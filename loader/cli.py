@@ -333,7 +333,13 @@ def status(
     typer.echo(f"  {'raw events':<24}{info['raw_events']:>12,}")
     typer.echo(f"  {'pending transform':<24}{info['pending']:>12,}")
     typer.echo(f"  {'rejects':<24}{info['rejects']:>12,}")
-    if "segment" in info:
+    if info.get("subscribers_to_merge"):  # left by a run that stopped before its end
+        typer.echo(f"  {'subscribers to merge':<24}{info['subscribers_to_merge']:>12,}")
+    if "segment" in info and not info["segment"]["on"]:
+        typer.echo(
+            f"  {'forwarding to Segment':<24}{'off':>12}  (the first `drip-loader emit` turns it on)"
+        )
+    elif "segment" in info:
         typer.echo(f"  {'forwarded to Segment':<24}{info['segment']['forwarded']:>12,}")
         typer.echo(f"  {'pending for Segment':<24}{info['segment']['pending']:>12,}")
         typer.echo(f"  {'failed for Segment':<24}{info['segment']['failed']:>12,}")

@@ -37,8 +37,14 @@ def warehouse_status(engine: Engine, *, schema: str, runs: int = 5) -> dict[str,
         status["raw_events"] = count("_raw_events")
         status["pending"] = count("_pending")
         status["rejects"] = count("_rejects")
+
+        def exists(name: str) -> bool:  # tables of later revisions
+            return conn.execute(select(func.to_regclass(f"{schema}.{name}"))).scalar() is not None
+
+        if exists("_subscriber_changes"):
+            status["subscribers_to_merge"] = count("_subscriber_changes")
         # Forwarding to Segment (loader.emit); the outbox is missing below revision 0003.
-        if conn.execute(select(func.to_regclass(f"{schema}._outbox"))).scalar() is not None:
+        if exists("_outbox"):
             outbox = tables[f"{schema}._outbox"]
             query = select(outbox.c.status, func.count()).group_by(outbox.c.status)
             by_status = {row[0]: int(row[1]) for row in conn.execute(query)}
@@ -46,6 +52,8 @@ def warehouse_status(engine: Engine, *, schema: str, runs: int = 5) -> dict[str,
                 "forwarded": by_status.get("sent", 0),
                 "pending": by_status.get("pending", 0),
                 "failed": by_status.get("failed", 0),
+                # below revision 0004 every transform queued events: forwarding was always on
+                "on": not exists("_forwarding") or count("_forwarding") > 0,
             }
         run_table = tables[f"{schema}._runs"]
         recent = conn.execute(

@@ -70,6 +70,19 @@ def test_load_and_status_as_json(db_url: str, tmp_path: Path) -> None:
     assert status["last_runs"][0]["status"] == "completed"
 
 
+def test_status_says_forwarding_is_off_until_the_first_emit(db_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "in.ndjson"
+    path.write_bytes(case_bytes("email_opened") + b"\n")
+    assert _run("load", str(path), url=db_url).returncode == 0
+    lines = _run("status", url=db_url).stdout.splitlines()
+    assert [line.split() for line in lines if "Segment" in line] == [
+        "forwarding to Segment off (the first `drip-loader emit` turns it on)".split()
+    ]
+    status = json.loads(_run("status", "--json", url=db_url).stdout)
+    assert status["segment"] == {"forwarded": 0, "pending": 0, "failed": 0, "on": False}
+    assert status["subscribers_to_merge"] == 0  # the load merged what it queued
+
+
 def test_load_from_stdin_prints_a_summary(db_url: str) -> None:
     result = _run("load", "-", url=db_url, stdin=case_bytes("email_link_clicked") + b"\n")
     assert result.returncode == 0, result.stderr

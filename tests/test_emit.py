@@ -243,6 +243,7 @@ def test_until_the_first_emit_a_load_queues_nothing_for_segment(settings, engine
     # Most warehouses never forward: an outbox nobody reads must not grow with every load.
     ids = land_sample(settings, tmp_path, 300)
     assert outbox(engine) == {}
+    assert warehouse_status(engine, schema="drip")["segment"]["on"] is False
 
     with engine.connect() as conn:
         set_search_path(conn, "drip")
@@ -312,6 +313,7 @@ def test_a_second_emit_sends_nothing(settings, engine, tmp_path, sink):
         "forwarded": len(ids),
         "pending": 0,
         "failed": 0,
+        "on": True,
     }
 
 
@@ -480,6 +482,7 @@ def test_an_event_over_32_kb_is_marked_failed_with_the_reason(settings, engine, 
         "forwarded": 2,
         "pending": 0,
         "failed": 1,
+        "on": True,
     }
 
 

@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
 from .db import RETRYABLE_CODES, sqlstate, translating
-from .events import BadRecord, parse_record
+from .events import BadRecord, parse_for_copy, parse_record
 from .extract import RawRecord
 from .sqlfiles import read_sql
 from .tables import build_metadata
@@ -89,14 +89,15 @@ def reject_row(*, reason: str, origin: str, raw: bytes, size: int, load_id: str)
 
 
 def _escape(value: bytes) -> bytes:
-    # COPY text format: backslash, tab, newline and carriage return must be escaped.
-    if b"\\" in value:
+    # COPY text format: backslash, tab, newline and carriage return must be escaped.  An
+    # int operand makes `in` a memchr: several times faster than a one-byte bytes operand.
+    if 0x5C in value:
         value = value.replace(b"\\", b"\\\\")
-    if b"\t" in value:
+    if 0x09 in value:
         value = value.replace(b"\t", b"\\t")
-    if b"\n" in value:
+    if 0x0A in value:
         value = value.replace(b"\n", b"\\n")
-    if b"\r" in value:
+    if 0x0D in value:
         value = value.replace(b"\r", b"\\r")
     return value
 
@@ -131,7 +132,7 @@ def _chunks(
     one kept, however the writers interleave, and a rerun after a crash keeps the same one.
     """
     building = [_Chunk() for _ in range(partitions)]
-    events: dict[str, bytes] = {}  # escaped once: a file has a few dozen event names
+    events: dict[str, str] = {}  # escaped once: a file has a few dozen event names
     for origin, raw, size in records:
         if size > max_record_bytes:
             part = 0
@@ -147,7 +148,7 @@ def _chunks(
             )
         else:
             try:
-                rec = parse_record(raw)
+                key, event, occurred_at, is_email, payload = parse_for_copy(raw)
             except BadRecord as bad:
                 part = 0
                 building[0].rejects.append(
@@ -156,23 +157,23 @@ def _chunks(
                     )
                 )
             else:
-                part = int(rec.key[-2:], 16) % partitions
+                part = int(key[-2:], 16) % partitions
                 chunk = building[part]
                 chunk.accepted += 1
-                if not rec.is_email:
+                if not is_email:
                     chunk.not_email += 1
-                event = events.get(rec.event)
-                if event is None:
-                    event = events[rec.event] = _escape(rec.event.encode())
-                chunk.copy += b"%s\t%d\t%s\t%s\t%s\t%s\t%s\n" % (
-                    rec.key.encode(),  # hex: never needs escaping
-                    chunk.accepted,  # input order, for "the first copy wins"
-                    event,
-                    rec.occurred_at.isoformat().encode(),
-                    b"t" if rec.is_email else b"f",
-                    _escape(origin.encode("utf-8", "replace")),
-                    _escape(rec.payload),
-                )
+                name = events.get(event)
+                if name is None:
+                    name = events[event] = _escape_text(event)
+                if "\\" in origin or "\t" in origin or "\n" in origin or "\r" in origin:
+                    origin = _escape_text(origin)
+                # The key is hex and the timestamp plain ISO 8601: neither needs escaping.
+                chunk.copy += (
+                    f"{key}\t{chunk.accepted}\t{name}\t{occurred_at}\t{'t' if is_email else 'f'}"
+                    f"\t{origin}\t"
+                ).encode("utf-8", "replace")
+                chunk.copy += _escape(payload)
+                chunk.copy += b"\n"
         chunk = building[part]
         if chunk.accepted + len(chunk.rejects) >= batch_size:
             yield part, chunk
@@ -180,6 +181,13 @@ def _chunks(
     for part, chunk in enumerate(building):
         if chunk.accepted or chunk.rejects:
             yield part, chunk
+
+
+def _escape_text(value: str) -> str:
+    """:func:`_escape` for text (the origin, the event name), before it is encoded."""
+    return (
+        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    )
 
 
 class _Reader:

@@ -174,8 +174,8 @@ def _parse_occurred_at(value: Any) -> tuple[datetime, int]:
 
 
 CopyFields = tuple[str, str, str, bool, bytes]
-"""``(key, event, occurred_at, is_email, payload)`` of an accepted record, for COPY:
-``occurred_at`` is text Postgres parses to the event's instant (spec §4)."""
+"""``(key, event, occurred_at, is_email, payload)`` of an accepted record, ``occurred_at``
+as the text it had in the record (see :func:`copy_timestamp`)."""
 
 
 def parse_record(raw: bytes) -> LandingRecord:
@@ -184,28 +184,27 @@ def parse_record(raw: bytes) -> LandingRecord:
     Raises:
         BadRecord: the body is not a mappable Drip event (spec §6); ``reason`` says why.
     """
-    key, event, occurred_at, is_email, payload, _ = _parse(raw)
-    if occurred_at.tzinfo is not UTC:
-        occurred_at = occurred_at.astimezone(UTC)
-    return LandingRecord(key, event, occurred_at, is_email, payload)
+    key, event, occurred_at, is_email, payload = parse_for_copy(raw)
+    return LandingRecord(key, event, parse_occurred_at(occurred_at), is_email, payload)
+
+
+def copy_timestamp(occurred_at: str) -> str:
+    """The ``occurred_at`` text of an accepted record as COPY should send it.
+
+    The text itself when Postgres reads it as the same instant (formatting one costs
+    more than parsing it), else the UTC instant in ISO 8601.
+    """
+    if _COPY_SAFE_TIMESTAMP.fullmatch(occurred_at) is None:
+        return parse_occurred_at(occurred_at).isoformat()
+    return occurred_at
 
 
 def parse_for_copy(raw: bytes) -> CopyFields:
     """:func:`parse_record` for COPY: the same checks and key, the timestamp as text.
 
-    The original ``occurred_at`` text is kept when Postgres reads it as the same instant
-    (it saves formatting one per record); otherwise it is the UTC instant in ISO 8601.
-
     Raises:
         BadRecord: the body is not a mappable Drip event (spec §6); ``reason`` says why.
     """
-    key, event, occurred_at, is_email, payload, text = _parse(raw)
-    if _COPY_SAFE_TIMESTAMP.fullmatch(text) is None:
-        text = occurred_at.astimezone(UTC).isoformat()
-    return key, event, text, is_email, payload
-
-
-def _parse(raw: bytes) -> tuple[str, str, datetime, bool, bytes, str]:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -216,7 +215,12 @@ def _parse(raw: bytes) -> tuple[str, str, datetime, bool, bytes, str]:
         raise BadRecord(f"not JSON: {exc}") from None
     if type(body) is not dict:
         raise BadRecord(f"not a JSON object (got {_kind(body)})")
-    if raw.count(0x5B) + raw.count(0x7B) > MAX_DEPTH and _depth(body) > MAX_DEPTH:  # [ and {
+    # Deeper than MAX_DEPTH takes more than MAX_DEPTH '[' or '{'.  (Deleting a byte with
+    # replace and comparing lengths is twice as fast as bytes.count.)
+    if (
+        len(raw) * 2 - len(raw.replace(b"[", b"")) - len(raw.replace(b"{", b"")) > MAX_DEPTH
+        and _depth(body) > MAX_DEPTH
+    ):
         raise BadRecord(f"JSON is nested deeper than {MAX_DEPTH} levels")
     event = body.get("event")
     if type(event) is not str:
@@ -226,10 +230,10 @@ def _parse(raw: bytes) -> tuple[str, str, datetime, bool, bytes, str]:
     if not event.strip():
         raise BadRecord("event is empty")
     text: Any = body.get("occurred_at")
-    occurred_at, micros = _parse_occurred_at(text)
+    _, micros = _parse_occurred_at(text)
 
     payload = raw
-    if raw.find(b"\\u0000") != -1:  # (a bytes `in` is slower than find)
+    if 0x5C in raw and raw.find(b"\\u0000") != -1:  # no backslash, no escape: a memchr
         # Postgres jsonb (and text) cannot hold U+0000: store U+FFFD in its place, the
         # same way for every copy of the record so its key stays stable.
         sanitized = _without_nul(body)
@@ -239,9 +243,8 @@ def _parse(raw: bytes) -> tuple[str, str, datetime, bool, bytes, str]:
             event = body["event"]
 
     if event in EMAIL_EVENTS:
-        return _email_event_key(body, event, micros), event, occurred_at, True, payload, text
-    key = _other_event_key(body, event, micros)
-    return key, event, occurred_at, False, payload, text
+        return _email_event_key(body, event, micros), event, text, True, payload
+    return _other_event_key(body, event, micros), event, text, False, payload
 
 
 def _key(account_id: str, event: str, subscriber: str, scope_id: str, url: str, micros: int) -> str:

@@ -31,13 +31,14 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
 from .db import RETRYABLE_CODES, sqlstate, translating
-from .events import BadRecord, parse_for_copy, parse_record
+from .events import BadRecord, copy_timestamp, parse_for_copy, parse_record
 from .extract import RawRecord
 from .sqlfiles import read_sql
 from .tables import build_metadata
 from .transform import TAIL, event_map_params, set_search_path, tune_for_batches
 
 _ATTEMPTS = 5
+_NONE_KNOWN: frozenset[str] = frozenset()
 KEY_LENGTH = len("drip-") + 40
 """Event keys are ``drip-`` and 40 hex digits (spec §4)."""
 
@@ -61,10 +62,17 @@ class LandResult:
         self.rows_added.update(other.rows_added)
 
 
+_Row = tuple[str, str, bool, str, bytes]
+"""An accepted record waiting for its COPY line: ``(event, occurred_at, is_email, origin,
+payload)``, the event name already escaped for COPY; the rest as parsed."""
+
+
 @dataclass
 class _Chunk:
-    copy: bytearray = field(default_factory=bytearray)
-    """COPY text lines of the accepted records."""
+    keys: list[str] = field(default_factory=list)
+    """Event keys of the accepted records, in input order."""
+    rows: list[_Row] = field(default_factory=list)
+    """The rest of each accepted record: its COPY line is only made if its key is new."""
     accepted: int = 0
     not_email: int = 0
     rejects: list[dict[str, Any]] = field(default_factory=list)
@@ -165,15 +173,8 @@ def _chunks(
                 name = events.get(event)
                 if name is None:
                     name = events[event] = _escape_text(event)
-                if "\\" in origin or "\t" in origin or "\n" in origin or "\r" in origin:
-                    origin = _escape_text(origin)
-                # The key is hex and the timestamp plain ISO 8601: neither needs escaping.
-                chunk.copy += (
-                    f"{key}\t{chunk.accepted}\t{name}\t{occurred_at}\t{'t' if is_email else 'f'}"
-                    f"\t{origin}\t"
-                ).encode("utf-8", "replace")
-                chunk.copy += _escape(payload)
-                chunk.copy += b"\n"
+                chunk.keys.append(key)
+                chunk.rows.append((name, occurred_at, is_email, origin, payload))
         chunk = building[part]
         if chunk.accepted + len(chunk.rejects) >= batch_size:
             yield part, chunk
@@ -188,6 +189,27 @@ def _escape_text(value: str) -> str:
     return (
         value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
     )
+
+
+def _copy_lines(chunk: _Chunk, known: set[str] | frozenset[str]) -> bytearray:
+    """COPY text lines of the chunk's records whose keys are not in ``known``."""
+    lines = bytearray()
+    for seq, (key, (name, occurred_at, is_email, origin, payload)) in enumerate(
+        zip(chunk.keys, chunk.rows, strict=True), 1
+    ):
+        if key in known:
+            continue
+        if "\\" in origin or "\t" in origin or "\n" in origin or "\r" in origin:
+            origin = _escape_text(origin)
+        # The key is hex and the timestamp plain ISO 8601: neither needs escaping.  The
+        # seq is the record's place in the chunk, for "the first copy wins".
+        occurred_at = copy_timestamp(occurred_at)
+        lines += (
+            f"{key}\t{seq}\t{name}\t{occurred_at}\t{'t' if is_email else 'f'}\t{origin}\t"
+        ).encode("utf-8", "replace")
+        lines += _escape(payload)
+        lines += b"\n"
+    return lines
 
 
 class _Reader:
@@ -303,32 +325,20 @@ class _Writer:
         result.not_email = chunk.not_email - sum(1 for _, is_email in refused if not is_email)
         return result
 
-    def _unknown(self, chunk: _Chunk) -> memoryview | bytearray:
+    def _unknown(self, chunk: _Chunk) -> bytearray:
         """The chunk's COPY lines whose keys are not landed yet (all of them, usually).
 
         Asking costs a round trip, so a writer asks while replays are what it sees, and
-        only now and then (every 8th chunk) while its chunks turn out to be all new.
+        only now and then (every 8th chunk) while its chunks turn out to be all new.  Lines
+        are made only for new keys: a replay never formats or escapes a payload.
         """
-        view = memoryview(chunk.copy)
         self._chunks_seen += 1
         if not self._replaying and self._chunks_seen % 8 != 1:
-            return view
-        # Every line starts with its key, and COPY escaping leaves no raw newline inside a
-        # line: the lines and keys are read off the buffer, nothing is kept per record.
-        starts = [0]
-        find = chunk.copy.find
-        while (end := find(b"\n", starts[-1])) != -1 and end + 1 < len(chunk.copy):
-            starts.append(end + 1)
-        keys = b",".join(view[i : i + KEY_LENGTH] for i in starts).decode()
+            return _copy_lines(chunk, _NONE_KNOWN)
+        keys = ",".join(chunk.keys)
         known = set(self._conn.execute(self._known, {"keys": keys}).scalars())
-        self._replaying = len(known) * 100 >= len(starts)
-        if not known:
-            return view
-        kept = bytearray()
-        for start, stop in zip(starts, [*starts[1:], len(chunk.copy)], strict=True):
-            if view[start : start + KEY_LENGTH].tobytes().decode() not in known:
-                kept += view[start:stop]
-        return kept
+        self._replaying = len(known) * 100 >= len(chunk.keys)
+        return _copy_lines(chunk, known)
 
     def close(self) -> None:
         self._conn.close()

@@ -71,8 +71,9 @@ payload)``, the event name already escaped for COPY; the rest as parsed."""
 class _Chunk:
     keys: list[str] = field(default_factory=list)
     """Event keys of the accepted records, in input order."""
-    rows: list[_Row] = field(default_factory=list)
-    """The rest of each accepted record: its COPY line is only made if its key is new."""
+    rows: list[Any] = field(default_factory=list)
+    """The rest of each accepted record, a :data:`_Row` flattened into the list (no tuple
+    per record): its COPY line is only made if its key is new (:class:`_Lines`)."""
     accepted: int = 0
     not_email: int = 0
     rejects: list[dict[str, Any]] = field(default_factory=list)
@@ -176,7 +177,7 @@ def _chunks(
                 if name is None:
                     name = events[event] = _escape_text(event)
                 chunk.keys.append(key)
-                chunk.rows.append((name, occurred_at, is_email, origin, payload))
+                chunk.rows += (name, occurred_at, is_email, origin, payload)
         chunk = building[part]
         if chunk.accepted + len(chunk.rejects) >= batch_size:
             yield part, chunk
@@ -193,35 +194,60 @@ def _escape_text(value: str) -> str:
     )
 
 
-def _copy_lines(chunk: _Chunk, known: set[str] | frozenset[str]) -> bytearray:
-    """COPY text lines of the chunk's records whose keys are not in ``known``."""
-    lines = bytearray()
-    for seq, (key, (name, occurred_at, is_email, origin, payload)) in enumerate(
-        zip(chunk.keys, chunk.rows, strict=True), 1
-    ):
-        if key in known:
-            continue
-        if "\\" in origin or "\t" in origin or "\n" in origin or "\r" in origin:
-            origin = _escape_text(origin)
-        # The key is hex and the timestamp plain ISO 8601: neither needs escaping.  The
-        # seq is the record's place in the chunk, for "the first copy wins".
-        occurred_at = copy_timestamp(occurred_at)
-        lines += (
-            f"{key}\t{seq}\t{name}\t{occurred_at}\t{'t' if is_email else 'f'}\t{origin}\t"
-        ).encode("utf-8", "replace")
-        lines += _escape(payload)
-        lines += b"\n"
-    return lines
+class _Lines:
+    """The COPY lines of a chunk's records whose keys are not in ``known``, made as they
+    are read: a chunk is never held twice over (as records and as lines), and a writer
+    thread allocates no chunk-sized buffer."""
+
+    def __init__(self, chunk: _Chunk, known: set[str] | frozenset[str]) -> None:
+        self._chunk = chunk
+        self._known = known
+        self.count = sum(key not in known for key in chunk.keys) if known else len(chunk.keys)
+        """Lines to make."""
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        """The lines, each in three pieces."""
+        known = self._known
+        fields = iter(self._chunk.rows)
+        rows: Iterator[_Row] = zip(fields, fields, fields, fields, fields, strict=True)
+        for seq, (key, (name, occurred_at, is_email, origin, payload)) in enumerate(
+            zip(self._chunk.keys, rows, strict=True), 1
+        ):
+            if key in known:
+                continue
+            if "\\" in origin or "\t" in origin or "\n" in origin or "\r" in origin:
+                origin = _escape_text(origin)
+            # The key is hex and the timestamp plain ISO 8601: neither needs escaping.  The
+            # seq is the record's place in the chunk, for "the first copy wins".
+            occurred_at = copy_timestamp(occurred_at)
+            yield (
+                f"{key}\t{seq}\t{name}\t{occurred_at}\t{'t' if is_email else 'f'}\t{origin}\t"
+            ).encode("utf-8", "replace")
+            yield _escape(payload)
+            yield b"\n"
 
 
 class _Reader:
-    """A file-like view of a chunk for ``copy_expert``, without copying it (BytesIO would)."""
+    """A file-like view of COPY lines for ``copy_expert``, without copying them whole."""
 
-    def __init__(self, data: bytes | bytearray | memoryview) -> None:
-        self._view = memoryview(data)
+    def __init__(self, data: bytes | bytearray | memoryview | _Lines) -> None:
+        self._pieces = iter(data) if isinstance(data, _Lines) else None
+        self._view = memoryview(b"" if isinstance(data, _Lines) else data)
         self._pos = 0
 
     def read(self, size: int = -1) -> bytes:
+        if self._pieces is not None:
+            batch: list[bytes] = []
+            length = 0
+            for piece in self._pieces:
+                batch.append(piece)
+                length += len(piece)
+                if length >= size > 0:
+                    break
+            return b"".join(batch)
         end = len(self._view) if size < 0 else self._pos + size
         piece = self._view[self._pos : end].tobytes()
         self._pos += len(piece)
@@ -232,7 +258,7 @@ class _Reader:
 
 
 def _copy(
-    cursor: Any, data: bytes | bytearray | memoryview, load_id: str
+    cursor: Any, data: bytes | bytearray | memoryview | _Lines, load_id: str
 ) -> list[tuple[dict[str, Any], bool]]:
     """COPY lines into the stage; lines Postgres refuses are isolated by halving.
 
@@ -246,7 +272,9 @@ def _copy(
         return []
     except psycopg2.errors.DataError as exc:
         cursor.execute("ROLLBACK TO SAVEPOINT drip_copy")
-        lines = bytes(data).splitlines(keepends=True)
+        lines = (b"".join(data) if isinstance(data, _Lines) else bytes(data)).splitlines(
+            keepends=True
+        )
         if len(lines) > 1:
             middle = len(lines) // 2
             return _copy(cursor, b"".join(lines[:middle]), load_id) + _copy(
@@ -327,7 +355,7 @@ class _Writer:
         result.not_email = chunk.not_email - sum(1 for _, is_email in refused if not is_email)
         return result
 
-    def _unknown(self, chunk: _Chunk) -> bytearray:
+    def _unknown(self, chunk: _Chunk) -> _Lines:
         """The chunk's COPY lines whose keys are not landed yet (all of them, usually).
 
         Asking costs a round trip, so a writer asks while replays are what it sees, and
@@ -336,11 +364,11 @@ class _Writer:
         """
         self._chunks_seen += 1
         if not self._replaying and self._chunks_seen % 8 != 1:
-            return _copy_lines(chunk, _NONE_KNOWN)
+            return _Lines(chunk, _NONE_KNOWN)
         keys = ",".join(chunk.keys)
         known = set(self._conn.execute(self._known, {"keys": keys}).scalars())
         self._replaying = len(known) * 100 >= len(chunk.keys)
-        return _copy_lines(chunk, known)
+        return _Lines(chunk, known)
 
     def close(self) -> None:
         self._conn.close()

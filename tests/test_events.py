@@ -7,7 +7,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from loader.events import COLLECTIONS, EMAIL_EVENTS, BadRecord, event_id, parse_record
+from loader.events import (
+    COLLECTIONS,
+    EMAIL_EVENTS,
+    BadRecord,
+    copy_timestamp,
+    event_id,
+    parse_for_copy,
+    parse_occurred_at,
+    parse_record,
+)
 from tests.casefiles import case, case_bytes, line
 
 # Computed outside Python, with the shell:
@@ -192,3 +201,78 @@ def test_fields_of_the_wrong_type_are_refused() -> None:
         _bad(lambda b: b["data"]["subscriber"].update(user_id=True))
         == "data.subscriber.user_id must be a string, got a boolean"
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-10-06T15:50:02Z",
+        "2026-10-06T15:50:02+00:00",
+        "2026-10-06T15:50:02-00:00",
+        "2026-10-06T17:50:02+02:00",
+        "2026-10-06T01:20:02-14:30",
+        "2026-10-06T15:50:02.5Z",
+        "2026-10-06T15:50:02.000001+05:45",
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T23:59:59.999999Z",
+    ],
+)
+def test_plain_iso_timestamps_go_to_copy_as_they_are(text: str) -> None:
+    assert copy_timestamp(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-10-06T15:50:02",  # no offset: UTC by decision, not Postgres' session zone
+        "2026-10-06 15:50:02Z",
+        "2026-10-06T15:50:02.1234567Z",  # Python truncates the 7th digit, Postgres rounds
+        "2026-10-06T15:50:02+15:00",  # Postgres refuses offsets of 16 hours and more
+        "2026-10-06T15:50:02+23:59",
+        "2026-10-06T15:50:02+05:45:30",
+        "2026-10-06T15:50:02+0200",
+        "20261006T155002Z",
+        "2026-W41-2T15:50:02Z",
+        "2026-10-06T15:50",
+        "2026-10-06",
+    ],
+)
+def test_other_timestamps_go_to_copy_as_the_utc_instant(text: str) -> None:
+    assert copy_timestamp(text) == parse_occurred_at(text).isoformat()
+
+
+TRICKY = [
+    case_bytes("email_opened"),
+    case_bytes("email_link_clicked"),
+    case_bytes("applied_tag"),
+    case_bytes("email_opened").replace(b"Day 1", b"Day\\u00001 \\\\ \\t \\ud83c\\udf89 \xc3\xa9"),
+    case_bytes("email_opened").replace(b'"99999"', b"99999").replace(b'"9999999"', b"9999999"),
+    case_bytes("email_opened").replace(b"15:50:02Z", b"17:50:02.25+02:00"),
+    case_bytes("email_opened").replace(b"15:50:02Z", b"15:50:02"),
+    case_bytes("email_opened").replace(b"15:50:02Z", b"15:50:02.1234567-03:30"),
+    case_bytes("email_opened").replace(b'"properties": {', b'"properties": {"n": 1.5, '),
+    case_bytes("email_opened").replace(b'"properties": {', b'"properties": {"url": null, '),
+]
+
+
+@pytest.mark.parametrize("raw", TRICKY)
+def test_parse_for_copy_agrees_with_parse_record(raw: bytes) -> None:
+    record = parse_record(raw)
+    key, event, occurred_at, is_email, payload = parse_for_copy(raw)
+    assert (key, event, is_email, payload) == record[:2] + record[3:]
+    assert parse_occurred_at(occurred_at) == record.occurred_at
+    assert datetime.fromisoformat(copy_timestamp(occurred_at)) == record.occurred_at
+
+
+@pytest.mark.parametrize(
+    "text", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "0001-01-01T00:59:59+01:00"]
+)
+def test_instants_outside_the_datetime_range_are_refused(text: str) -> None:
+    assert _bad(lambda b: b.update(occurred_at=text)) == f"occurred_at is out of range: {text!r}"
+
+
+def test_properties_with_several_bad_fields_name_the_first_in_field_order() -> None:
+    def two(body: dict) -> None:  # type: ignore[type-arg]
+        body["data"]["properties"] = {"other": [1], "url": [2], "delivery_id": True}
+
+    assert _bad(two) == "data.properties.delivery_id must be a string, got a boolean"

@@ -208,3 +208,48 @@ def test_json_array_and_gzip_inputs(settings: Settings, engine: Engine, tmp_path
     ]
     starts = [n for n, text in enumerate(array.read_text().splitlines(), 1) if text == "  {"]
     assert origins == [f"{array.resolve()}:{n}[{i}]" for i, n in enumerate(starts)]
+
+
+def test_copy_lines_keep_instants_text_and_origins_exactly(
+    settings: Settings, engine: Engine, tmp_path: Path
+) -> None:
+    """Each COPY field reaches Postgres as parsed here, whichever way its line was made."""
+    from loader.events import parse_record
+
+    body = case_bytes("email_opened")
+    stamps = [
+        "2026-10-06T15:50:02Z",  # sent as is
+        "2026-10-06T17:50:02.25+02:00",
+        "2026-10-06T15:50:03-00:00",
+        "2026-10-06T15:50:04",  # no offset: UTC, whatever the session time zone
+        "2026-10-06T15:50:05.1234567+14:00",  # 7 digits: Python truncates, Postgres would round
+        "2026-10-06T15:50:06+15:30",  # Postgres refuses such an offset as text
+        "20261006T155007Z",
+    ]
+    lines = [body.replace(b"2026-10-06T15:50:02Z", s.encode()) for s in stamps]
+    odd = b"Day\\u00001 \\\\ \\t \\ud83c\\udf89 \xc3\xa9"
+    lines.append(body.replace(b"Day 1", odd).replace(b', "', b',\t\r "').replace(b"02Z", b"09Z"))
+    lines.append(body.replace(b'"99999"', b"99999").replace(b"15:50:02Z", b"15:51:00Z"))
+    folder = tmp_path / "odd\tname\\dir"
+    folder.mkdir()
+    with engine.begin() as conn:
+        # a session zone with an odd offset: any text read in it instead of UTC shows
+        conn.exec_driver_sql(
+            f"ALTER DATABASE \"{engine.url.database}\" SET timezone = 'Asia/Kathmandu'"
+        )
+    report = load_lines(settings, folder, lines)
+    assert (report.read, report.landed, report.rejected) == (len(lines), len(lines), 0)
+    stored = {
+        r["_event_key"]: r
+        for r in rows(
+            engine, "SELECT _event_key, occurred_at, origin, payload FROM drip._raw_events"
+        )
+    }
+    for number, raw in enumerate(lines, 1):
+        record = parse_record(raw)
+        row = stored[record.key]
+        assert row["occurred_at"] == record.occurred_at
+        assert row["origin"] == f"{(folder / 'in.ndjson').resolve()}:{number}"
+        assert row["payload"] == json.loads(record.payload)
+    again = load_lines(settings, folder, [*lines, body.replace(b"15:50:02Z", b"15:52:00Z")])
+    assert (again.read, again.landed, again.duplicates) == (len(lines) + 1, 1, len(lines))

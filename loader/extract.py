@@ -261,6 +261,16 @@ def _array_records(
             try:
                 _, end = decoder.raw_decode(text, pos)
                 break
+            except RecursionError:
+                # Nested deeper than the C scanner recurses: find its end by counting
+                # brackets; validation rejects it (too deep) and the array goes on.
+                end = _nested_end(text, pos)
+                if end > 0:
+                    break
+                if len(text) - pos > 2 * limit or not more():
+                    tail = _remainder(text[pos:], stream, limit)
+                    yield f"{name}:{line}[{index}]", tail, len(tail)
+                    return
             except json.JSONDecodeError:
                 if len(text) - pos > 2 * limit or not more():
                     tail = _remainder(text[pos:], stream, limit)
@@ -273,6 +283,28 @@ def _array_records(
         pos = end
         index += 1
         expect_comma = True
+
+
+def _nested_end(text: str, pos: int) -> int:
+    """End of the array or object starting at ``text[pos]``, by bracket counting (no
+    recursion; strings and escapes honoured), or -1 when ``text`` ends first."""
+    depth = 0
+    i = pos
+    length = len(text)
+    while i < length:
+        char = text[i]
+        if char == '"':
+            i += 1
+            while i < length and text[i] != '"':
+                i += 2 if text[i] == "\\" else 1
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return -1
 
 
 def _remainder(text: str, stream: io.BufferedReader, limit: int) -> bytes:

@@ -45,6 +45,17 @@ def test_json_array_elements_keep_their_exact_text(tmp_path: Path) -> None:
     ]
 
 
+def test_an_element_nested_past_the_scanner_recursion_limit_is_one_record(
+    tmp_path: Path,
+) -> None:
+    # json's C scanner recurses per level; a hostile element must not stop the file.
+    # a string holding brackets and an escaped backslash, then 5000 levels of arrays
+    deep = rb'{"k": "a]}[\\", "v": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    path = tmp_path / "deep.json"
+    path.write_bytes(b'[{"a": 1}, ' + deep + b', {"b": 2}]')
+    assert [r[1] for r in _records(path)] == [b'{"a": 1}', deep, b'{"b": 2}']
+
+
 def test_a_truncated_array_yields_what_was_read_and_one_marker(tmp_path: Path) -> None:
     path = tmp_path / "cut.json"
     path.write_bytes(b'[{"a": 1}, {"b": ')

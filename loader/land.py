@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
 from .db import RETRYABLE_CODES, sqlstate, translating
-from .events import BadRecord, copy_timestamp, parse_for_copy, parse_record
+from .events import BadRecord, copy_timestamp, parse_for_copy
 from .extract import RawRecord
 from .sqlfiles import read_sql
 from .tables import build_metadata
@@ -487,23 +487,14 @@ class RecordBatch:
     def add(self, origin: str, raw: bytes, *, load_id: str) -> str | None:
         """Validate one record and add it (or its reject row); return the reject reason, if any."""
         try:
-            rec = parse_record(raw)
+            key, event, occurred_at, is_email, payload = parse_for_copy(raw)
         except BadRecord as bad:
             self.reject(bad.reason, origin=origin, raw=raw, size=len(raw), load_id=load_id)
             return bad.reason
-        self.rows.append(
-            orjson.dumps(
-                (
-                    rec.key,
-                    rec.event,
-                    rec.occurred_at.isoformat(),
-                    rec.is_email,
-                    origin,
-                    orjson.Fragment(rec.payload),
-                )
-            )
-        )
-        self.not_email += not rec.is_email
+        # occurred_at is cast to timestamptz by Postgres, as COPY would read it
+        row = (key, event, copy_timestamp(occurred_at), is_email, origin, orjson.Fragment(payload))
+        self.rows.append(orjson.dumps(row))
+        self.not_email += not is_email
         return None
 
     def reject(self, reason: str, *, origin: str, raw: bytes, size: int, load_id: str) -> None:

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import aiohttp
@@ -141,6 +142,23 @@ def _bare_app() -> None:
     uvicorn.Server(config).run(sockets=[sock])
 
 
+def _mean_group(port: int) -> float:
+    """Events per landing transaction so far, from serve's /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    events = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("drip_loader_webhook_events_total{")
+    )
+    commits = next(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("drip_loader_group_commits_total")
+    )
+    return events / commits if commits else 0.0
+
+
 def _line(name: str, seconds: float, latencies: list[float], retries: int) -> str:
     rate = len(latencies) / seconds
     return (
@@ -225,6 +243,7 @@ def main() -> None:
                     conn.rollback()
                     time.sleep(0.05)
             caught_up = time.perf_counter() - done_at
+            group = _mean_group(serve_port)
         finally:
             serve.send_signal(signal.SIGTERM)
             code = serve.wait(60)
@@ -245,6 +264,7 @@ def main() -> None:
             f"bare {bare_cpu * 1e6 / total:.0f} us; transform caught up "
             f"{caught_up:.2f} s after the last answer; serve exited {code}"
         )
+        print(f"group commit: {group:.1f} events per landing transaction on average")
 
         keys = [parse_record(everything[i]) for i in set(accepted)]
         with engine.connect() as conn:

@@ -126,11 +126,22 @@ def run_pipeline(
                 _land_source(engine, settings, source, report, progress)
             step = "transform"
             progress.start("Transforming", None)
+
+            merge_shown = False
+
+            def merging(snapshots: int) -> None:
+                nonlocal merge_shown
+                if not merge_shown:  # the merge is a phase of its own: seconds at 1M events
+                    progress.start("Merging subscribers", None)
+                    merge_shown = True
+                progress.advance(snapshots)
+
             result = run_transforms(
                 engine,
                 schema=settings.schema,
                 batch_size=settings.transform_batch_size,
                 on_batch=progress.advance,
+                on_merge=merging,
             )
             report.transformed += result.events
             for table, added in result.rows_added.items():

@@ -95,16 +95,23 @@ def merge_subscribers(conn: Connection, *, limit: int = MERGE_BATCH) -> tuple[in
     return int(row.taken), int(row.inserted)
 
 
-def merge_all_subscribers(conn: Connection) -> int:
+def merge_all_subscribers(
+    conn: Connection, *, on_batch: Callable[[int], None] | None = None
+) -> int:
     """Merge every queued snapshot, a transaction per :data:`MERGE_BATCH`; return subscribers inserted.
 
     ``conn`` has no transaction open.  Concurrent runs share the queue (SKIP LOCKED).
+    ``on_batch`` is called with 0 before the first batch, then with each batch's size.
     """
     inserted = 0
+    if on_batch is not None:
+        on_batch(0)
     while True:
         with conn.begin():
             taken, added = merge_subscribers(conn)
         inserted += added
+        if on_batch is not None:
+            on_batch(taken)
         if taken < MERGE_BATCH:
             return inserted
 
@@ -115,9 +122,13 @@ def run_transforms(
     schema: str,
     batch_size: int,
     on_batch: Callable[[int], None] | None = None,
+    on_merge: Callable[[int], None] | None = None,
 ) -> TransformResult:
     """Transform everything pending, one transaction per ``batch_size`` events, then merge
     the subscriber snapshots queued (by this run, by the loads before it, by a crash).
+
+    ``on_batch`` is called with the events of each transform batch, ``on_merge`` as
+    :func:`merge_all_subscribers` calls its ``on_batch``.
 
     Raises:
         DatabaseError: a statement failed; batches committed before stay done, the failed
@@ -132,7 +143,7 @@ def run_transforms(
             with conn.begin():
                 claimed, added = transform_batch(conn, batch_size=batch_size)
             if claimed == 0:
-                result.rows_added["subscribers"] += merge_all_subscribers(conn)
+                result.rows_added["subscribers"] += merge_all_subscribers(conn, on_batch=on_merge)
                 return result
             result.events += claimed
             result.batches += 1

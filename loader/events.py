@@ -124,10 +124,7 @@ def event_id(
         url: ``properties.url`` or ``""``.
         occurred_at: timezone-aware instant; ``Z`` and ``+00:00`` give the same id.
     """
-    key = SEPARATOR.join(
-        (account_id, event, subscriber, scope_id, url, str(occurred_at_micros(occurred_at)))
-    )
-    return "drip-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
+    return _key(account_id, event, subscriber, scope_id, url, occurred_at_micros(occurred_at))
 
 
 def parse_occurred_at(value: Any) -> datetime:
@@ -167,7 +164,7 @@ def _parse_occurred_at(value: Any) -> tuple[datetime, int]:
         parsed = parsed.replace(tzinfo=UTC)
     # Subtracting an aware datetime gives the instant's offset from the epoch, whatever the
     # zone; the range check stands in for the overflow of converting it to UTC.
-    micros = (parsed - _EPOCH) // _MICROSECOND
+    micros = occurred_at_micros(parsed)
     if not _MIN_MICROS <= micros <= _MAX_MICROS:
         raise BadRecord(f"occurred_at is out of range: {value[:64]!r}")
     return parsed, micros
@@ -248,7 +245,7 @@ def parse_for_copy(raw: bytes) -> CopyFields:
 
 
 def _key(account_id: str, event: str, subscriber: str, scope_id: str, url: str, micros: int) -> str:
-    """:func:`event_id` over the instant's microseconds (the formula of spec §4)."""
+    """The formula of spec §4 (:func:`event_id`) over the instant's epoch microseconds."""
     key = SEPARATOR.join((account_id, event, subscriber, scope_id, url, str(micros)))
     return "drip-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
 

@@ -3,7 +3,8 @@
 Once forwarding is on (:func:`enable_forwarding`, run by the first emit, queues every
 event already in the warehouse), the transform queues every email event it writes in
 ``_outbox`` (status ``pending``), in the statement that writes the event, so nothing is
-forwarded before it is in the warehouse.  :func:`emit_events` then repeats, until it has walked past every pending event:
+forwarded before it is in the warehouse.  :func:`emit_events` then repeats, until it has
+walked past every pending event:
 
 1. claim the next ``claim_size`` pending events, oldest first (``FOR UPDATE SKIP
    LOCKED``: concurrent emitters split the work, never send the same events at once);

@@ -39,8 +39,6 @@ from .transform import TAIL, event_map_params, set_search_path, tune_for_batches
 
 _ATTEMPTS = 5
 _NONE_KNOWN: frozenset[str] = frozenset()
-KEY_LENGTH = len("drip-") + 40
-"""Event keys are ``drip-`` and 40 hex digits (spec §4)."""
 
 
 @dataclass

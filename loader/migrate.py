@@ -85,10 +85,9 @@ def require_head(engine: Engine, *, schema: str, then: str) -> None:
         ConfigError: it is not; the message ends with ``then`` (what to run).
     """
     current = current_revision(engine, schema=schema)
-    head = HEAD
-    if current != head:
+    if current != HEAD:
         raise ConfigError(
-            f"schema {schema!r} is at revision {current or 'none'}, not {head}: {then}"
+            f"schema {schema!r} is at revision {current or 'none'}, not {HEAD}: {then}"
         )
 
 

@@ -74,6 +74,14 @@ def engine(db_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
+def empty_engine(empty_db_url: str) -> Iterator[Engine]:
+    """An engine on a fresh database that was never migrated (migration tests)."""
+    eng = make_engine(empty_db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
 def stoppable(pg: dict[str, object]) -> Iterator[tuple[str, LocalServer]]:
     """A migrated database on a server the test may stop and start (outage tests).
 

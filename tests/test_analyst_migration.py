@@ -5,10 +5,8 @@ from __future__ import annotations
 import io
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
@@ -18,7 +16,6 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from loader import migrate
-from loader.db import make_engine
 from loader.replaceable import ReplaceableObject
 from loader.sqlfiles import sql_dir
 from loader.tables import build_metadata
@@ -30,13 +27,6 @@ ANALYST_OBJECTS = [
     ("email_performance", "v"),
     ("subscribers", "r"),
 ]
-
-
-@pytest.fixture
-def empty_engine(empty_db_url: str) -> Iterator[Engine]:
-    engine = make_engine(empty_db_url)
-    yield engine
-    engine.dispose()
 
 
 def analyst_objects(engine: Engine) -> list[tuple[str, str]]:

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from loader import migrate
-from loader.db import make_engine
 from loader.land import land_records
 from loader.sample import generate_events
-
-
-@pytest.fixture
-def empty_engine(empty_db_url: str) -> Iterator[Engine]:
-    engine = make_engine(empty_db_url)
-    yield engine
-    engine.dispose()
 
 
 def scalar(engine: Engine, sql: str) -> object:

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from loader.cli import app
 from loader.db import make_engine
-from loader.events import parse_record
+from loader.events import COLLECTIONS, parse_record
 from loader.land import RecordBatch, land_batch
 from loader.sample import generate_events
 from loader.transform import set_search_path
@@ -432,17 +432,7 @@ def test_serve_and_a_scheduled_load_side_by_side_double_nothing(
     wait_until(lambda: count(db, "_pending") == 0, within=FRESH_WITHIN * 2)
     assert count(db, "_raw_events") == len({r.key for r in records})
     assert {r["id"] for r in rows(db, "SELECT id FROM tracks")} == email_keys
-    per_table = sum(
-        count(db, t)
-        for t in (
-            "email_delivered",
-            "email_opened",
-            "email_link_clicked",
-            "email_unsubscribed",
-            "email_bounced",
-            "email_marked_as_spam",
-        )
-    )
+    per_table = sum(count(db, t) for t in COLLECTIONS)
     assert per_table == len(email_keys)
 
 

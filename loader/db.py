@@ -15,6 +15,7 @@ import psycopg2
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
+from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.pool import NullPool
 
 from .config import Settings, redact_url
@@ -53,6 +54,21 @@ def make_engine(url: str, *, null_pool: bool = False, **kwargs: Any) -> Engine:
             f"invalid database URL {redact_url(url)}: {exc}; "
             "expected postgresql://user:password@host:5432/dbname"
         ) from None
+
+
+def prepared(engine: Engine, name: str, sql: str) -> tuple[str, str]:
+    """``PREPARE name AS sql`` and the ``EXECUTE name (...)`` that runs it, for ``engine``'s
+    driver: a statement run many times on one connection is parsed and planned once.
+
+    ``sql`` takes ``:name`` binds, as :func:`sqlalchemy.text` does; the EXECUTE takes the
+    same names in the driver's parameter style.
+    """
+    driver = engine.dialect
+    assert isinstance(driver, DefaultDialect)
+    compiled = sa.text(sql).compile(dialect=type(driver)(paramstyle="numeric_dollar"))
+    binds = sa.text(", ".join(f":{bind}" for bind in compiled.positiontup or ()))
+    arguments = str(binds.compile(dialect=engine.dialect))
+    return f"PREPARE {name} AS {compiled}", f"EXECUTE {name} ({arguments})"
 
 
 @contextmanager

@@ -72,6 +72,27 @@ def test_a_client_trickling_its_body_gets_408_and_does_not_hold_the_server(
         assert server.post(line(case("email_opened"))).status_code == 200
 
 
+def test_a_client_hanging_up_mid_body_stores_nothing_and_the_receiver_goes_on(
+    db_url: str, engine: sa.Engine, tmp_path: Path
+) -> None:
+    with ServeProcess(db_url, tmp_path / "serve.log") as server:
+        server.wait_healthy()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as gone:
+            gone.sendall(
+                f"POST /webhooks/drip/{TOKEN} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                "Content-Length: 500\r\n\r\n".encode()
+                + line(case("email_opened"))[:40]
+            )
+        time.sleep(0.5)
+        assert server.post(line(case("email_link_clicked"))).status_code == 200
+        assert "Traceback" not in server.log.read_text()
+    with engine.connect() as conn:
+        stored = conn.execute(
+            sa.text("SELECT event FROM drip._raw_events UNION ALL SELECT reason FROM drip._rejects")
+        ).scalars()
+        assert list(stored) == ["subscriber.clicked_email"]
+
+
 def test_the_database_password_never_appears_in_any_output(tmp_path: Path) -> None:
     secret = "pw-Zq93-never-print"
     url = f"postgresql://loader:{secret}@127.0.0.1:1/warehouse"

@@ -9,6 +9,11 @@ It generates the events with ``drip-loader sample``, then in one run on one serv
 and prints events/s for each, the ratio load/floor and the peak RSS of the ``load`` process,
 then the peak RSS of ``load`` for each size in ``--rss-events``.  The server is the one the
 tests use (DRIP_LOADER_TEST_DATABASE_URL, else Debian's binaries, else embedded).
+
+When the server runs on this machine it also prints where the CPU goes: seconds of CPU per
+event in the ``load`` process and in Postgres (every process of the server), for the load
+and for the floor.  Their sum over the machine's cores is a bound no scheduling can beat:
+it tells a speed target that needs less work from one that needs more cores.
 """
 
 from __future__ import annotations
@@ -44,8 +49,44 @@ def _fresh_db(admin: sa.Engine, admin_url: str, name: str) -> str:
     return database_url(admin_url, name)
 
 
-def _timed_load(url: str, path: Path) -> tuple[float, int]:
-    """Seconds and peak RSS (KiB) of one ``drip-loader load`` process."""
+class _ServerCpu:
+    """CPU seconds used by every process of a Postgres server running on this machine."""
+
+    def __init__(self, url: str) -> None:
+        engine = make_engine(url)
+        try:
+            with engine.connect() as conn:
+                backend = int(conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one())
+            self.postmaster = int(_stat(backend)[1])  # a backend's parent is the postmaster
+        except (OSError, sa.exc.SQLAlchemyError):
+            self.postmaster = 0  # a server elsewhere: no breakdown
+        finally:
+            engine.dispose()
+
+    def seconds(self) -> float | None:
+        if not self.postmaster:
+            return None
+        ticks = 0
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = _stat(int(entry.name))
+            except OSError:
+                continue  # gone meanwhile
+            if int(entry.name) == self.postmaster or int(fields[1]) == self.postmaster:
+                # utime + stime of the process, and of its children it has waited for
+                ticks += sum(int(f) for f in fields[11:15])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat after the command name: [state, ppid, ...]."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _timed_load(url: str, path: Path) -> tuple[float, int, float]:
+    """Seconds, peak RSS (KiB) and CPU seconds of one ``drip-loader load`` process."""
     env = {**os.environ, "DRIP_LOADER_DATABASE_URL": url}
     started = time.perf_counter()
     proc = subprocess.Popen(
@@ -58,7 +99,7 @@ def _timed_load(url: str, path: Path) -> tuple[float, int]:
     seconds = time.perf_counter() - started
     if status != 0:
         raise SystemExit(f"load failed: {proc.stderr.read().decode() if proc.stderr else status}")
-    return seconds, usage.ru_maxrss
+    return seconds, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 def _copy_floor(url: str, path: Path) -> float:
@@ -104,9 +145,14 @@ def main() -> None:
         _sample(path, args.events, args.seed)
         size_mb = path.stat().st_size / 1e6
         url = _fresh_db(admin, admin_url, "bench_load")
-        load_s, load_rss = _timed_load(url, path)
-        rerun_s, _ = _timed_load(url, path)
+        server = _ServerCpu(url)
+        pg = [server.seconds()]
+        load_s, load_rss, load_cpu = _timed_load(url, path)
+        pg.append(server.seconds())
+        rerun_s, _, rerun_cpu = _timed_load(url, path)
+        pg.append(server.seconds())
         floor_s = _copy_floor(_fresh_db(admin, admin_url, "bench_floor"), path)
+        pg.append(server.seconds())
         n = args.events
         print(f"events: {n:,} ({size_mb:.1f} MB NDJSON)")
         print(
@@ -119,10 +165,25 @@ def main() -> None:
             f"floor  (plain COPY into one jsonb column):   {floor_s:6.2f} s  {n / floor_s:>9,.0f} events/s"
         )
         print(f"ratio load/floor: {floor_s / load_s:.2f}   rerun/floor: {floor_s / rerun_s:.2f}")
+        if None not in pg:
+            marks = [float(m or 0.0) for m in pg]
+            load_pg, rerun_pg, floor_pg = (marks[i + 1] - marks[i] for i in range(3))
+            cores = os.cpu_count() or 1
+            print(f"CPU per event, load process + Postgres, and the most {cores} cores allow:")
+            for name, python, postgres in (
+                ("load", load_cpu, load_pg),
+                ("rerun", rerun_cpu, rerun_pg),
+            ):
+                total = python + postgres
+                print(
+                    f"  {name:5}  {python / n * 1e6:5.1f} + {postgres / n * 1e6:5.1f} = "
+                    f"{total / n * 1e6:5.1f} us   at most {n * cores / total:>9,.0f} events/s"
+                )
+            print(f"  floor  Postgres {floor_pg / n * 1e6:5.1f} us (one connection: one core)")
         for events in args.rss_events:
             rss_path = Path(tmp) / f"rss-{events}.ndjson"
             _sample(rss_path, events, args.seed)
-            seconds, rss = _timed_load(_fresh_db(admin, admin_url, "bench_rss"), rss_path)
+            seconds, rss, _ = _timed_load(_fresh_db(admin, admin_url, "bench_rss"), rss_path)
             print(
                 f"peak RSS of load at {events:>9,} events: {rss / 1024:6.0f} MB  ({events / seconds:,.0f} events/s)"
             )

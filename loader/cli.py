@@ -243,6 +243,17 @@ def load(
             show_default=False,
         ),
     ] = None,
+    writers: Annotated[
+        int | None,
+        typer.Option(
+            "--writers",
+            min=1,
+            max=32,
+            help="Connections landing chunks concurrently (default 2; env DRIP_LOADER_WRITERS). "
+            "More help when the database server has idle cores.",
+            show_default=False,
+        ),
+    ] = None,
     emit: Annotated[
         bool,
         typer.Option("--emit", help="Then forward events Segment has not confirmed (see emit)."),
@@ -260,6 +271,7 @@ def load(
             schema,
             batch_size=batch_size,
             max_record_bytes=max_record_bytes,
+            writers=writers,
             segment_write_key=segment_write_key,
             segment_host=segment_host,
         )

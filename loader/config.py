@@ -14,6 +14,7 @@ from .errors import ConfigError
 DEFAULT_SCHEMA = "drip"
 DEFAULT_BATCH_SIZE = 5_000
 DEFAULT_TRANSFORM_BATCH_SIZE = 100_000
+DEFAULT_WRITERS = 2
 DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
 DEFAULT_SEGMENT_HOST = "https://api.segment.io"
 
@@ -83,6 +84,10 @@ class Settings:
     transform_batch_size: int = DEFAULT_TRANSFORM_BATCH_SIZE
     """Pending events transformed per transaction."""
 
+    writers: int = DEFAULT_WRITERS
+    """Connections landing chunks of a file concurrently (each a Postgres backend: up to
+    one per core the server can spare; the validation in this process takes one more)."""
+
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
     """A record larger than this is rejected (kept truncated in the rejects table)."""
 
@@ -94,7 +99,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         validate_schema(self.schema)
-        for name in ("batch_size", "transform_batch_size", "max_record_bytes"):
+        for name in ("batch_size", "transform_batch_size", "max_record_bytes", "writers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
         if not self.segment_host.startswith(("http://", "https://")):
@@ -125,6 +130,7 @@ class Settings:
         for name, var in (
             ("batch_size", "DRIP_LOADER_BATCH_SIZE"),
             ("max_record_bytes", "DRIP_LOADER_MAX_RECORD_BYTES"),
+            ("writers", "DRIP_LOADER_WRITERS"),
         ):
             if env.get(var):
                 try:

@@ -172,6 +172,7 @@ def _land_source(
         load_id=report.load_id,
         batch_size=settings.batch_size,
         max_record_bytes=settings.max_record_bytes,
+        workers=settings.writers,
     )
     for name in ("read", "landed", "duplicates", "rejected", "not_email"):
         setattr(report, name, getattr(report, name) + getattr(result, name))

@@ -19,9 +19,14 @@ def test_loader_url_wins_over_database_url() -> None:
 
 
 def test_options_override_the_environment() -> None:
-    env = {"DRIP_LOADER_SCHEMA": "envschema", "DRIP_LOADER_BATCH_SIZE": "77"}
+    env = {
+        "DRIP_LOADER_SCHEMA": "envschema",
+        "DRIP_LOADER_BATCH_SIZE": "77",
+        "DRIP_LOADER_WRITERS": "3",
+    }
     settings = Settings.from_env(env, schema="optschema", batch_size=None)
-    assert (settings.schema, settings.batch_size) == ("optschema", 77)
+    assert (settings.schema, settings.batch_size, settings.writers) == ("optschema", 77, 3)
+    assert Settings.from_env(env, writers=1).writers == 1
 
 
 @pytest.mark.parametrize(
@@ -39,6 +44,8 @@ def test_bad_numbers_are_config_errors() -> None:
         Settings.from_env({"DRIP_LOADER_BATCH_SIZE": "ten"})
     with pytest.raises(ConfigError, match="batch_size must be at least 1"):
         Settings(batch_size=0)
+    with pytest.raises(ConfigError, match="writers must be at least 1"):
+        Settings.from_env({"DRIP_LOADER_WRITERS": "0"})
 
 
 def test_password_never_appears_in_repr_or_redacted_url() -> None:

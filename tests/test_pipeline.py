@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+
+from sqlalchemy.engine import Engine
 
 from loader.config import Settings
 from loader.pipeline import run_pipeline
 from loader.sample import generate_events
-from tests.support.warehouse import write_ndjson
+from tests.support.warehouse import one, write_ndjson
 
 
 class Recorder:
@@ -37,3 +40,30 @@ def test_each_phase_of_a_run_shows_its_progress(settings: Settings, tmp_path: Pa
     # every landed event with a Drip subscriber id queued one snapshot, all merged
     merged = recorder.phases[-1][1]
     assert 0 < report.rows_added["subscribers"] <= merged <= report.landed
+
+
+def test_the_number_of_writers_changes_nothing_in_the_tables(
+    settings: Settings, engine: Engine, tmp_path: Path
+) -> None:
+    # The sample's retries of one event (exact, and with a changed snapshot) are spread over
+    # the file: whichever writer lands them, the first copy in the input is the one kept.
+    sample = write_ndjson(tmp_path / "sample.ndjson", generate_events(events=6_000, seed=11))
+    seen = []
+    for writers in (1, 3):
+        schema = f"w{writers}"
+        report = run_pipeline(
+            replace(settings, schema=schema, writers=writers, batch_size=500), [str(sample)]
+        )
+        raw = one(
+            engine,
+            "SELECT md5(string_agg(_event_key || payload::text, ',' ORDER BY _event_key)) AS h "
+            f"FROM {schema}._raw_events",
+        )
+        tracks = one(
+            engine,
+            "SELECT md5(string_agg(id || event || coalesce(anonymous_id, '') || "
+            f"coalesce(user_id, ''), ',' ORDER BY id)) AS h FROM {schema}.tracks",
+        )
+        seen.append((report.landed, report.duplicates, raw["h"], tracks["h"]))
+    assert seen[0] == seen[1]
+    assert seen[0][0] > 5_000 and seen[0][1] > 0

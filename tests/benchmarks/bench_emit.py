@@ -22,10 +22,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-import sqlalchemy as sa
-
-from loader.db import make_engine
-from tests.support.postgres import database_url, postgres_server
+from tests.support.postgres import fresh_database, postgres_server
 
 BIN = Path(sys.executable).parent / "drip-loader"
 WRITE_KEY = "bench-write-key"
@@ -59,12 +56,7 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="drip-bench-") as tmp,
         postgres_server() as (admin_url, how, _),
     ):
-        admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text('DROP DATABASE IF EXISTS "bench_emit" WITH (FORCE)'))
-            conn.execute(sa.text('CREATE DATABASE "bench_emit"'))
-        admin.dispose()
-        env = {**os.environ, "DRIP_LOADER_DATABASE_URL": database_url(admin_url, "bench_emit")}
+        env = {**os.environ, "DRIP_LOADER_DATABASE_URL": fresh_database(admin_url, "bench_emit")}
         path = Path(tmp) / "events.ndjson"
         subprocess.run(
             [

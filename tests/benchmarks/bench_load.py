@@ -29,7 +29,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from loader.db import make_engine
-from tests.support.postgres import database_url, postgres_server
+from tests.support.postgres import fresh_database, postgres_server
 
 BIN = Path(sys.executable).parent / "drip-loader"
 
@@ -40,13 +40,6 @@ def _sample(path: Path, events: int, seed: int) -> None:
         check=True,
         capture_output=True,
     )
-
-
-def _fresh_db(admin: sa.Engine, admin_url: str, name: str) -> str:
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    return database_url(admin_url, name)
 
 
 class _ServerCpu:
@@ -139,19 +132,18 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="drip-bench-") as tmp,
         postgres_server() as (admin_url, how, _),
     ):
-        admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
         print(f"server: {how}; machine: {os.cpu_count()} cores")
         path = Path(tmp) / "events.ndjson"
         _sample(path, args.events, args.seed)
         size_mb = path.stat().st_size / 1e6
-        url = _fresh_db(admin, admin_url, "bench_load")
+        url = fresh_database(admin_url, "bench_load")
         server = _ServerCpu(url)
         pg = [server.seconds()]
         load_s, load_rss, load_cpu = _timed_load(url, path)
         pg.append(server.seconds())
         rerun_s, _, rerun_cpu = _timed_load(url, path)
         pg.append(server.seconds())
-        floor_s = _copy_floor(_fresh_db(admin, admin_url, "bench_floor"), path)
+        floor_s = _copy_floor(fresh_database(admin_url, "bench_floor"), path)
         pg.append(server.seconds())
         n = args.events
         print(f"events: {n:,} ({size_mb:.1f} MB NDJSON)")
@@ -183,12 +175,11 @@ def main() -> None:
         for events in args.rss_events:
             rss_path = Path(tmp) / f"rss-{events}.ndjson"
             _sample(rss_path, events, args.seed)
-            seconds, rss, _ = _timed_load(_fresh_db(admin, admin_url, "bench_rss"), rss_path)
+            seconds, rss, _ = _timed_load(fresh_database(admin_url, "bench_rss"), rss_path)
             print(
                 f"peak RSS of load at {events:>9,} events: {rss / 1024:6.0f} MB  ({events / seconds:,.0f} events/s)"
             )
             rss_path.unlink()
-        admin.dispose()
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from loader.db import make_engine
 from loader.events import COLLECTIONS
 from loader.sqlfiles import read_sql
 from loader.transform import TAIL, event_map_params, merge_all_subscribers, set_search_path
-from tests.support.postgres import database_url, postgres_server
+from tests.support.postgres import fresh_database, postgres_server
 
 BIN = Path(sys.executable).parent / "drip-loader"
 CHUNK = 5_000
@@ -141,12 +141,7 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="drip-bench-") as tmp,
         postgres_server() as (admin_url, how, _),
     ):
-        admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text('DROP DATABASE IF EXISTS "bench_parts" WITH (FORCE)'))
-            conn.execute(sa.text('CREATE DATABASE "bench_parts"'))
-        admin.dispose()
-        url = database_url(admin_url, "bench_parts")
+        url = fresh_database(admin_url, "bench_parts")
         rows = _stage_sample(url, args.events, Path(tmp))
         print(f"server: {how}; {rows:,} distinct events in chunks of {CHUNK:,}")
         print("Postgres CPU per event (us) of the landing-and-mapping statement:")

@@ -40,18 +40,11 @@ import sqlalchemy as sa
 from loader.db import make_engine
 from loader.events import parse_record
 from loader.sample import generate_events
-from tests.support.postgres import database_url, postgres_server
+from tests.support.postgres import fresh_database, postgres_server
 
 BIN = Path(sys.executable).parent / "drip-loader"
 TOKEN = "bench-token-0123456789abcdef"
 _LISTENING = re.compile(r"http://127\.0\.0\.1:(\d+)/")
-
-
-def _fresh_db(admin: sa.Engine, admin_url: str, name: str) -> str:
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    return database_url(admin_url, name)
 
 
 def _wait_port(log: Path, proc: subprocess.Popen[bytes], timeout: float = 60) -> int:
@@ -197,8 +190,7 @@ def main() -> None:
         postgres_server() as (admin_url, how, _),
     ):
         print(f"server: {how}; machine: {os.cpu_count()} cores; clients: {args.clients}")
-        admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
-        url = _fresh_db(admin, admin_url, "bench_serve")
+        url = fresh_database(admin_url, "bench_serve")
         env = {**os.environ, "DRIP_LOADER_DATABASE_URL": url, "DRIP_LOADER_WEBHOOK_TOKEN": TOKEN}
         serve, serve_port = _start(
             [str(BIN), "serve", "--port", "0", *args.serve_args.split()],
@@ -278,7 +270,6 @@ def main() -> None:
             f"missing from _raw_events: {missing_raw}; email events missing from tracks: "
             f"{missing_tracks}"
         )
-        admin.dispose()
         if missing_raw or missing_tracks or code != 0:
             raise SystemExit(1)
 

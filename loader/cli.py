@@ -249,8 +249,8 @@ def load(
             "--writers",
             min=1,
             max=32,
-            help="Connections landing chunks concurrently (default 2; env DRIP_LOADER_WRITERS). "
-            "More help when the database server has idle cores.",
+            help="Connections landing chunks (then merging subscribers) at once (default 2; "
+            "env DRIP_LOADER_WRITERS). More help when the database server has idle cores.",
             show_default=False,
         ),
     ] = None,

@@ -85,8 +85,8 @@ class Settings:
     """Pending events transformed per transaction."""
 
     writers: int = DEFAULT_WRITERS
-    """Connections landing chunks of a file concurrently (each a Postgres backend: up to
-    one per core the server can spare; the validation in this process takes one more)."""
+    """Connections a load uses at once: landing chunks, then merging subscribers (each a
+    Postgres backend: up to one per core the server can spare)."""
 
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
     """A record larger than this is rejected (kept truncated in the rejects table)."""

@@ -140,6 +140,7 @@ def run_pipeline(
                 engine,
                 schema=settings.schema,
                 batch_size=settings.transform_batch_size,
+                merge_parts=settings.writers,
                 on_batch=progress.advance,
                 on_merge=merging,
             )

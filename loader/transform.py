@@ -14,8 +14,10 @@ chunks of a file, and merging per chunk cost a third of a load's database time.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,20 +87,33 @@ def transform_batch(conn: Connection, *, batch_size: int) -> tuple[int, Counter[
     return claimed, counts
 
 
-def merge_subscribers(conn: Connection, *, limit: int = MERGE_BATCH) -> tuple[int, int]:
+def merge_subscribers(
+    conn: Connection, *, limit: int = MERGE_BATCH, part: int = 0, parts: int = 1
+) -> tuple[int, int]:
     """Merge up to ``limit`` queued snapshots into ``subscribers`` (the caller owns the transaction).
+
+    With ``parts`` > 1, only the snapshots of subscribers in part ``part`` (of ``parts``,
+    split by id): merges of different parts can run at once without meeting.
 
     Returns:
         The snapshots taken from the queue and the subscribers inserted (not updated).
     """
-    row = conn.execute(text(read_sql("transform/merge_subscribers.sql")), {"limit": limit}).one()
+    row = conn.execute(
+        text(read_sql("transform/merge_subscribers.sql")),
+        {"limit": limit, "part": part, "parts": parts},
+    ).one()
     return int(row.taken), int(row.inserted)
 
 
 def merge_all_subscribers(
-    conn: Connection, *, on_batch: Callable[[int], None] | None = None
+    conn: Connection,
+    *,
+    on_batch: Callable[[int], None] | None = None,
+    part: int = 0,
+    parts: int = 1,
 ) -> int:
-    """Merge every queued snapshot, a transaction per :data:`MERGE_BATCH`; return subscribers inserted.
+    """Merge every queued snapshot (of part ``part``, see :func:`merge_subscribers`), a
+    transaction per :data:`MERGE_BATCH`; return the subscribers inserted.
 
     ``conn`` has no transaction open.  Concurrent runs share the queue (SKIP LOCKED).
     ``on_batch`` is called with 0 before the first batch, then with each batch's size.
@@ -108,7 +123,7 @@ def merge_all_subscribers(
         on_batch(0)
     while True:
         with conn.begin():
-            taken, added = merge_subscribers(conn)
+            taken, added = merge_subscribers(conn, part=part, parts=parts)
         inserted += added
         if on_batch is not None:
             on_batch(taken)
@@ -116,19 +131,60 @@ def merge_all_subscribers(
             return inserted
 
 
+def merge_in_parallel(
+    engine: Engine,
+    conn: Connection,
+    *,
+    schema: str,
+    parts: int,
+    on_batch: Callable[[int], None] | None = None,
+) -> int:
+    """:func:`merge_all_subscribers` split in ``parts``, each on its own connection (``conn``
+    takes part 0); return the subscribers inserted.
+
+    The merge that ends a file load has the database to itself: split over the load's
+    connections it runs on as many cores instead of one (0.61 -> 0.40 s for the snapshots
+    of 200k events on two cores).
+    """
+    if parts <= 1:
+        return merge_all_subscribers(conn, on_batch=on_batch)
+    lock = threading.Lock()
+
+    def counted(taken: int) -> None:
+        if on_batch is not None:
+            with lock:
+                on_batch(taken)
+
+    def merge_part(part: int) -> int:
+        with translating(), engine.connect() as own:
+            set_search_path(own, schema)
+            tune_for_batches(own)
+            own.commit()
+            return merge_all_subscribers(own, on_batch=counted, part=part, parts=parts)
+
+    with ThreadPoolExecutor(parts - 1, thread_name_prefix="drip-merge") as pool:
+        others = [pool.submit(merge_part, part) for part in range(1, parts)]
+        inserted = merge_all_subscribers(conn, on_batch=counted, part=0, parts=parts)
+        # every part finishes (or fails) before this returns; the first failure is raised
+        return inserted + sum(other.result() for other in others)
+
+
 def run_transforms(
     engine: Engine,
     *,
     schema: str,
     batch_size: int,
+    merge_parts: int = 1,
     on_batch: Callable[[int], None] | None = None,
     on_merge: Callable[[int], None] | None = None,
 ) -> TransformResult:
     """Transform everything pending, one transaction per ``batch_size`` events, then merge
-    the subscriber snapshots queued (by this run, by the loads before it, by a crash).
+    the subscriber snapshots queued (by this run, by the loads before it, by a crash), on
+    ``merge_parts`` connections at once (:func:`merge_in_parallel`).
 
     ``on_batch`` is called with the events of each transform batch, ``on_merge`` as
-    :func:`merge_all_subscribers` calls its ``on_batch``.
+    :func:`merge_all_subscribers` calls its ``on_batch`` (from several threads when
+    ``merge_parts`` > 1, one at a time).
 
     Raises:
         DatabaseError: a statement failed; batches committed before stay done, the failed
@@ -143,7 +199,9 @@ def run_transforms(
             with conn.begin():
                 claimed, added = transform_batch(conn, batch_size=batch_size)
             if claimed == 0:
-                result.rows_added["subscribers"] += merge_all_subscribers(conn, on_batch=on_merge)
+                result.rows_added["subscribers"] += merge_in_parallel(
+                    engine, conn, schema=schema, parts=merge_parts, on_batch=on_merge
+                )
                 return result
             result.events += claimed
             result.batches += 1

@@ -499,3 +499,49 @@ def test_an_older_snapshot_committed_last_does_not_win(engine: Engine) -> None:
         "SELECT count(*), min(lead_score), max(lead_score), min(first_seen_at), max(last_seen_at)"
         " FROM drip.subscribers",
     ) == [(50, D(2), D(2), at("2026-10-01 00:00"), at("2026-10-02 00:00"))]
+
+
+def test_a_merge_split_in_parts_ends_like_one_merge(engine: Engine) -> None:
+    # 120 subscribers, each with an older and a newer snapshot queued in either order: the
+    # merge split three ways (as a load with --writers 3 ends) and the single merge leave
+    # the same rows, and the split one took every queued snapshot.
+    from loader.land import land_records
+    from loader.transform import merge_in_parallel, set_search_path, transform_batch
+
+    bodies = []
+    for n in range(120):
+        older = webhook(
+            "subscriber.applied_tag", {"id": f"p{n}", "lead_score": 1}, "2026-10-01T00:00:00Z"
+        )
+        newer = webhook(
+            "subscriber.applied_tag", {"id": f"p{n}", "lead_score": 2}, "2026-10-02T00:00:00Z"
+        )
+        bodies += [newer, older] if n % 2 else [older, newer]
+    seen = []
+    for parts in (1, 3):
+        with engine.begin() as conn:
+            conn.execute(text("TRUNCATE drip.subscribers, drip._raw_events, drip._pending"))
+        records = [(f"m{parts}:{i}", b, len(b)) for i, b in enumerate(bodies)]
+        land_records(
+            engine, records, schema="drip", load_id=f"m{parts}", batch_size=1000,
+            max_record_bytes=1 << 20, transform=False,
+        )  # fmt: skip
+        with engine.connect() as conn:
+            set_search_path(conn, "drip")
+            conn.commit()
+            with conn.begin():
+                assert transform_batch(conn, batch_size=1000)[0] == 240
+            taken: list[int] = []
+            inserted = merge_in_parallel(
+                engine, conn, schema="drip", parts=parts, on_batch=taken.append
+            )
+        assert (inserted, sum(taken)) == (120, 240)
+        assert rows(engine, "SELECT count(*) FROM drip._subscriber_changes") == [(0,)]
+        seen.append(
+            rows(
+                engine,
+                "SELECT id, lead_score, first_seen_at, last_seen_at FROM drip.subscribers ORDER BY id",
+            )
+        )
+    assert seen[0] == seen[1]
+    assert seen[0][0] == ("p0", D(2), at("2026-10-01 00:00"), at("2026-10-02 00:00"))

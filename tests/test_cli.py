@@ -54,7 +54,7 @@ def test_python_dash_m_loader_works() -> None:
 def test_load_and_status_as_json(db_url: str, tmp_path: Path) -> None:
     path = tmp_path / "in.ndjson"
     path.write_bytes(case_bytes("email_opened") + b"\n{broken\n")
-    result = _run("load", str(path), "--json", url=db_url)
+    result = _run("load", str(path), "--json", "--writers", "3", url=db_url)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert (

@@ -8,10 +8,14 @@
 -- be taken in any order and by concurrent runs (SKIP LOCKED: each queued row is merged
 -- once).  Rows go in id order: concurrent merges lock the same subscribers in the same
 -- order and cannot deadlock.  Events whose subscriber has no id (identified by email only)
--- have no row here.
+-- have no row here.  :parts merges may split the queue by subscriber (this one takes
+-- part :part): they never touch the same subscriber, so they run side by side on as many
+-- cores.
 WITH taken AS (
     DELETE FROM _subscriber_changes
-    WHERE ctid = ANY (ARRAY(SELECT ctid FROM _subscriber_changes LIMIT :limit FOR UPDATE SKIP LOCKED))
+    WHERE ctid = ANY (ARRAY(SELECT ctid FROM _subscriber_changes
+                            WHERE :parts = 1 OR (hashtext(id) & 2147483647) % :parts = :part
+                            LIMIT :limit FOR UPDATE SKIP LOCKED))
     RETURNING id, occurred_at, _event_key
 ), latest AS (
     SELECT DISTINCT ON (id) id, occurred_at, _event_key, min(occurred_at) OVER newest_first AS first_seen_at

@@ -14,9 +14,14 @@ from sqlalchemy.engine import Engine
 from loader import migrate
 from loader.config import Settings
 from loader.db import make_engine
-from tests.support.postgres import LocalServer, database_url, debian_bin, postgres_server
+from tests.support.postgres import (
+    TEMPLATE,
+    LocalServer,
+    database_url,
+    debian_bin,
+    postgres_server,
+)
 
-TEMPLATE = "drip_template"
 _counter = itertools.count()
 
 

@@ -88,27 +88,20 @@ def key(event: dict[str, Any]) -> str:
 
 
 @pytest.fixture
-def db(db_url: str) -> Iterator[Engine]:
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
 def serve(db_url: str, tmp_path: Path) -> Iterator[ServeProcess]:
     with ServeProcess(db_url, tmp_path / "serve.log") as server:
         server.wait_healthy()
         yield server
 
 
-def rows(db: Engine, sql: str, **params: Any) -> list[dict[str, Any]]:
-    with db.connect() as conn:
+def rows(engine: Engine, sql: str, **params: Any) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
         set_search_path(conn, "drip")
         return [dict(r) for r in conn.execute(sa.text(sql), params).mappings()]
 
 
-def count(db: Engine, table: str) -> int:
-    return int(rows(db, f"SELECT count(*) AS n FROM {table}")[0]["n"])
+def count(engine: Engine, table: str) -> int:
+    return int(rows(engine, f"SELECT count(*) AS n FROM {table}")[0]["n"])
 
 
 def wait_until(check: Any, *, within: float) -> float:
@@ -133,7 +126,7 @@ def metric(server: ServeProcess, line_start: str) -> float:
 
 
 def test_each_email_event_is_in_its_table_and_tracks_within_5_seconds(
-    serve: ServeProcess, db: Engine
+    serve: ServeProcess, engine: Engine
 ) -> None:
     for event in EVERY_EMAIL_EVENT.values():
         response = serve.post(body(event))
@@ -141,8 +134,8 @@ def test_each_email_event_is_in_its_table_and_tracks_within_5_seconds(
     answered = time.monotonic()
 
     def all_there() -> bool:
-        return count(db, "tracks") == 7 and all(
-            count(db, table) == n
+        return count(engine, "tracks") == 7 and all(
+            count(engine, table) == n
             for table, n in [
                 ("email_delivered", 1),
                 ("email_opened", 1),
@@ -156,7 +149,7 @@ def test_each_email_event_is_in_its_table_and_tracks_within_5_seconds(
     wait_until(all_there, within=FRESH_WITHIN)
     assert time.monotonic() - answered < FRESH_WITHIN
 
-    click = rows(db, "SELECT * FROM email_link_clicked")[0]
+    click = rows(engine, "SELECT * FROM email_link_clicked")[0]
     assert click["id"] == key(CLICK)
     assert (click["anonymous_id"], click["user_id"]) == ("john@acme.com", None)
     assert (click["event"], click["event_text"]) == ("email_link_clicked", "Email Link Clicked")
@@ -168,7 +161,7 @@ def test_each_email_event_is_in_its_table_and_tracks_within_5_seconds(
     assert click["timestamp"] == datetime(2026, 10, 6, 15, 52, 58, tzinfo=UTC)
     assert click["sent_at"] == click["received_at"]
     unsubscribes = rows(
-        db,
+        engine,
         "SELECT id, user_id, campaign_id, campaign_name, unsubscribe_scope, timestamp "
         "FROM email_unsubscribed ORDER BY timestamp",
     )
@@ -190,37 +183,39 @@ def test_each_email_event_is_in_its_table_and_tracks_within_5_seconds(
             "timestamp": datetime(2026, 10, 8, 9, 0, 0, tzinfo=UTC),
         },
     ]
-    raw = rows(db, "SELECT origin FROM _raw_events")
+    raw = rows(engine, "SELECT origin FROM _raw_events")
     assert len(raw) == 7 and all(ORIGIN.match(r["origin"]) for r in raw)
-    assert count(db, "_pending") == 0
+    assert count(engine, "_pending") == 0
 
 
 def test_a_json_array_body_lands_every_event_and_keeps_non_email_events_raw(
-    serve: ServeProcess, db: Engine
+    serve: ServeProcess, engine: Engine
 ) -> None:
     events = [email_event("subscriber.opened_email", 10), APPLIED_TAG, CLICK]
     response = serve.post(json.dumps(events))
     assert (response.status_code, response.json()) == (200, {"received": 3})
-    wait_until(lambda: count(db, "tracks") == 2, within=FRESH_WITHIN)
-    raw = rows(db, "SELECT _event_key, event, is_email, origin FROM _raw_events ORDER BY origin")
+    wait_until(lambda: count(engine, "tracks") == 2, within=FRESH_WITHIN)
+    raw = rows(
+        engine, "SELECT _event_key, event, is_email, origin FROM _raw_events ORDER BY origin"
+    )
     assert [(r["_event_key"], r["event"], r["is_email"]) for r in raw] == [
         (key(events[0]), "subscriber.opened_email", True),
         (key(APPLIED_TAG), "subscriber.applied_tag", False),
         (key(CLICK), "subscriber.clicked_email", True),
     ]
     assert [r["origin"][-3:] for r in raw] == ["[0]", "[1]", "[2]"]
-    assert {r["id"] for r in rows(db, "SELECT id FROM tracks")} == {key(events[0]), key(CLICK)}
+    assert {r["id"] for r in rows(engine, "SELECT id FROM tracks")} == {key(events[0]), key(CLICK)}
     assert serve.post("[]").json() == {"received": 0}
 
 
-def test_a_retried_webhook_is_stored_once(serve: ServeProcess, db: Engine) -> None:
+def test_a_retried_webhook_is_stored_once(serve: ServeProcess, engine: Engine) -> None:
     retry = json.loads(json.dumps(CLICK))
     retry["data"]["subscriber"]["tags"].append("retried")  # a changed snapshot: same event
     for attempt in (CLICK, CLICK, retry):
         assert serve.post(body(attempt)).status_code == 200
-    wait_until(lambda: count(db, "tracks") == 1, within=FRESH_WITHIN)
-    assert count(db, "_raw_events") == 1
-    assert count(db, "email_link_clicked") == 1
+    wait_until(lambda: count(engine, "tracks") == 1, within=FRESH_WITHIN)
+    assert count(engine, "_raw_events") == 1
+    assert count(engine, "email_link_clicked") == 1
     assert metric(serve, 'drip_loader_webhook_events_total{outcome="landed"}') == 1
     assert metric(serve, 'drip_loader_webhook_events_total{outcome="duplicate"}') == 2
 
@@ -229,7 +224,7 @@ def test_a_retried_webhook_is_stored_once(serve: ServeProcess, db: Engine) -> No
 
 
 def test_a_wrong_or_missing_token_is_404_stores_nothing_and_is_never_logged(
-    db_url: str, tmp_path: Path, db: Engine
+    db_url: str, tmp_path: Path, engine: Engine
 ) -> None:
     with ServeProcess(db_url, tmp_path / "serve.log", "--access-log") as server:
         server.wait_healthy()
@@ -244,8 +239,8 @@ def test_a_wrong_or_missing_token_is_404_stores_nothing_and_is_never_logged(
             assert (response.status_code, response.text) == (404, "Not Found"), path
         assert server.post(body(CLICK)).status_code == 200
         assert server.stop() == 0
-    assert count(db, "_raw_events") == 1  # only the one with the right token
-    assert count(db, "_rejects") == 0
+    assert count(engine, "_raw_events") == 1  # only the one with the right token
+    assert count(engine, "_rejects") == 0
     log = server.output()
     assert TOKEN not in log
     assert TOKEN[:-1] not in log
@@ -254,7 +249,7 @@ def test_a_wrong_or_missing_token_is_404_stores_nothing_and_is_never_logged(
 
 
 def test_an_oversize_body_is_413_and_its_head_is_kept_in_rejects(
-    db_url: str, tmp_path: Path, db: Engine
+    db_url: str, tmp_path: Path, engine: Engine
 ) -> None:
     with ServeProcess(db_url, tmp_path / "serve.log", "--max-body-bytes", "2000") as server:
         server.wait_healthy()
@@ -267,8 +262,8 @@ def test_an_oversize_body_is_413_and_its_head_is_kept_in_rejects(
             "(raise serve --max-body-bytes to accept it)"
         }
         assert server.post(body(CLICK)).status_code == 200  # the connection still works
-    assert count(db, "_raw_events") == 1
-    reject = rows(db, "SELECT reason, origin, raw_text, raw_size FROM _rejects")
+    assert count(engine, "_raw_events") == 1
+    reject = rows(engine, "SELECT reason, origin, raw_text, raw_size FROM _rejects")
     assert len(reject) == 1
     assert reject[0]["raw_size"] == len(raw)
     assert reject[0]["raw_text"] == raw[:2000].decode()
@@ -291,26 +286,28 @@ def test_an_oversize_body_is_413_and_its_head_is_kept_in_rejects(
     ],
 )
 def test_a_malformed_body_is_400_and_kept_in_rejects_with_its_origin(
-    serve: ServeProcess, db: Engine, raw: bytes, reason: str
+    serve: ServeProcess, engine: Engine, raw: bytes, reason: str
 ) -> None:
     response = serve.post(raw)
     assert (response.status_code, response.json()) == (400, {"error": reason})
-    reject = rows(db, "SELECT reason, origin, raw_size FROM _rejects")
+    reject = rows(engine, "SELECT reason, origin, raw_size FROM _rejects")
     assert [(r["reason"], r["raw_size"]) for r in reject] == [(reason, len(raw))]
     assert ORIGIN.match(reject[0]["origin"])
-    assert count(db, "_raw_events") == 0
+    assert count(engine, "_raw_events") == 0
 
 
 def test_an_array_with_a_bad_element_is_400_and_keeps_the_good_ones(
-    serve: ServeProcess, db: Engine
+    serve: ServeProcess, engine: Engine
 ) -> None:
     response = serve.post(json.dumps([CLICK, 7]))
     assert response.status_code == 400
     assert response.json() == {
         "error": "1 of 2 events rejected, first: [1] not a JSON object (got a number)"
     }
-    assert [r["_event_key"] for r in rows(db, "SELECT _event_key FROM _raw_events")] == [key(CLICK)]
-    assert [r["origin"][-3:] for r in rows(db, "SELECT origin FROM _rejects")] == ["[1]"]
+    assert [r["_event_key"] for r in rows(engine, "SELECT _event_key FROM _raw_events")] == [
+        key(CLICK)
+    ]
+    assert [r["origin"][-3:] for r in rows(engine, "SELECT origin FROM _rejects")] == ["[1]"]
 
 
 # -- operations -------------------------------------------------------------------------
@@ -364,7 +361,7 @@ def outage(
 def test_database_down_answers_429_then_the_retried_events_land(
     outage: tuple[ServeProcess, Engine, Any],
 ) -> None:
-    serve, db, handle = outage
+    serve, engine, handle = outage
     first, second = (
         email_event("subscriber.opened_email", 21),
         email_event("subscriber.bounced", 22),
@@ -383,15 +380,15 @@ def test_database_down_answers_429_then_the_retried_events_land(
     # Drip retries; the receiver reconnects on its own.
     wait_until(lambda: serve.post(body(second)).status_code == 200, within=30)
     assert serve.http.get("/healthz").status_code == 200
-    wait_until(lambda: count(db, "tracks") == 2, within=FRESH_WITHIN * 2)
-    assert {r["id"] for r in rows(db, "SELECT id FROM tracks")} == {key(first), key(second)}
+    wait_until(lambda: count(engine, "tracks") == 2, within=FRESH_WITHIN * 2)
+    assert {r["id"] for r in rows(engine, "SELECT id FROM tracks")} == {key(first), key(second)}
     assert metric(serve, 'drip_loader_webhook_requests_total{status="429"}') >= 2
     assert "answering 429 until it is back" in serve.output()
     assert "the database is back" in serve.output()
 
 
 def test_serve_and_a_scheduled_load_side_by_side_double_nothing(
-    serve: ServeProcess, db: Engine, db_url: str, tmp_path: Path
+    serve: ServeProcess, engine: Engine, db_url: str, tmp_path: Path
 ) -> None:
     events = list(generate_events(events=3000, seed=5))
     file = tmp_path / "backfill.ndjson"
@@ -429,15 +426,15 @@ def test_serve_and_a_scheduled_load_side_by_side_double_nothing(
     assert report["read"] == 2000 and report["rejected"] == 0
     records = [parse_record(raw) for raw in events]
     email_keys = {r.key for r in records if r.is_email}
-    wait_until(lambda: count(db, "_pending") == 0, within=FRESH_WITHIN * 2)
-    assert count(db, "_raw_events") == len({r.key for r in records})
-    assert {r["id"] for r in rows(db, "SELECT id FROM tracks")} == email_keys
-    per_table = sum(count(db, t) for t in COLLECTIONS)
+    wait_until(lambda: count(engine, "_pending") == 0, within=FRESH_WITHIN * 2)
+    assert count(engine, "_raw_events") == len({r.key for r in records})
+    assert {r["id"] for r in rows(engine, "SELECT id FROM tracks")} == email_keys
+    per_table = sum(count(engine, t) for t in COLLECTIONS)
     assert per_table == len(email_keys)
 
 
 def test_sigterm_finishes_in_flight_requests_and_loses_nothing_answered_2xx(
-    db_url: str, tmp_path: Path, db: Engine
+    db_url: str, tmp_path: Path, engine: Engine
 ) -> None:
     server = ServeProcess(db_url, tmp_path / "serve.log")
     server.wait_healthy()
@@ -467,12 +464,12 @@ def test_sigterm_finishes_in_flight_requests_and_loses_nothing_answered_2xx(
     assert 300 <= len(answered) < len(events)
     records = [parse_record(raw) for raw in answered]
     # Right after exit, with no server running: landed and mapped, both.
-    raw_keys = {r["_event_key"] for r in rows(db, "SELECT _event_key FROM _raw_events")}
+    raw_keys = {r["_event_key"] for r in rows(engine, "SELECT _event_key FROM _raw_events")}
     assert {r.key for r in records} <= raw_keys
-    tracks = {r["id"] for r in rows(db, "SELECT id FROM tracks")}
+    tracks = {r["id"] for r in rows(engine, "SELECT id FROM tracks")}
     assert {r.key for r in records if r.is_email} <= tracks
-    assert count(db, "_pending") == 0
-    run = rows(db, "SELECT command, status, counts FROM _runs")
+    assert count(engine, "_pending") == 0
+    run = rows(engine, "SELECT command, status, counts FROM _runs")
     assert [(r["command"], r["status"]) for r in run] == [("serve", "completed")]
     assert run[0]["counts"]["landed"] == len(raw_keys)
     assert "Stopped after" in server.output()

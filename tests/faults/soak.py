@@ -12,33 +12,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from loader import migrate
 from loader.db import make_engine
 from loader.sample import write_sample
-from tests.support.postgres import LocalServer, database_url, postgres_server
-from tests.support.warehouse import snapshot
-
-
-def _load(url: str, path: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "DRIP_LOADER_DATABASE_URL": url}
-    return subprocess.Popen(
-        [sys.executable, "-m", "loader", "load", str(path), "--json"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+from tests.support.postgres import LocalServer, fresh_database, postgres_server
+from tests.support.warehouse import snapshot, start_load
 
 
 def main() -> None:
@@ -57,19 +41,15 @@ def main() -> None:
         path = Path(tmp) / "events.ndjson"
         with open(path, "wb") as out:
             write_sample(out, events=args.events, seed=args.seed)
-        admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
         urls = {}
         for name in ("soak_faults", "soak_clean"):
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-            urls[name] = database_url(admin_url, name)
+            urls[name] = fresh_database(admin_url, name)
             engine = make_engine(urls[name], null_pool=True)
             migrate.upgrade(engine, schema="drip")
             engine.dispose()
         print(f"server: {how}; {args.events:,} events; {args.kills} kills")
         for kill in range(args.kills):
-            proc = _load(urls["soak_faults"], path)
+            proc = start_load(urls["soak_faults"], path)
             time.sleep(rng.uniform(0.5, 20))
             if kill == args.kills // 2 and isinstance(server, LocalServer):
                 server.pg_ctl("stop")
@@ -81,12 +61,12 @@ def main() -> None:
                 proc.send_signal(signal.SIGKILL)
             proc.communicate(timeout=300)
             print(f"  run {kill}: exit {proc.returncode}")
-        final = _load(urls["soak_faults"], path)
+        final = start_load(urls["soak_faults"], path)
         out, err = final.communicate(timeout=3600)
         if final.returncode != 0:
             raise SystemExit(f"final run failed: {err}")
         report = json.loads(out)
-        clean = _load(urls["soak_clean"], path)
+        clean = start_load(urls["soak_clean"], path)
         clean.communicate(timeout=3600)
         identity = report["read"] == report["landed"] + report["duplicates"] + report["rejected"]
         faulted, expected = (snapshot(make_engine(urls[n])) for n in ("soak_faults", "soak_clean"))

@@ -18,14 +18,15 @@ import sqlalchemy as sa
 
 from loader.db import make_engine
 from loader.sample import generate_events
+from tests.support.postgres import TEMPLATE, fresh_database
 from tests.support.serve import ServeProcess
-from tests.support.warehouse import TABLES, fresh_database, snapshot, write_ndjson
+from tests.support.warehouse import TABLES, snapshot, write_ndjson
 
 
 def _clean(
     pg: dict[str, object], lines: list[bytes], tmp_path: Path
 ) -> dict[str, list[tuple[object, ...]]]:
-    url = fresh_database(pg, "concurrency_clean")
+    url = fresh_database(str(pg["url"]), "concurrency_clean", template=TEMPLATE)
     path = write_ndjson(tmp_path / "clean.ndjson", lines)
     env = {**os.environ, "DRIP_LOADER_DATABASE_URL": url}
     subprocess.run(

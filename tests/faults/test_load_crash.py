@@ -6,11 +6,8 @@ accounting identity must hold: every input record is landed once, a duplicate, o
 
 from __future__ import annotations
 
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,8 +16,10 @@ import sqlalchemy as sa
 
 from loader.db import make_engine
 from loader.sample import generate_events
-from tests.support.postgres import LocalServer
-from tests.support.warehouse import fresh_database, snapshot, write_ndjson
+from tests.support.postgres import TEMPLATE, LocalServer, fresh_database
+from tests.support.warehouse import snapshot, start_load, write_ndjson
+
+CHUNKS = {"DRIP_LOADER_BATCH_SIZE": "5000"}
 
 EVENTS = 100_000
 
@@ -35,20 +34,9 @@ def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_ndjson(path, lines)
 
 
-def _load(url: str, path: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "DRIP_LOADER_DATABASE_URL": url, "DRIP_LOADER_BATCH_SIZE": "5000"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "loader", "load", str(path), "--json"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def _clean_run(pg: dict[str, object], path: Path) -> dict[str, list[tuple[object, ...]]]:
-    url = fresh_database(pg, "faults_clean")
-    proc = _load(url, path)
+    url = fresh_database(str(pg["url"]), "faults_clean", template=TEMPLATE)
+    proc = start_load(url, path, **CHUNKS)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     engine = make_engine(url)
@@ -64,14 +52,14 @@ def test_sigkill_at_random_points_then_rerun_gives_exact_tables(
     rng = random.Random(7)
     kills = 0
     for _ in range(3):
-        proc = _load(db_url, big_file)
+        proc = start_load(db_url, big_file, **CHUNKS)
         time.sleep(rng.uniform(0.8, 3.0))  # somewhere in migrate / landing / mapping
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
         proc.communicate(timeout=60)
     assert kills >= 2, "the load finished before it could be killed: make the file bigger"
-    final = _load(db_url, big_file)
+    final = start_load(db_url, big_file, **CHUNKS)
     out, err = final.communicate(timeout=300)
     assert final.returncode == 0, err
     import json
@@ -92,7 +80,7 @@ def test_database_restart_during_load_fails_cleanly_and_rerun_completes(
     stoppable: tuple[str, LocalServer], big_file: Path, pg: dict[str, object]
 ) -> None:
     db_url, server = stoppable
-    proc = _load(db_url, big_file)
+    proc = start_load(db_url, big_file, **CHUNKS)
     time.sleep(1.5)
     server.pg_ctl("stop")
     try:
@@ -103,7 +91,7 @@ def test_database_restart_during_load_fails_cleanly_and_rerun_completes(
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), err
     assert "Traceback" not in err
-    rerun = _load(db_url, big_file)
+    rerun = start_load(db_url, big_file, **CHUNKS)
     _, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err
     engine = make_engine(db_url)

@@ -161,23 +161,29 @@ def postgres_server() -> Iterator[tuple[str, str, object | None]]:
         shutil.rmtree(home, ignore_errors=True)
 
 
+TEMPLATE = "drip_template"
+"""The session's migrated database that each test's database is a copy of."""
+
+
 def database_url(admin_url: str, name: str) -> str:
     """``admin_url`` pointing at database ``name``."""
     return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
-def fresh_database(admin_url: str, name: str) -> str:
-    """(Re)create the empty database ``name`` on the server of ``admin_url``; return its URL.
+def fresh_database(admin_url: str, name: str, *, template: str | None = None) -> str:
+    """(Re)create database ``name`` on the server of ``admin_url``, empty or as a copy of
+    ``template`` (the session's migrated template, for tests); return its URL.
 
-    For benchmarks, which keep one server and start each measurement from nothing.
+    For fault tests and benchmarks that compare a run with a clean one on the same server.
     """
     from loader.db import make_engine
 
+    copy = f' TEMPLATE "{template}"' if template else ""
     admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
     finally:
         admin.dispose()
     return database_url(admin_url, name)

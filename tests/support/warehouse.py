@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -73,12 +76,13 @@ def snapshot(engine: Engine, schema: str = "drip") -> dict[str, list[tuple[Any, 
     return result
 
 
-def fresh_database(pg: dict[str, object], name: str, *, template: str = "drip_template") -> str:
-    """(Re)create database ``name`` on the session's server, migrated; return its URL."""
-    from loader.db import make_engine
-
-    admin: Engine = pg["admin"]  # type: ignore[assignment]
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    return make_engine(str(pg["url"])).url.set(database=name).render_as_string(hide_password=False)
+def start_load(url: str, path: Path, **env: str) -> subprocess.Popen[str]:
+    """``python -m loader load PATH --json`` against ``url`` in a child process (fault tests
+    kill it); ``env`` adds ``DRIP_LOADER_*`` settings."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "loader", "load", str(path), "--json"],
+        env={**os.environ, "DRIP_LOADER_DATABASE_URL": url, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

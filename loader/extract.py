@@ -267,15 +267,13 @@ def _array_records(
                 end = _nested_end(text, pos)
                 if end > 0:
                     break
-                if len(text) - pos > 2 * limit or not more():
-                    tail = _remainder(text[pos:], stream, limit)
-                    yield f"{name}:{line}[{index}]", tail, len(tail)
-                    return
             except json.JSONDecodeError:
-                if len(text) - pos > 2 * limit or not more():
-                    tail = _remainder(text[pos:], stream, limit)
-                    yield f"{name}:{line}[{index}]", tail, len(tail)
-                    return
+                pass
+            # Not a whole element yet: read more, unless there is no more or it is too long.
+            if len(text) - pos > 2 * limit or not more():
+                tail = _remainder(text[pos:], stream, limit)
+                yield f"{name}:{line}[{index}]", tail, len(tail)
+                return
         element = text[pos:end].encode("utf-8", "surrogateescape")
         size = len(element)
         yield f"{name}:{line}[{index}]", element if size <= limit else element[:limit], size

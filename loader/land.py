@@ -35,7 +35,7 @@ from .events import BadRecord, copy_timestamp, parse_for_copy
 from .extract import RawRecord
 from .sqlfiles import read_sql
 from .tables import build_metadata
-from .transform import TAIL, event_map_params, set_search_path, tune_for_batches
+from .transform import TAIL, batch_session, event_map_params
 
 _ATTEMPTS = 5
 _NONE_KNOWN: frozenset[str] = frozenset()
@@ -200,11 +200,10 @@ class _Lines:
     def __init__(self, chunk: _Chunk, known: set[str] | frozenset[str]) -> None:
         self._chunk = chunk
         self._known = known
-        self.count = sum(key not in known for key in chunk.keys) if known else len(chunk.keys)
-        """Lines to make."""
 
     def __bool__(self) -> bool:
-        return self.count > 0
+        """Whether there is any line to make."""
+        return any(key not in self._known for key in self._chunk.keys)
 
     def __iter__(self) -> Iterator[bytes]:
         """The lines, each in three pieces."""
@@ -229,35 +228,27 @@ class _Lines:
 
 
 class _Reader:
-    """A file-like view of COPY lines for ``copy_expert``, without copying them whole."""
+    """A file-like view of COPY lines for ``copy_expert``, without joining them whole."""
 
-    def __init__(self, data: bytes | bytearray | memoryview | _Lines) -> None:
-        self._pieces = iter(data) if isinstance(data, _Lines) else None
-        self._view = memoryview(b"" if isinstance(data, _Lines) else data)
-        self._pos = 0
+    def __init__(self, data: bytes | _Lines) -> None:
+        self._pieces = iter(data) if isinstance(data, _Lines) else iter((data,))
 
     def read(self, size: int = -1) -> bytes:
-        if self._pieces is not None:
-            batch: list[bytes] = []
-            length = 0
-            for piece in self._pieces:
-                batch.append(piece)
-                length += len(piece)
-                if length >= size > 0:
-                    break
-            return b"".join(batch)
-        end = len(self._view) if size < 0 else self._pos + size
-        piece = self._view[self._pos : end].tobytes()
-        self._pos += len(piece)
-        return piece
+        # psycopg2 sends whatever comes back: at least ``size`` bytes (one line more) is fine
+        batch: list[bytes] = []
+        length = 0
+        for piece in self._pieces:
+            batch.append(piece)
+            length += len(piece)
+            if length >= size > 0:
+                break
+        return b"".join(batch)
 
     def readline(self, size: int = -1) -> bytes:
         return self.read(size)
 
 
-def _copy(
-    cursor: Any, data: bytes | bytearray | memoryview | _Lines, load_id: str
-) -> list[tuple[dict[str, Any], bool]]:
+def _copy(cursor: Any, data: bytes | _Lines, load_id: str) -> list[tuple[dict[str, Any], bool]]:
     """COPY lines into the stage; lines Postgres refuses are isolated by halving.
 
     Returns:
@@ -270,9 +261,7 @@ def _copy(
         return []
     except psycopg2.errors.DataError as exc:
         cursor.execute("ROLLBACK TO SAVEPOINT drip_copy")
-        lines = (b"".join(data) if isinstance(data, _Lines) else bytes(data)).splitlines(
-            keepends=True
-        )
+        lines = (b"".join(data) if isinstance(data, _Lines) else data).splitlines(keepends=True)
         if len(lines) > 1:
             middle = len(lines) // 2
             return _copy(cursor, b"".join(lines[:middle]), load_id) + _copy(
@@ -298,8 +287,7 @@ class _Writer:
         transform: bool,
     ) -> None:
         self._conn: Connection = engine.connect()
-        set_search_path(self._conn, schema)
-        tune_for_batches(self._conn)
+        batch_session(self._conn, schema)
         self._conn.execute(text(read_sql("land/create_stage.sql")))
         self._conn.commit()
         self._rejects = build_metadata(schema).tables[f"{schema}._rejects"]
@@ -327,7 +315,7 @@ class _Writer:
         result = LandResult()
         refused: list[tuple[dict[str, Any], bool]] = []
         try:
-            fresh = self._unknown(chunk) if chunk.accepted else bytearray()
+            fresh = self._unknown(chunk)
             if fresh:
                 cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
                 try:
@@ -361,7 +349,7 @@ class _Writer:
         are made only for new keys: a replay never formats or escapes a payload.
         """
         self._chunks_seen += 1
-        if not self._replaying and self._chunks_seen % 8 != 1:
+        if not chunk.keys or (not self._replaying and self._chunks_seen % 8 != 1):
             return _Lines(chunk, _NONE_KNOWN)
         keys = ",".join(chunk.keys)
         known = set(self._conn.execute(self._known, {"keys": keys}).scalars())

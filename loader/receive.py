@@ -41,7 +41,7 @@ from .db import prepared, sqlstate, translate_driver, translating
 from .errors import DatabaseError, DatabaseUnavailable, LoaderError
 from .land import BATCH_TO_PENDING, LandResult, RecordBatch
 from .sqlfiles import read_sql
-from .transform import merge_all_subscribers, set_search_path, transform_batch, tune_for_batches
+from .transform import batch_session, merge_all_subscribers, transform_batch
 
 log = logging.getLogger("loader.serve")
 
@@ -492,8 +492,7 @@ class BackgroundTransformer:
                     if conn is None:
                         self._ready()
                         conn = self._engine.connect()
-                        set_search_path(conn, self._schema)
-                        tune_for_batches(conn)
+                        batch_session(conn, self._schema)
                         conn.commit()
                     with conn.begin():
                         claimed, added = transform_batch(conn, batch_size=self._batch_size)

@@ -65,12 +65,13 @@ def set_search_path(conn: Connection, schema: str) -> None:
     conn.execute(text("SELECT set_config('search_path', :schema, false)"), {"schema": schema})
 
 
-def tune_for_batches(conn: Connection) -> None:
-    """Session settings for the landing and mapping statements.
+def batch_session(conn: Connection, schema: str) -> None:
+    """Set up ``conn`` for the landing, mapping and merging statements on ``schema``.
 
-    Each chunk's statement sorts its rows twice (lock order, latest subscriber snapshot);
-    at the default 4 MB of work_mem those sorts spill to disk.
+    Besides the search path: each chunk's statement sorts its rows twice (lock order,
+    latest subscriber snapshot); at the default 4 MB of work_mem those sorts spill to disk.
     """
+    set_search_path(conn, schema)
     conn.execute(text("SELECT set_config('work_mem', '32MB', false)"))
 
 
@@ -156,9 +157,8 @@ def merge_in_parallel(
                 on_batch(taken)
 
     def merge_part(part: int) -> int:
-        with translating(), engine.connect() as own:
-            set_search_path(own, schema)
-            tune_for_batches(own)
+        with engine.connect() as own:  # errors are translated by the caller's translating()
+            batch_session(own, schema)
             own.commit()
             return merge_all_subscribers(own, on_batch=counted, part=part, parts=parts)
 
@@ -192,8 +192,7 @@ def run_transforms(
     """
     result = TransformResult()
     with translating(), engine.connect() as conn:
-        set_search_path(conn, schema)
-        tune_for_batches(conn)
+        batch_session(conn, schema)
         conn.commit()
         while True:
             with conn.begin():

@@ -253,3 +253,39 @@ def test_copy_lines_keep_instants_text_and_origins_exactly(
         assert row["payload"] == json.loads(record.payload)
     again = load_lines(settings, folder, [*lines, body.replace(b"15:50:02Z", b"15:52:00Z")])
     assert (again.read, again.landed, again.duplicates) == (len(lines) + 1, 1, len(lines))
+
+
+def test_a_line_postgres_refuses_is_kept_as_a_reject_and_its_neighbours_land(
+    engine: Engine,
+) -> None:
+    # Validation in Python should leave nothing for Postgres to refuse; if it ever does, COPY
+    # bisects the chunk down to the refused line (here a lone surrogate, which jsonb refuses).
+    from loader.land import _copy
+    from loader.sqlfiles import read_sql
+
+    def copy_line(n: int, payload: bytes) -> bytes:
+        return b"k%d\t%d\tsubscriber.created\t2026-10-01T00:00:00Z\tf\tfile:%d\t%s\n" % (
+            n,
+            n,
+            n,
+            payload,
+        )
+
+    good = b'{"event": "subscriber.created"}'
+    lines = [copy_line(n, good) for n in range(5)]
+    lines[3] = copy_line(3, b'{"event": "\\\\ud800"}')  # COPY text: one backslash reaches jsonb
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute(read_sql("land/create_stage.sql"))
+        refused = _copy(cursor, b"".join(lines), "load-1")
+        cursor.execute("SELECT _event_key FROM _stage ORDER BY seq")
+        staged = [r[0] for r in cursor.fetchall()]
+    finally:
+        raw.rollback()
+        raw.close()
+    assert staged == ["k0", "k1", "k2", "k4"]
+    assert [(row["origin"], row["raw_text"], is_email) for row, is_email in refused] == [
+        ("file:3", '{"event": "\\ud800"}', False)
+    ]
+    assert refused[0][0]["reason"].startswith("refused by Postgres: ")

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from loader.db import make_engine
 from loader.events import COLLECTIONS
 from loader.sqlfiles import read_sql
-from loader.transform import TAIL, event_map_params, merge_all_subscribers, set_search_path
+from loader.transform import TAIL, batch_session, event_map_params, merge_all_subscribers
 from tests.support.postgres import fresh_database, postgres_server
 
 BIN = Path(sys.executable).parent / "drip-loader"
@@ -101,8 +101,7 @@ def _run(url: str, statement: str | None, rows: int) -> tuple[float, float]:
     _migrate(url)
     params = {**event_map_params(), "load_id": "bench", "received_at": None}
     with engine.connect() as conn:
-        set_search_path(conn, "drip")
-        conn.execute(sa.text("SELECT set_config('work_mem', '32MB', false)"))
+        batch_session(conn, "drip")
         conn.execute(sa.text(read_sql("land/create_stage.sql")))
         pid = int(conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one())
         conn.commit()

@@ -19,8 +19,11 @@ Pure data, no I/O.  Names are validated on import: they end up in SQL as identif
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+from .errors import ConfigError
 
 PropertyType = Literal["text", "jsonb"]
 ContextColumn = Literal["context_ip", "context_user_agent"]
@@ -384,9 +387,21 @@ def check(collections: tuple[Collection, ...] = COLLECTIONS) -> None:
                 raise ValueError(f"{c.name}.{extra.column}: key {extra.key!r} is not plain")
 
 
-def unknown(names: list[str] | tuple[str, ...]) -> list[str]:
-    """The names among ``names`` that are no collection."""
-    return [n for n in names if n not in BY_NAME]
+def resolve(names: Sequence[str]) -> tuple[str, ...]:
+    """Collection names given by a person, checked, in registry order.
+
+    Raises:
+        ConfigError: no names, or a name that is no collection (the message lists the valid ones).
+    """
+    unknown = [n for n in names if n not in BY_NAME]
+    if unknown:
+        raise ConfigError(
+            f"no collection named {', '.join(unknown)}: use one of {', '.join(BY_NAME)}"
+        )
+    if not names:
+        raise ConfigError("name at least one collection (see `drip-loader collections list`)")
+    wanted = set(names)
+    return tuple(c.name for c in COLLECTIONS if c.name in wanted)
 
 
 check()

@@ -729,7 +729,7 @@ app.add_typer(collections_app, name="collections")
 CollectionNames = Annotated[
     list[str] | None,
     typer.Argument(
-        help="Collection (table) names, e.g. subscriber_applied_tag; see `collections list`.",
+        help="Collection (table) names, as `drip-loader collections list` shows them.",
         show_default=False,
     ),
 ]

@@ -1,4 +1,4 @@
-"""Emit: forward the events of the collections to Segment's HTTP Tracking API through an outbox.
+"""Emit: forward landed email events to Segment's HTTP Tracking API through an outbox.
 
 Once forwarding is on (:func:`enable_forwarding`, run by the first emit, queues every
 event already in the warehouse), the transform queues every email event it writes in
@@ -146,7 +146,7 @@ property column of the registry (:data:`loader.mapping.CLAIM_PROPERTIES`)."""
 
 
 def track_message(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The Segment ``track`` call for one collection-table row (spec §7, §9).
+    """The Segment ``track`` call for one collection-table row (spec §7).
 
     Args:
         row: the :data:`CLAIM_COLUMNS` of the event's row (``timestamp`` as ISO 8601

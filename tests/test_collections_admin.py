@@ -105,6 +105,15 @@ def table_of(event: str) -> str:
     return registry.BY_DRIP_EVENT[event].name
 
 
+def test_a_new_warehouse_has_a_setting_for_every_collection(engine: Engine) -> None:
+    states = list_collections(engine, schema="drip")
+    assert [s.name for s in states] == list(ALL)
+    assert [s.name for s in states if s.enabled] == list(registry.DEFAULT_ON)
+    assert {s.changed_at for s in states} == {None}
+    settings = rows(engine, "SELECT name FROM drip._collections ORDER BY name")
+    assert sorted(ALL) == [r["name"] for r in settings]
+
+
 def test_with_nothing_enabled_a_load_of_all_29_events_fills_the_email_tables_only(
     settings: Settings, engine: Engine, tmp_path: Path
 ) -> None:

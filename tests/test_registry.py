@@ -11,8 +11,8 @@ import pytest
 from loader import mapping, registry
 from loader.emit import CLAIM_COLUMNS
 from loader.errors import ConfigError
+from loader.events import _PROPERTY_FIELDS, EMAIL_EVENTS
 from loader.events import COLLECTIONS as EMAIL_COLLECTIONS
-from loader.events import EMAIL_EVENTS
 from loader.registry import COLLECTIONS, Collection, Property, Source
 from loader.sample import _OTHER_EVENTS
 from loader.sqlfiles import read_sql
@@ -68,6 +68,17 @@ def test_the_columns_of_spec_9() -> None:
     ]
     trigger = registry.BY_NAME["subscriber_clicked_trigger_link"]
     assert [(x.column, x.key) for x in trigger.context] == [("context_ip", "ip_address")]
+
+
+def test_landing_validates_every_property_the_email_collections_read() -> None:
+    # spec §6: an email event with a property of the wrong type is rejected at landing, so
+    # the mapping can read email properties without the shape checks opt-in ones need
+    read = {x.key for c in COLLECTIONS if c.email for x in c.context}
+    for c in COLLECTIONS:
+        fixed = {column for s in c.sources for column, _ in s.fixed}
+        if c.email:
+            read |= {p.path for p in c.properties if p.column not in fixed}
+    assert read == set(_PROPERTY_FIELDS)
 
 
 def test_every_table_and_property_column_has_a_description() -> None:

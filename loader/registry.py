@@ -354,10 +354,11 @@ def check(collections: tuple[Collection, ...] = COLLECTIONS) -> None:
     Raises:
         ValueError: a name that is not a plain lower-case identifier (no ``__``: the mapping
             statement uses it to keep aliases apart), a duplicate, a fixed or read column the
-            collection does not have, a missing description.
+            collection does not have, a property column with two types, a missing description.
     """
     seen: set[str] = set()
     events: set[str] = set()
+    types: dict[str, PropertyType] = {}
     for c in collections:
         if not _IDENTIFIER_RE.fullmatch(c.name) or len(c.name) > MAX_NAME:
             raise ValueError(f"collection name {c.name!r} is not a plain identifier")
@@ -371,6 +372,9 @@ def check(collections: tuple[Collection, ...] = COLLECTIONS) -> None:
         for p in c.properties:
             if not _IDENTIFIER_RE.fullmatch(p.column) or not p.description:
                 raise ValueError(f"property {c.name}.{p.column!r}: plain name and description")
+            if types.setdefault(p.column, p.type) != p.type:
+                # the outbox claim returns each property column once, for every collection
+                raise ValueError(f"property {p.column!r} has two types across collections")
             if not _IDENTIFIER_RE.fullmatch(p.path):
                 raise ValueError(f"property {c.name}.{p.column}: key {p.path!r} is not plain")
         for s in c.sources:

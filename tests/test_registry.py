@@ -171,6 +171,11 @@ def test_the_registry_refuses_entries_that_would_break_the_sql() -> None:
         registry.check((*COLLECTIONS, again))
     with pytest.raises(ValueError, match="not a plain identifier"):
         registry.check((Collection("Bad Name", "X", (), (), "d"),))
+    typed = Collection(
+        "other", "Other", (Source("subscriber.other"),), (Property("tag", "d", type="jsonb"),), "d"
+    )
+    with pytest.raises(ValueError, match="two types"):
+        registry.check((*COLLECTIONS, typed))
     with pytest.raises(ValueError, match="lacks"):
         fixed = Source("subscriber.other", fixed=(("scope", "x"),))
         registry.check((Collection("other", "Other", (fixed,), (), "d"),))

@@ -340,6 +340,12 @@ def status(
         )
         return
     typer.echo(f"Schema {info['schema']!r} at revision {info['revision']} (head {info['head']})")
+    if "collections" in info:
+        on = info["collections"]["on"]
+        typer.echo(
+            f"  collections on: {len(on)} of {len(on) + len(info['collections']['off'])}"
+            f" ({', '.join(on) or 'none'})"
+        )
     for table, rows in info["tables"].items():
         typer.echo(f"  {table:<24}{rows:>12,}")
     typer.echo(f"  {'raw events':<24}{info['raw_events']:>12,}")
@@ -711,6 +717,93 @@ def report(
     text = _guard(action)
     if out is None:
         typer.echo(text, nl=not text.endswith("\n"))
+
+
+collections_app = typer.Typer(
+    help="Which Drip events the warehouse maps into tables: the six email collections "
+    "(on by default) and 22 opt-in ones (see the README's Collections).",
+    no_args_is_help=True,
+)
+app.add_typer(collections_app, name="collections")
+
+CollectionNames = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Collection (table) names, as `drip-loader collections list` shows them.",
+        show_default=False,
+    ),
+]
+
+
+@collections_app.command("list")
+def collections_list(
+    database_url: DatabaseUrl = None, schema: Schema = None, as_json: JsonFlag = False
+) -> None:
+    """Every collection, its Drip event(s), whether it is on, and its rows."""
+    from .collections_admin import list_collections
+
+    def action() -> list[Any]:
+        settings = _settings(database_url, schema)
+        with _database(settings) as engine:
+            return list_collections(engine, schema=settings.schema)
+
+    states = _guard(action)
+    if as_json:
+        rows = [{**vars(s), "drip_events": list(s.drip_events)} for s in states]
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    for s in states:
+        on = "on" if s.enabled else "off"
+        typer.echo(f"  {s.name:<42}{on:<5}{s.rows:>12,}  {', '.join(s.drip_events)}")
+
+
+def _print_change(change: Any, *, verb: str) -> None:
+    if change.changed:
+        typer.echo(f"Turned {verb}: {', '.join(change.changed)}")
+    if change.unchanged:
+        typer.echo(f"Already {verb}: {', '.join(change.unchanged)}")
+    for table, added in sorted(change.rows_added.items()):
+        typer.echo(f"  backfilled {table:<42}{added:>12,}")
+
+
+@collections_app.command("enable")
+def collections_enable(
+    names: CollectionNames = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every collection.")] = False,
+    database_url: DatabaseUrl = None,
+    schema: Schema = None,
+) -> None:
+    """Turn collections on: new events are mapped, and those already landed are backfilled
+    (once; safe while load and serve run)."""
+    from .collections_admin import enable_collections
+    from .registry import resolve
+
+    def action() -> Any:
+        if all_ and names:
+            raise ConfigError("give collection names or --all, not both")
+        wanted = None if all_ else resolve(names or [])
+        settings = _settings(database_url, schema)
+        with _database(settings) as engine:
+            return enable_collections(engine, schema=settings.schema, names=wanted)
+
+    _print_change(_guard(action), verb="on")
+
+
+@collections_app.command("disable")
+def collections_disable(
+    names: CollectionNames = None, database_url: DatabaseUrl = None, schema: Schema = None
+) -> None:
+    """Turn collections off: new events of their types are kept raw only; rows stay."""
+    from .collections_admin import disable_collections
+    from .registry import resolve
+
+    def action() -> Any:
+        wanted = resolve(names or [])
+        settings = _settings(database_url, schema)
+        with _database(settings) as engine:
+            return disable_collections(engine, schema=settings.schema, names=wanted)
+
+    _print_change(_guard(action), verb="off")
 
 
 def main() -> None:

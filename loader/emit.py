@@ -57,6 +57,7 @@ from . import __version__
 from .config import DEFAULT_SEGMENT_HOST
 from .db import translating
 from .errors import ConfigError, EmitError
+from .mapping import CLAIM_PROPERTIES, claim_statement, claimable_collections
 from .sqlfiles import read_sql
 from .tables import COLLECTION_PROPERTIES
 from .transform import set_search_path
@@ -138,15 +139,10 @@ CLAIM_COLUMNS = (
     "context_library_version",
     "context_integration_name",
     "context_integration_version",
-    "email_id",
-    "email_subject",
-    "delivery_id",
-    "link_url",
-    "campaign_id",
-    "campaign_name",
-    "unsubscribe_scope",
+    *(p.column for p in CLAIM_PROPERTIES),
 )
-"""The columns ``sql/emit/claim.sql`` returns, in its order."""
+"""The columns ``sql/emit/claim.sql`` returns, in its order: the common ones, then every
+property column of the registry (:data:`loader.mapping.CLAIM_PROPERTIES`)."""
 
 
 def track_message(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -437,7 +433,7 @@ def emit_events(
         raise ConfigError("claim size must be at least 1")
     started = time.perf_counter()
     report = EmitReport()
-    claim, mark = text(read_sql("emit/claim.sql")), text(read_sql("emit/mark.sql"))
+    mark = text(read_sql("emit/mark.sql"))
     stop: _Stop | None = None
     # Where the walk over pending rows is: each claim starts after the last one returned.
     cursor: tuple[datetime, str] = (datetime(1, 1, 1, tzinfo=UTC), "")
@@ -459,6 +455,7 @@ def emit_events(
             outcomes: Outcomes = {}
             with conn.begin():  # holds the claim's row locks until the outcomes are written
                 params = {"limit": claim_size, "after_queued_at": cursor[0], "after_id": cursor[1]}
+                claim = claim_statement(claimable_collections(conn))
                 rows = conn.execute(claim, params).all()
                 if not rows:
                     break

@@ -1,6 +1,6 @@
 """The domain contract in code (spec ``drip-events.md`` §2-§4, §6); pure, no I/O.
 
-* which Drip events are email events and where they go (:data:`EMAIL_EVENTS`);
+* which Drip events are email events (:data:`EMAIL_EVENTS`, from :mod:`loader.registry`);
 * the event id (:func:`event_id`), a compatibility contract that must never change;
 * :func:`parse_record`, which turns one raw webhook body into what the landing table needs,
   or raises :class:`BadRecord` with a reason a person can act on.
@@ -19,6 +19,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from . import registry
+
 
 @dataclass(frozen=True)
 class EmailEvent:
@@ -33,34 +35,20 @@ class EmailEvent:
 
 
 EMAIL_EVENTS: dict[str, EmailEvent] = {
-    e.drip_event: e
-    for e in (
-        EmailEvent("subscriber.received_email", "email_delivered", "Email Delivered"),
-        EmailEvent("subscriber.opened_email", "email_opened", "Email Opened"),
-        EmailEvent("subscriber.clicked_email", "email_link_clicked", "Email Link Clicked"),
-        EmailEvent("subscriber.bounced", "email_bounced", "Email Bounced"),
-        EmailEvent("subscriber.complained", "email_marked_as_spam", "Email Marked as Spam"),
-        EmailEvent(
-            "subscriber.unsubscribed_from_campaign",
-            "email_unsubscribed",
-            "Email Unsubscribed",
-            "campaign",
-        ),
-        EmailEvent(
-            "subscriber.unsubscribed_all", "email_unsubscribed", "Email Unsubscribed", "all"
-        ),
+    source.drip_event: EmailEvent(
+        source.drip_event,
+        collection.name,
+        collection.event_text,
+        dict(source.fixed).get("unsubscribe_scope"),
     )
+    for collection in registry.COLLECTIONS
+    if collection.email
+    for source in collection.sources
 }
+"""The seven Drip email events (from :mod:`loader.registry`): validated at landing (§6)."""
 
-COLLECTIONS: tuple[str, ...] = (
-    "email_delivered",
-    "email_opened",
-    "email_link_clicked",
-    "email_unsubscribed",
-    "email_bounced",
-    "email_marked_as_spam",
-)
-"""The six collection tables, in the order the spec lists them."""
+COLLECTIONS: tuple[str, ...] = registry.DEFAULT_ON
+"""The six email collection tables, in the order the spec lists them."""
 
 SEPARATOR = "\x1f"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -33,9 +33,10 @@ from sqlalchemy.engine import Connection, Engine
 from .db import RETRYABLE_CODES, sqlstate, translating
 from .events import BadRecord, copy_timestamp, parse_for_copy
 from .extract import RawRecord
+from .mapping import enabled_collections, map_params, mapping_statement
 from .sqlfiles import read_sql
 from .tables import build_metadata
-from .transform import TAIL, batch_session, event_map_params
+from .transform import batch_session
 
 _ATTEMPTS = 5
 _NONE_KNOWN: frozenset[str] = frozenset()
@@ -294,9 +295,9 @@ class _Writer:
         self._known = text(read_sql("land/known_keys.sql"))
         self._replaying = True
         self._chunks_seen = 0
-        tail = TAIL if transform else "land/queue_pending.sql"
-        self._statement = text(read_sql("land/insert_raw.sql") + read_sql(tail))
-        self._params = {**event_map_params(), "load_id": load_id, "received_at": received_at}
+        self._transform = transform
+        self._queue = text(read_sql("land/insert_raw.sql") + read_sql("land/queue_pending.sql"))
+        self._params: dict[str, Any] = {"load_id": load_id, "received_at": received_at}
         self._load_id = load_id
 
     def write(self, chunk: _Chunk) -> LandResult:
@@ -325,7 +326,12 @@ class _Writer:
             accepted = chunk.accepted - len(refused)
             rejects = chunk.rejects + [row for row, _ in refused]
             if fresh:
-                row = conn.execute(self._statement, self._params).mappings().one()
+                statement, params = self._queue, self._params
+                if self._transform:  # which collections are on, locked until the commit
+                    names = enabled_collections(conn)
+                    statement = mapping_statement("land/insert_raw.sql", names)
+                    params = {**map_params(names), **params}
+                row = conn.execute(statement, params).mappings().one()
                 counts = {k: int(v) for k, v in row.items()}
                 result.landed = counts.pop("events")
                 result.rows_added.update(counts)

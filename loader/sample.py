@@ -2,7 +2,7 @@
 
 The same ``(events, seed)`` always gives the same bytes.  The stream has all seven email
 events in proportions like a real account's (deliveries > opens > clicks > the rest),
-non-email Drip events, retries (exact repeats and repeats with a changed subscriber
+the 22 other Drip events with their properties (spec §9), retries (exact repeats and repeats with a changed subscriber
 snapshot), timestamps in UTC and with offsets, ids as strings and sometimes as numbers,
 and text with quotes, backslashes, tabs, emoji and other scripts.
 """
@@ -26,14 +26,30 @@ _EMAIL_WEIGHTS = (
     ("subscriber.unsubscribed_all", 1),
 )
 _OTHER_EVENTS = (
-    "subscriber.created",
-    "subscriber.applied_tag",
-    "subscriber.removed_tag",
-    "subscriber.updated_lead_score",
-    "subscriber.updated_custom_field",
-    "subscriber.subscribed_to_campaign",
-    "subscriber.completed_campaign",
-    "subscriber.visited_page",
+    # The 22 other Drip events (spec §9), weighted like a real account's lifecycle: tags,
+    # page visits and custom fields change often; deletions and alias changes rarely.
+    ("subscriber.applied_tag", 4),
+    ("subscriber.visited_page", 3),
+    ("subscriber.updated_custom_field", 2.5),
+    ("subscriber.removed_tag", 1.5),
+    ("subscriber.performed_custom_event", 1.5),
+    ("subscriber.updated_lead_score", 1.2),
+    ("subscriber.created", 1),
+    ("subscriber.subscribed_to_campaign", 1),
+    ("subscriber.clicked_trigger_link", 0.5),
+    ("subscriber.completed_campaign", 0.4),
+    ("subscriber.removed_from_campaign", 0.3),
+    ("subscriber.updated_lifetime_value", 0.3),
+    ("subscriber.subscribed_to_email_marketing", 0.3),
+    ("subscriber.became_lead", 0.2),
+    ("subscriber.updated_email_address", 0.1),
+    ("subscriber.updated_time_zone", 0.1),
+    ("subscriber.marked_as_undeliverable", 0.1),
+    ("subscriber.deleted", 0.1),
+    ("subscriber.updated_alias", 0.05),
+    ("subscriber.marked_as_deliverable", 0.05),
+    ("subscriber.reactivated", 0.05),
+    ("subscriber.became_non_prospect", 0.05),
 )
 _OTHER_WEIGHT = 15
 _SUBJECTS = (
@@ -92,6 +108,65 @@ def _timestamp(rng: random.Random, at: datetime) -> str:
     return at.astimezone(rng.choice(_OFFSETS)).isoformat(timespec="seconds")
 
 
+_OTHER_NAMES = [e for e, _ in _OTHER_EVENTS]
+_OTHER_WEIGHTS = [w for _, w in _OTHER_EVENTS]
+_SOURCES = ("drip", "api", "import", "form")
+
+
+def _other_properties(
+    rng: random.Random, kind: str, sub: dict[str, Any], campaign_id: str, campaign_name: str
+) -> dict[str, Any]:
+    """``data.properties`` of a non-email Drip event, in the shapes of spec §9 (numbers as
+    JSON numbers, now and then a field of the wrong shape: it must land as NULL)."""
+    event = kind.removeprefix("subscriber.")
+    source = rng.choice(_SOURCES)
+    props: dict[str, Any]
+    if event in ("applied_tag", "removed_tag"):
+        props = {"tag": rng.choice(_TAGS), "source": source}
+    elif event == "visited_page":
+        props = {"url": f"https://www.example.com/p/{rng.randint(1, 40)}", "source": "drip"}
+    elif event in ("updated_custom_field", "updated_alias"):
+        props = {
+            "identifier": rng.choice(("first_name", "plan", "company")),
+            "value": rng.choice(_NAMES),
+            "previous_value": rng.choice((None, *_NAMES)),
+            "source": source,
+        }
+    elif event == "performed_custom_event":
+        props = {
+            "action": rng.choice(("Signed up", "Started trial", "Purchased")),
+            "plan": rng.choice(("basic", "pro")),
+            "amount": rng.choice((19, 49.5, "99")),
+        }
+    elif event in ("updated_lead_score", "became_lead"):
+        props = {"lead_score": rng.randint(0, 100)}
+        if event == "updated_lead_score":
+            props["previous_lead_score"] = rng.randint(0, 100)
+    elif event in ("subscribed_to_campaign", "removed_from_campaign", "completed_campaign"):
+        props = {"campaign_id": campaign_id, "campaign_name": campaign_name}
+    elif event == "clicked_trigger_link":
+        props = {
+            "url": f"https://www.example.com/t/{rng.randint(1, 9)}",
+            "trigger_id": str(rng.randint(100, 999)),
+            "source": "drip",
+            "ip_address": f"198.51.100.{rng.randint(1, 254)}",
+        }
+    elif event == "updated_lifetime_value":
+        props = {"value": rng.randint(0, 5000), "previous_value": sub["lifetime_value"]}
+        props["source"] = source
+    elif event == "updated_email_address":
+        props = {"value": f"new.{sub['email']}", "previous_value": sub["email"], "source": source}
+    elif event == "updated_time_zone":
+        props = {"value": rng.choice(_ZONES), "previous_value": sub["time_zone"]}
+    elif event in ("marked_as_deliverable", "marked_as_undeliverable"):
+        props = {"source": source}
+    else:
+        props = {}
+    if props and rng.random() < 0.01:
+        props[next(iter(props))] = {"unexpected": ["shape"]}
+    return props
+
+
 def generate_events(*, events: int, seed: int) -> Iterator[bytes]:
     """Yield ``events`` NDJSON lines (without newline), deterministic in ``seed``."""
     rng = random.Random(seed)
@@ -132,8 +207,8 @@ def generate_events(*, events: int, seed: int) -> Iterator[bytes]:
         delivery_id: Any = str(delivery) if rng.random() < 0.95 else delivery
         properties: dict[str, Any]
         if kind == "other":
-            kind = rng.choice(_OTHER_EVENTS)
-            properties = {"tag": rng.choice(_TAGS), "source": "drip"}
+            kind = rng.choices(_OTHER_NAMES, _OTHER_WEIGHTS)[0]
+            properties = _other_properties(rng, kind, sub, campaign_id, campaign_name)
         elif kind == "subscriber.unsubscribed_from_campaign":
             properties = {"campaign_id": campaign_id, "campaign_name": campaign_name}
         elif kind == "subscriber.unsubscribed_all":

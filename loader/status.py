@@ -1,4 +1,5 @@
-"""What is in the warehouse: rows per table, pending events, rejects, forwarding, last runs."""
+"""What is in the warehouse: collections on, rows per table, pending events, rejects,
+forwarding, last runs."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from sqlalchemy.engine import Engine
 
 from . import migrate
 from .db import translating
-from .events import COLLECTIONS
+from .mapping import in_order
+from .registry import COLLECTIONS, DEFAULT_ON
 from .tables import build_metadata
 
 
@@ -33,13 +35,23 @@ def warehouse_status(engine: Engine, *, schema: str, runs: int = 5) -> dict[str,
                 ).scalar_one()
             )
 
-        status["tables"] = {name: count(name) for name in ("tracks", *COLLECTIONS, "subscribers")}
+        def exists(name: str) -> bool:  # tables of later revisions
+            return conn.execute(select(func.to_regclass(f"{schema}.{name}"))).scalar() is not None
+
+        shown = DEFAULT_ON
+        if exists("_collections"):  # revision 0005: which collections are on
+            settings = tables[f"{schema}._collections"]
+            enabled = conn.execute(select(settings.c.name).where(settings.c.enabled)).scalars()
+            on = in_order(enabled)
+            status["collections"] = {
+                "on": list(on),
+                "off": [c.name for c in COLLECTIONS if c.name not in on],
+            }
+            shown = in_order({*DEFAULT_ON, *on})
+        status["tables"] = {name: count(name) for name in ("tracks", *shown, "subscribers")}
         status["raw_events"] = count("_raw_events")
         status["pending"] = count("_pending")
         status["rejects"] = count("_rejects")
-
-        def exists(name: str) -> bool:  # tables of later revisions
-            return conn.execute(select(func.to_regclass(f"{schema}.{name}"))).scalar() is not None
 
         if exists("_subscriber_changes"):
             status["subscribers_to_merge"] = count("_subscriber_changes")

@@ -29,21 +29,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from .events import COLLECTIONS
+from .registry import COLLECTIONS, Property
 
 KEY = Text(collation="C")
 """Event ids are ASCII: bytewise comparison keeps the unique indexes cheap on any database locale."""
 
-EMAIL_PROPERTIES = ("email_id", "email_subject", "delivery_id")
-COLLECTION_PROPERTIES: dict[str, tuple[str, ...]] = {
-    "email_delivered": EMAIL_PROPERTIES,
-    "email_opened": EMAIL_PROPERTIES,
-    "email_link_clicked": (*EMAIL_PROPERTIES, "link_url"),
-    "email_unsubscribed": ("campaign_id", "campaign_name", "unsubscribe_scope"),
-    "email_bounced": EMAIL_PROPERTIES,
-    "email_marked_as_spam": EMAIL_PROPERTIES,
-}
-"""Property columns each collection adds to the common ones (spec §2)."""
+COLLECTION_PROPERTIES: dict[str, tuple[str, ...]] = {c.name: c.columns for c in COLLECTIONS}
+"""Property columns each collection adds to the common ones (spec §2, §9; from the registry)."""
 
 COMMON_TEXT_COLUMNS = (
     "anonymous_id",
@@ -68,7 +60,11 @@ def _ts(name: str, **kwargs: object) -> Column[object]:
     return Column(name, DateTime(timezone=True), **kwargs)  # type: ignore[arg-type]
 
 
-def _event_table(metadata: MetaData, name: str, properties: tuple[str, ...]) -> Table:
+def _property(p: Property) -> Column[object]:
+    return Column(p.column, JSONB if p.type == "jsonb" else Text)
+
+
+def _event_table(metadata: MetaData, name: str, properties: tuple[Property, ...]) -> Table:
     return Table(
         name,
         metadata,
@@ -83,7 +79,7 @@ def _event_table(metadata: MetaData, name: str, properties: tuple[str, ...]) -> 
         _ts("sent_at", nullable=False),
         _ts("uuid_ts", nullable=False, server_default=func.now()),
         *(Column(c, Text) for c in CONTEXT_COLUMNS),
-        *(Column(p, Text) for p in properties),
+        *(_property(p) for p in properties),
         # BRIN: appended in time order; a B-tree cost four insertions per email event
         Index(f"ix_{name}_received_at", "received_at", postgresql_using="brin"),
         Index(f"ix_{name}_timestamp", "timestamp", postgresql_using="brin"),
@@ -93,9 +89,18 @@ def _event_table(metadata: MetaData, name: str, properties: tuple[str, ...]) -> 
 def build_metadata(schema: str) -> MetaData:
     """All warehouse tables in ``schema`` (already validated by :class:`Settings`)."""
     metadata = MetaData(schema=schema)
-    for name in COLLECTIONS:
-        _event_table(metadata, name, COLLECTION_PROPERTIES[name])
+    for collection in COLLECTIONS:
+        _event_table(metadata, collection.name, collection.properties)
     _event_table(metadata, "tracks", ())
+    Table(
+        "_collections",
+        metadata,
+        Column("name", Text, primary_key=True),
+        Column("enabled", Boolean, nullable=False),
+        _ts("changed_at"),
+        comment="Which collections the transform maps (drip-loader collections); "
+        "changed_at is NULL until the setting is first changed.",
+    )
     Table(
         "subscribers",
         metadata,

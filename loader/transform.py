@@ -19,20 +19,19 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
-from . import __version__
 from .db import translating
-from .events import COLLECTIONS, EMAIL_EVENTS
+from .mapping import enabled_collections, map_params, mapping_statement, truncate_statement
+from .registry import DEFAULT_ON
 from .sqlfiles import read_sql
 
-TAIL = "transform/map_and_insert.sql"
-ADDED_COUNTS = ("tracks", *COLLECTIONS, "outbox", "subscribers")
-"""Rows added per table, in report order: the tail's final SELECT returns all but
-``subscribers``, which :func:`merge_subscribers` counts."""
+ADDED_COUNTS = ("tracks", *DEFAULT_ON, "outbox", "subscribers")
+"""Rows added per table, in report order (opt-in collections that are on follow the email
+ones when they add rows): the mapping statement returns all but ``subscribers``, which
+:func:`merge_subscribers` counts."""
 MERGE_BATCH = 200_000
 """Queued subscriber snapshots merged per transaction (one sort of this many fits in work_mem)."""
 
@@ -46,18 +45,6 @@ class TransformResult:
     batches: int = 0
     rows_added: Counter[str] = field(default_factory=Counter)
     """Rows inserted per table."""
-
-
-def event_map_params() -> dict[str, Any]:
-    """The event map of :mod:`loader.events` as arrays, bound into the mapping statement."""
-    events = list(EMAIL_EVENTS.values())
-    return {
-        "drip_events": [e.drip_event for e in events],
-        "slugs": [e.slug for e in events],
-        "names": [e.name for e in events],
-        "scopes": [e.unsubscribe_scope for e in events],
-        "library_version": __version__,
-    }
 
 
 def set_search_path(conn: Connection, schema: str) -> None:
@@ -81,8 +68,9 @@ def transform_batch(conn: Connection, *, batch_size: int) -> tuple[int, Counter[
     Returns:
         The number of events claimed and the rows added per table.
     """
-    statement = text(read_sql("transform/claim_pending.sql") + read_sql(TAIL))
-    row = conn.execute(statement, {**event_map_params(), "batch_size": batch_size}).mappings().one()
+    names = enabled_collections(conn)
+    statement = mapping_statement("transform/claim_pending.sql", names)
+    row = conn.execute(statement, {**map_params(names), "batch_size": batch_size}).mappings().one()
     counts = Counter({k: int(v) for k, v in row.items()})
     claimed = counts.pop("events")
     return claimed, counts
@@ -210,12 +198,14 @@ def run_transforms(
 
 
 def requeue_all(engine: Engine, *, schema: str) -> int:
-    """Empty the collection tables and ``tracks`` and queue every landed event again.
+    """Empty every collection table and ``tracks`` and queue every landed event again.
 
-    For a mapping fix: the next transform rebuilds the tables from ``_raw_events``.
+    For a mapping fix: the next transform rebuilds the tables from ``_raw_events``, with
+    the collections that are on then.  Tables of collections that are off are emptied too
+    (every collection row keeps its ``tracks`` row); turning one on again backfills it.
     Returns the number of events queued.
     """
     with translating(), engine.begin() as conn:
         set_search_path(conn, schema)
-        conn.execute(text(read_sql("rebuild/truncate.sql")))
+        conn.execute(truncate_statement())
         return int(conn.execute(text(read_sql("rebuild/requeue.sql"))).rowcount)

@@ -2,7 +2,9 @@
 -- Take the next :limit pending events after the cursor (:after_queued_at, :after_id) and
 -- return their warehouse rows, to build the Segment messages from: the claim's order key,
 -- the common columns, then the property columns of every collection (NULL where a
--- collection has none), in the order of loader.emit.CLAIM_COLUMNS.
+-- collection has none), in the order of loader.emit.CLAIM_COLUMNS.  A template
+-- (string.Template): loader.mapping puts in one branch (emit/claim_collection.sql) per
+-- collection that is on or was on once (its table may hold events still pending).
 -- FOR UPDATE SKIP LOCKED: rows another emitter holds are skipped, so two emitters never
 -- send the same events at once; the locks last until the caller has recorded the
 -- outcomes, so a crash before that leaves the events pending (sent again, same id).
@@ -20,38 +22,4 @@ WITH claimed AS MATERIALIZED (
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
 )
-SELECT c.queued_at, x.id, x.event, x.event_text, x.user_id, x.anonymous_id, to_json(x."timestamp") #>> '{}',
-       x.context_traits_email, x.context_ip, x.context_user_agent, x.context_library_name,
-       x.context_library_version, x.context_integration_name, x.context_integration_version,
-       x.email_id, x.email_subject, x.delivery_id, NULL, NULL, NULL, NULL
-FROM email_delivered x JOIN claimed c ON c.id = x.id
-UNION ALL
-SELECT c.queued_at, x.id, x.event, x.event_text, x.user_id, x.anonymous_id, to_json(x."timestamp") #>> '{}',
-       x.context_traits_email, x.context_ip, x.context_user_agent, x.context_library_name,
-       x.context_library_version, x.context_integration_name, x.context_integration_version,
-       x.email_id, x.email_subject, x.delivery_id, NULL, NULL, NULL, NULL
-FROM email_opened x JOIN claimed c ON c.id = x.id
-UNION ALL
-SELECT c.queued_at, x.id, x.event, x.event_text, x.user_id, x.anonymous_id, to_json(x."timestamp") #>> '{}',
-       x.context_traits_email, x.context_ip, x.context_user_agent, x.context_library_name,
-       x.context_library_version, x.context_integration_name, x.context_integration_version,
-       x.email_id, x.email_subject, x.delivery_id, x.link_url, NULL, NULL, NULL
-FROM email_link_clicked x JOIN claimed c ON c.id = x.id
-UNION ALL
-SELECT c.queued_at, x.id, x.event, x.event_text, x.user_id, x.anonymous_id, to_json(x."timestamp") #>> '{}',
-       x.context_traits_email, x.context_ip, x.context_user_agent, x.context_library_name,
-       x.context_library_version, x.context_integration_name, x.context_integration_version,
-       NULL, NULL, NULL, NULL, x.campaign_id, x.campaign_name, x.unsubscribe_scope
-FROM email_unsubscribed x JOIN claimed c ON c.id = x.id
-UNION ALL
-SELECT c.queued_at, x.id, x.event, x.event_text, x.user_id, x.anonymous_id, to_json(x."timestamp") #>> '{}',
-       x.context_traits_email, x.context_ip, x.context_user_agent, x.context_library_name,
-       x.context_library_version, x.context_integration_name, x.context_integration_version,
-       x.email_id, x.email_subject, x.delivery_id, NULL, NULL, NULL, NULL
-FROM email_bounced x JOIN claimed c ON c.id = x.id
-UNION ALL
-SELECT c.queued_at, x.id, x.event, x.event_text, x.user_id, x.anonymous_id, to_json(x."timestamp") #>> '{}',
-       x.context_traits_email, x.context_ip, x.context_user_agent, x.context_library_name,
-       x.context_library_version, x.context_integration_name, x.context_integration_version,
-       x.email_id, x.email_subject, x.delivery_id, NULL, NULL, NULL, NULL
-FROM email_marked_as_spam x JOIN claimed c ON c.id = x.id
+$branches

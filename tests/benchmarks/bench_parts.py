@@ -25,9 +25,10 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from loader.db import make_engine
-from loader.events import COLLECTIONS
+from loader.mapping import map_params, map_tail
+from loader.registry import DEFAULT_ON
 from loader.sqlfiles import read_sql
-from loader.transform import TAIL, batch_session, event_map_params, merge_all_subscribers
+from loader.transform import batch_session, merge_all_subscribers
 from tests.support.postgres import fresh_database, postgres_server
 
 BIN = Path(sys.executable).parent / "drip-loader"
@@ -99,7 +100,7 @@ def _run(url: str, statement: str | None, rows: int) -> tuple[float, float]:
     with engine.begin() as conn:
         conn.execute(sa.text("DROP SCHEMA IF EXISTS drip CASCADE"))
     _migrate(url)
-    params = {**event_map_params(), "load_id": "bench", "received_at": None}
+    params = {**map_params(DEFAULT_ON), "load_id": "bench", "received_at": None}
     with engine.connect() as conn:
         batch_session(conn, "drip")
         conn.execute(sa.text(read_sql("land/create_stage.sql")))
@@ -127,8 +128,8 @@ def main() -> None:
     )
     parser.add_argument("--events", type=int, default=200_000)
     args = parser.parse_args()
-    whole = read_sql("land/insert_raw.sql") + read_sql(TAIL)
-    collections = [f"add_{name}" for name in COLLECTIONS]
+    whole = read_sql("land/insert_raw.sql") + map_tail(DEFAULT_ON)
+    collections = [f"add_{name}" for name in DEFAULT_ON]
     variants = {
         "whole statement": whole,
         "without tracks": _without(whole, "add_tracks"),

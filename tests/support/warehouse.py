@@ -41,11 +41,14 @@ def one(engine: Engine, sql: str, **params: Any) -> dict[str, Any]:
     return found[0]
 
 
-def snapshot(engine: Engine, schema: str = "drip") -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every warehouse table (minus write times), sorted: equal snapshots = equal tables."""
+def snapshot(
+    engine: Engine, schema: str = "drip", *, tables: tuple[str, ...] = TABLES
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of ``tables`` and the landing tables (minus write times), sorted: equal
+    snapshots = equal tables."""
     result: dict[str, list[tuple[Any, ...]]] = {}
     with engine.connect() as conn:
-        for table in (*TABLES, "_raw_events", "_rejects"):
+        for table in (*tables, "_raw_events", "_rejects"):
             columns = [
                 c
                 for c in conn.execute(

@@ -1,0 +1,3 @@
+-- name: enabled_collections
+-- The collections the transform maps.
+SELECT name FROM _collections WHERE enabled

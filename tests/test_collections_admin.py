@@ -1,0 +1,427 @@
+"""Opt-in collections (spec §9): every Drip event as a table once turned on, backfilled from
+raw exactly once, safely while loads run; off again, new events stay raw only."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
+
+from loader import migrate, registry
+from loader.cli import app
+from loader.collections_admin import (
+    disable_collections,
+    enable_collections,
+    list_collections,
+)
+from loader.config import Settings
+from loader.db import make_engine
+from loader.emit import emit_events
+from loader.events import parse_record
+from loader.extract import RawRecord
+from loader.land import land_records
+from loader.mapping import ALL
+from loader.sample import write_sample
+from loader.transform import requeue_all, run_transforms
+from tests.casefiles import CASES, case_bytes
+from tests.support.segment_sink import SegmentSink
+from tests.support.warehouse import load_lines, one, rows, snapshot, start_load
+
+SUB = {"id": "z1togz2hcjrkpp5treip", "email": "john@acme.com", "user_id": "u_123"}
+PROPERTIES: dict[str, dict[str, Any]] = {
+    "subscriber.created": {},
+    "subscriber.deleted": {},
+    "subscriber.subscribed_to_email_marketing": {},
+    "subscriber.reactivated": {},
+    "subscriber.became_non_prospect": {},
+    "subscriber.marked_as_deliverable": {"source": "api"},
+    "subscriber.marked_as_undeliverable": {"source": "drip"},
+    "subscriber.subscribed_to_campaign": {"campaign_id": "4455667", "campaign_name": "Onboarding"},
+    "subscriber.removed_from_campaign": {"campaign_id": 4455667, "campaign_name": "Onboarding"},
+    "subscriber.completed_campaign": {"campaign_id": "4455667", "campaign_name": "Onboarding"},
+    "subscriber.applied_tag": {"tag": "VIP"},
+    "subscriber.removed_tag": {"tag": "Lead"},
+    "subscriber.updated_custom_field": {
+        "identifier": "first_name",
+        "value": "Zoë",
+        "previous_value": None,
+        "source": "form",
+    },
+    "subscriber.updated_alias": {
+        "identifier": "alias",
+        "value": "jd",
+        "previous_value": "j",
+        "source": "api",
+    },
+    "subscriber.updated_email_address": {
+        "value": "john@new.example",
+        "previous_value": "john@acme.com",
+        "source": "drip",
+    },
+    "subscriber.updated_lifetime_value": {"value": 12.50, "previous_value": 7, "source": "api"},
+    "subscriber.updated_time_zone": {"value": "Europe/Berlin", "previous_value": "UTC"},
+    "subscriber.clicked_trigger_link": {
+        "url": "https://www.example.com/t/1",
+        "trigger_id": 777,
+        "source": "drip",
+        "ip_address": "198.51.100.9",
+    },
+    "subscriber.visited_page": {"url": "https://www.example.com/pricing"},
+    "subscriber.became_lead": {"lead_score": 60},
+    "subscriber.updated_lead_score": {"lead_score": 61.5, "previous_lead_score": 60},
+    "subscriber.performed_custom_event": {"action": "Purchased", "plan": "pro", "amount": 49},
+}
+"""One event of each of the 22 other Drip events, with the property shapes of spec §9."""
+EMAIL_CASES = sorted(p.stem for p in CASES.glob("email_*.json"))
+
+
+def body(event: str, properties: Any, *, at: str = "2026-10-06T16:00:00Z") -> dict[str, Any]:
+    return {
+        "event": event,
+        "data": {"account_id": "9999999", "subscriber": SUB, "properties": properties},
+        "occurred_at": at,
+    }
+
+
+def all_29() -> list[bytes]:
+    return [case_bytes(n) for n in EMAIL_CASES] + [
+        orjson.dumps(body(e, p)) for e, p in PROPERTIES.items()
+    ]
+
+
+def count(engine: Engine, table: str) -> int:
+    return int(one(engine, f"SELECT count(*) AS n FROM drip.{table}")["n"])
+
+
+def counts(engine: Engine) -> dict[str, int]:
+    return {name: count(engine, name) for name in ("tracks", *ALL)}
+
+
+def table_of(event: str) -> str:
+    return registry.BY_DRIP_EVENT[event].name
+
+
+def test_a_new_warehouse_has_a_setting_for_every_collection(engine: Engine) -> None:
+    states = list_collections(engine, schema="drip")
+    assert [s.name for s in states] == list(ALL)
+    assert [s.name for s in states if s.enabled] == list(registry.DEFAULT_ON)
+    assert {s.changed_at for s in states} == {None}
+    settings = rows(engine, "SELECT name FROM drip._collections ORDER BY name")
+    assert sorted(ALL) == [r["name"] for r in settings]
+
+
+def test_with_nothing_enabled_a_load_of_all_29_events_fills_the_email_tables_only(
+    settings: Settings, engine: Engine, tmp_path: Path
+) -> None:
+    report = load_lines(settings, tmp_path, all_29())
+    assert (report.landed, report.rejected, report.not_email) == (29, 0, 22)
+    assert counts(engine) == {
+        "tracks": 7,
+        **{name: int(name in registry.DEFAULT_ON) for name in ALL},
+        "email_unsubscribed": 2,
+    }
+    assert report.rows_added == {
+        "tracks": 7,
+        "email_delivered": 1,
+        "email_opened": 1,
+        "email_link_clicked": 1,
+        "email_unsubscribed": 2,
+        "email_bounced": 1,
+        "email_marked_as_spam": 1,
+        "outbox": 0,
+        "subscribers": 4,  # the case files' subscribers and SUB
+    }
+    assert count(engine, "_raw_events") == 29
+
+
+def test_enable_all_backfills_every_landed_event_once(
+    settings: Settings, engine: Engine, tmp_path: Path
+) -> None:
+    load_lines(settings, tmp_path, all_29())
+
+    change = enable_collections(engine, schema="drip")
+
+    assert change.changed == list(registry.OPT_IN)
+    assert change.unchanged == list(registry.DEFAULT_ON)
+    assert change.rows_added == {"tracks": 22, **dict.fromkeys(registry.OPT_IN, 1)}
+    assert counts(engine) == {**counts(engine), "tracks": 29}
+    assert all(count(engine, name) == 1 for name in registry.OPT_IN)
+    for event, properties in PROPERTIES.items():
+        key = parse_record(orjson.dumps(body(event, properties))).key
+        track = one(engine, "SELECT * FROM drip.tracks WHERE id = :id", id=key)
+        assert track["event"] == table_of(event)
+        assert track["event_text"] == registry.BY_DRIP_EVENT[event].event_text
+        assert (track["user_id"], track["anonymous_id"]) == ("u_123", None)  # spec §3
+        assert track["context_traits_email"] == "john@acme.com"
+        assert track["context_drip_subscriber_id"] == SUB["id"]
+    tag = one(engine, "SELECT * FROM drip.subscriber_applied_tag")
+    assert (tag["event"], tag["event_text"], tag["tag"]) == (
+        "subscriber_applied_tag",
+        "Subscriber Applied Tag",
+        "VIP",
+    )
+    assert tag["context_library_name"] == "drip-loader"
+    assert one(engine, "SELECT campaign_id FROM drip.subscriber_removed_from_campaign") == {
+        "campaign_id": "4455667"  # a number, stored as its decimal text
+    }
+    assert one(
+        engine, "SELECT value, previous_value, source FROM drip.subscriber_updated_lifetime_value"
+    ) == {"value": "12.5", "previous_value": "7", "source": "api"}
+    assert (
+        one(engine, "SELECT * FROM drip.subscriber_updated_custom_field")["previous_value"] is None
+    )
+    trigger = one(engine, "SELECT * FROM drip.subscriber_clicked_trigger_link")
+    assert (trigger["url"], trigger["trigger_id"], trigger["context_ip"]) == (
+        "https://www.example.com/t/1",
+        "777",
+        "198.51.100.9",
+    )
+    assert trigger["context_user_agent"] is None
+    assert one(
+        engine, "SELECT lead_score, previous_lead_score FROM drip.subscriber_updated_lead_score"
+    ) == {"lead_score": "61.5", "previous_lead_score": "60"}
+    custom = one(engine, "SELECT action, properties FROM drip.subscriber_performed_custom_event")
+    assert custom == {
+        "action": "Purchased",
+        "properties": {"action": "Purchased", "plan": "pro", "amount": 49},
+    }
+    assert rows(engine, "SELECT * FROM drip.subscriber_created")[0]["event_text"] == (
+        "Subscriber Created"
+    )
+
+    before = snapshot(engine)
+    again = enable_collections(engine, schema="drip")
+    assert (again.changed, again.rows_added) == ([], {})
+    report = load_lines(settings, tmp_path, all_29(), name="again.ndjson")
+    assert (report.landed, report.duplicates) == (0, 29)
+    assert snapshot(engine) == before
+    assert counts(engine)["tracks"] == 29
+
+
+def test_after_disabling_applied_tag_new_tag_events_are_kept_raw_only(
+    settings: Settings, engine: Engine, tmp_path: Path
+) -> None:
+    enable_collections(engine, schema="drip")
+    load_lines(settings, tmp_path, all_29())
+    change = disable_collections(engine, schema="drip", names=["subscriber_applied_tag"])
+    assert change.changed == ["subscriber_applied_tag"]
+
+    later = "2026-10-07T10:00:00Z"
+    new = [
+        body("subscriber.applied_tag", {"tag": "SEO"}, at=later),
+        body("subscriber.removed_tag", {"tag": "SEO"}, at=later),
+    ]
+    report = load_lines(settings, tmp_path, [orjson.dumps(b) for b in new], name="new.ndjson")
+
+    assert report.landed == 2
+    assert [r["tag"] for r in rows(engine, "SELECT tag FROM drip.subscriber_applied_tag")] == [
+        "VIP"  # rows already written stay
+    ]
+    assert count(engine, "subscriber_removed_tag") == 2
+    assert count(engine, "tracks") == 29 + 1
+    assert count(engine, "_raw_events") == 31
+    states = {s.name: s for s in list_collections(engine, schema="drip")}
+    assert (states["subscriber_applied_tag"].enabled, states["subscriber_applied_tag"].rows) == (
+        False,
+        1,
+    )
+    assert states["subscriber_removed_tag"].enabled
+    assert states["email_opened"].drip_events == ("subscriber.opened_email",)
+
+
+def test_properties_of_the_wrong_shape_are_null_and_the_event_is_never_rejected(
+    settings: Settings, engine: Engine, tmp_path: Path
+) -> None:
+    enable_collections(engine, schema="drip", names=["subscriber_applied_tag"])
+    enable_collections(engine, schema="drip", names=["subscriber_performed_custom_event"])
+    odd = [
+        body("subscriber.applied_tag", {"tag": {"name": "VIP"}}),
+        body("subscriber.applied_tag", {"tag": ["VIP"]}, at="2026-10-06T16:00:01Z"),
+        body("subscriber.applied_tag", {"tag": True}, at="2026-10-06T16:00:02Z"),
+        body("subscriber.performed_custom_event", ["not", "an", "object"]),
+        {
+            "event": "subscriber.applied_tag",
+            "data": "nothing",
+            "occurred_at": "2026-10-06T16:00:03Z",
+        },
+    ]
+    report = load_lines(settings, tmp_path, [orjson.dumps(b) for b in odd])
+
+    assert (report.landed, report.rejected) == (5, 0)
+    tags = rows(engine, "SELECT tag, anonymous_id FROM drip.subscriber_applied_tag ORDER BY id")
+    assert sorted(str(t["tag"]) for t in tags) == ["None", "None", "None", "true"]
+    custom = one(engine, "SELECT action, properties FROM drip.subscriber_performed_custom_event")
+    assert custom == {"action": None, "properties": None}
+    key = parse_record(orjson.dumps(odd[0])).key
+    raw = one(engine, "SELECT payload FROM drip._raw_events WHERE _event_key = :k", k=key)
+    assert raw["payload"] == odd[0]  # the raw JSON is kept
+    assert count(engine, "tracks") == 5
+
+
+def _records(bodies: list[dict[str, Any]]) -> list[RawRecord]:
+    lines = [orjson.dumps(b) for b in bodies]
+    return [(f"webhook:{i}", line, len(line)) for i, line in enumerate(lines)]
+
+
+def test_events_still_queued_are_left_to_the_transform(engine: Engine) -> None:
+    # The webhook receiver lands events in _pending; the backfill leaves them to the
+    # transform, which now maps them: each lands in its table once.
+    bodies = [body(e, p) for e, p in PROPERTIES.items()]
+    land_records(
+        engine,
+        _records(bodies),
+        schema="drip",
+        load_id="receiver",
+        batch_size=100,
+        max_record_bytes=1 << 20,
+        transform=False,
+    )
+    change = enable_collections(engine, schema="drip")
+    assert change.rows_added == {}
+    result = run_transforms(engine, schema="drip", batch_size=5)
+    assert result.rows_added["tracks"] == 22
+    assert all(count(engine, name) == 1 for name in registry.OPT_IN)
+
+
+def test_enabling_in_the_middle_of_a_load_ends_like_one_run(
+    db_url: str, engine: Engine, empty_db_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "sample.ndjson"
+    with path.open("wb") as out:
+        write_sample(out, events=30_000, seed=11)
+    load = start_load(db_url, path, DRIP_LOADER_BATCH_SIZE="300", DRIP_LOADER_WRITERS="2")
+    try:
+        deadline = time.monotonic() + 60
+        while count(engine, "_raw_events") == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert load.poll() is None, "the load finished before the test could enable"
+        change = enable_collections(engine, schema="drip")
+        _, stderr = load.communicate(timeout=120)
+    finally:
+        if load.poll() is None:
+            load.kill()
+    assert load.returncode == 0, stderr
+    assert sum(v for k, v in change.rows_added.items() if k != "tracks") > 0  # it backfilled
+
+    reference = make_engine(empty_db_url)
+    try:
+        migrate.upgrade(reference, schema="drip")
+        enable_collections(reference, schema="drip")
+        done = start_load(empty_db_url, path)
+        _, stderr = done.communicate(timeout=120)
+        assert done.returncode == 0, stderr
+        tables = ("tracks", *ALL)
+        assert snapshot(engine, tables=tables) == snapshot(reference, tables=tables)
+        assert counts(engine)["subscriber_applied_tag"] > 0
+    finally:
+        reference.dispose()
+
+
+def test_opted_in_events_are_forwarded_to_segment_like_email_events(
+    settings: Settings, engine: Engine, tmp_path: Path
+) -> None:
+    tag, trigger, custom = (
+        body("subscriber.applied_tag", PROPERTIES["subscriber.applied_tag"]),
+        body("subscriber.clicked_trigger_link", PROPERTIES["subscriber.clicked_trigger_link"]),
+        body("subscriber.performed_custom_event", PROPERTIES["subscriber.performed_custom_event"]),
+    )
+    load_lines(settings, tmp_path, [orjson.dumps(b) for b in (tag, trigger, custom)])
+    with SegmentSink(write_key="wk") as sink:
+        first = emit_events(engine, schema="drip", write_key="wk", host=sink.url)
+        assert first.sent == 0  # nothing is on yet: the events are raw only
+        enable_collections(engine, schema="drip", names=["subscriber_applied_tag"])
+        enable_collections(
+            engine,
+            schema="drip",
+            names=["subscriber_clicked_trigger_link", "subscriber_performed_custom_event"],
+        )
+        second = emit_events(engine, schema="drip", write_key="wk", host=sink.url)
+        third = emit_events(engine, schema="drip", write_key="wk", host=sink.url)
+        messages = {m["event"]: m for m in sink.messages}
+    assert (second.sent, third.sent) == (3, 0)  # once per id after a 200
+    assert len(sink.messages) == 3
+    applied = messages["Subscriber Applied Tag"]
+    assert applied["messageId"] == parse_record(orjson.dumps(tag)).key
+    assert (applied["type"], applied["userId"], applied["properties"]) == (
+        "track",
+        "u_123",
+        {"tag": "VIP"},
+    )
+    assert applied["timestamp"] == "2026-10-06T16:00:00+00:00"
+    assert applied["context"]["traits"] == {"email": "john@acme.com"}
+    clicked = messages["Subscriber Clicked Trigger Link"]
+    assert clicked["properties"] == {
+        "url": "https://www.example.com/t/1",
+        "trigger_id": "777",
+        "source": "drip",
+    }
+    assert clicked["context"]["ip"] == "198.51.100.9"
+    assert messages["Subscriber Performed Custom Event"]["properties"] == {
+        "action": "Purchased",
+        "properties": {"action": "Purchased", "plan": "pro", "amount": 49},
+    }
+
+
+def test_rebuild_maps_what_is_on_and_keeps_every_row_with_its_tracks_row(
+    settings: Settings, engine: Engine, tmp_path: Path
+) -> None:
+    enable_collections(engine, schema="drip")
+    load_lines(settings, tmp_path, all_29())
+    disable_collections(engine, schema="drip", names=["subscriber_applied_tag"])
+
+    requeue_all(engine, schema="drip")
+    run_transforms(engine, schema="drip", batch_size=1000)
+
+    assert count(engine, "subscriber_applied_tag") == 0
+    assert count(engine, "tracks") == 28
+    orphans = " UNION ALL ".join(
+        f"SELECT id FROM drip.{name} x WHERE NOT EXISTS "
+        f"(SELECT FROM drip.tracks t WHERE t.id = x.id)"
+        for name in ALL
+    )
+    assert rows(engine, orphans) == []
+    assert enable_collections(engine, schema="drip").rows_added == {
+        "tracks": 1,
+        "subscriber_applied_tag": 1,
+    }
+
+
+def test_the_collections_commands(db_url: str, settings: Settings, tmp_path: Path) -> None:
+    env = {"DRIP_LOADER_DATABASE_URL": db_url}
+    runner = CliRunner()
+    load_lines(settings, tmp_path, all_29())
+
+    listed = runner.invoke(app, ["collections", "list"], env=env)
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert len(lines) == 28
+    assert lines[0].split() == ["email_delivered", "on", "1", "subscriber.received_email"]
+    assert lines[-1].split() == [
+        "subscriber_performed_custom_event",
+        "off",
+        "0",
+        "subscriber.performed_custom_event",
+    ]
+
+    bad = runner.invoke(app, ["collections", "enable", "subscriber_tags"], env=env)
+    assert bad.exit_code == 1
+    assert bad.output.count("\n") == 1
+    assert "no collection named subscriber_tags: use one of email_delivered," in bad.output
+
+    enabled = runner.invoke(app, ["collections", "enable", "--all"], env=env)
+    assert enabled.exit_code == 0, enabled.output
+    assert "Turned on: subscriber_created, " in enabled.output
+    assert "backfilled subscriber_applied_tag" in enabled.output
+
+    status = runner.invoke(app, ["status"], env=env)
+    assert "collections on: 28 of 28" in status.output
+    assert "subscriber_applied_tag" in status.output
+
+    off = runner.invoke(app, ["collections", "disable", "subscriber_applied_tag"], env=env)
+    assert (off.exit_code, off.output) == (0, "Turned off: subscriber_applied_tag\n")
+    nothing = runner.invoke(app, ["collections", "disable"], env=env)
+    assert nothing.exit_code == 1

@@ -1,0 +1,193 @@
+"""The collection registry is the one source of what a collection is (spec §2, §9): every
+statement and list derived from it covers every collection, so adding one cannot be half done."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from loader import mapping, registry
+from loader.emit import CLAIM_COLUMNS
+from loader.errors import ConfigError
+from loader.events import _PROPERTY_FIELDS, EMAIL_EVENTS
+from loader.events import COLLECTIONS as EMAIL_COLLECTIONS
+from loader.registry import COLLECTIONS, Collection, Property, Source
+from loader.sample import _OTHER_EVENTS
+from loader.sqlfiles import read_sql
+from loader.tables import COLLECTION_PROPERTIES, build_metadata
+from loader.transform import ADDED_COUNTS
+
+ROOT = Path(__file__).resolve().parent.parent
+NAMES = [c.name for c in COLLECTIONS]
+
+
+def test_six_email_collections_and_the_22_other_drip_events() -> None:
+    assert [c.name for c in COLLECTIONS if c.email] == list(EMAIL_COLLECTIONS)
+    assert len(registry.OPT_IN) == 22
+    assert len(registry.BY_DRIP_EVENT) == 29  # spec §1: Drip has 29 webhook events
+    assert registry.DEFAULT_ON == EMAIL_COLLECTIONS
+    assert {e: (x.slug, x.name) for e, x in EMAIL_EVENTS.items()} == {
+        e: (c.name, c.event_text) for e, c in registry.BY_DRIP_EVENT.items() if c.email
+    }
+
+
+def test_opt_in_names_follow_the_mechanical_rule_of_spec_9() -> None:
+    tag = registry.BY_NAME["subscriber_applied_tag"]
+    assert (tag.drip_events, tag.event_text) == (
+        ("subscriber.applied_tag",),
+        "Subscriber Applied Tag",
+    )
+    for c in COLLECTIONS:
+        if not c.email:
+            (event,) = c.drip_events
+            assert c.name == event.replace(".", "_")
+            assert c.event_text == " ".join(w.capitalize() for w in c.name.split("_"))
+
+
+def test_the_columns_of_spec_9() -> None:
+    columns = {c.name: c.columns for c in COLLECTIONS if not c.email}
+    assert columns["subscriber_created"] == ()
+    assert columns["subscriber_marked_as_undeliverable"] == ("source",)
+    assert columns["subscriber_completed_campaign"] == ("campaign_id", "campaign_name")
+    assert columns["subscriber_updated_alias"] == (
+        "identifier",
+        "value",
+        "previous_value",
+        "source",
+    )
+    assert columns["subscriber_updated_lifetime_value"] == ("value", "previous_value", "source")
+    assert columns["subscriber_updated_time_zone"] == ("value", "previous_value")
+    assert columns["subscriber_clicked_trigger_link"] == ("url", "trigger_id", "source")
+    assert columns["subscriber_updated_lead_score"] == ("lead_score", "previous_lead_score")
+    custom = registry.BY_NAME["subscriber_performed_custom_event"]
+    assert [(p.column, p.type) for p in custom.properties] == [
+        ("action", "text"),
+        ("properties", "jsonb"),
+    ]
+    trigger = registry.BY_NAME["subscriber_clicked_trigger_link"]
+    assert [(x.column, x.key) for x in trigger.context] == [("context_ip", "ip_address")]
+
+
+def test_landing_validates_every_property_the_email_collections_read() -> None:
+    # spec §6: an email event with a property of the wrong type is rejected at landing, so
+    # the mapping can read email properties without the shape checks opt-in ones need
+    read = {x.key for c in COLLECTIONS if c.email for x in c.context}
+    for c in COLLECTIONS:
+        fixed = {column for s in c.sources for column, _ in s.fixed}
+        if c.email:
+            read |= {p.path for p in c.properties if p.column not in fixed}
+    assert read == set(_PROPERTY_FIELDS)
+
+
+def test_every_table_and_property_column_has_a_description() -> None:
+    for c in COLLECTIONS:
+        assert c.description.strip()
+        assert all(p.description.strip() for p in c.properties)
+
+
+def test_every_derived_statement_and_list_covers_every_collection() -> None:
+    tables = build_metadata("drip").tables
+    common = [col.name for col in tables["drip.tracks"].columns]
+    tail = mapping.map_tail(mapping.ALL)
+    claim = mapping.claim_statement(mapping.ALL).text
+    truncate = mapping.truncate_statement().text
+    backfill = mapping.backfill_statement(mapping.ALL).text
+    params = mapping.map_params(mapping.ALL)
+    for c in COLLECTIONS:
+        table = tables[f"drip.{c.name}"]
+        assert [col.name for col in table.columns] == common + list(c.columns)
+        assert COLLECTION_PROPERTIES[c.name] == c.columns
+        for statement in (tail, backfill):
+            assert f"INSERT INTO {c.name} (" in statement
+            assert f"FROM mapped WHERE event = '{c.name}'" in statement
+            assert f"(SELECT count(*) FROM add_{c.name}) AS {c.name}," in statement
+        assert f"FROM {c.name} x JOIN claimed c" in claim
+        assert re.search(rf"[ ,]{c.name},", truncate)
+        for event in c.drip_events:
+            assert params["drip_events"].count(event) == 1
+        assert set(c.columns) <= set(CLAIM_COLUMNS)
+    assert claim.count("UNION ALL") == len(COLLECTIONS) - 1
+    assert ADDED_COUNTS == ("tracks", *registry.DEFAULT_ON, "outbox", "subscribers")
+    # the sample writes every other Drip event (spec §9) in some proportion
+    assert {e for e, w in _OTHER_EVENTS if w > 0} == {
+        e for c in COLLECTIONS if not c.email for e in c.drip_events
+    }
+
+
+def test_the_default_statement_maps_only_the_six_email_collections() -> None:
+    tail = mapping.map_tail(registry.DEFAULT_ON)
+    assert tail.count("INSERT INTO") == 1 + 6 + 2  # tracks, six collections, outbox, snapshots
+    assert not any(name in tail for name in registry.OPT_IN)
+    assert "jsonb_typeof(p ->" not in tail  # email properties were validated at landing
+    empty = mapping.map_tail(())
+    assert empty.count("INSERT INTO") == 3
+
+
+def test_the_analyst_views_list_the_email_collections() -> None:
+    daily = read_sql("views/daily_email_activity.sql")
+    listed = re.search(r"WHERE event IN \(([^)]*)\)", daily)
+    assert listed is not None
+    assert re.findall(r"'(\w+)'", listed.group(1)) == list(registry.DEFAULT_ON)
+    performance = read_sql("views/email_performance.sql")
+    with_email_id = [c.name for c in COLLECTIONS if c.email and "email_id" in c.columns]
+    assert re.findall(r"FROM (email_\w+)\n", performance) == [*with_email_id, "email_events"]
+    assert "FROM email_unsubscribed\n" in read_sql("views/campaign_unsubscribes.sql")
+
+
+def test_adding_a_collection_touches_the_registry_and_a_revision() -> None:
+    # Outside loader/registry.py no module or SQL file names an opt-in collection or its
+    # Drip event (sample.py weighs the Drip events), so a new entry needs no other edit
+    # there; its table comes from a revision (and migrate.HEAD), checked by alembic check.
+    sources = [*ROOT.glob("loader/*.py"), *ROOT.glob("sql/**/*.sql")]
+    for c in COLLECTIONS:
+        if c.email:
+            continue
+        naming = {
+            str(path.relative_to(ROOT))
+            for path in sources
+            if c.name in path.read_text(encoding="utf-8")
+            or any(f'"{e}"' in path.read_text(encoding="utf-8") for e in c.drip_events)
+        }
+        assert naming == {"loader/registry.py", "loader/sample.py"}, c.name
+    revisions = [p.read_text() for p in ROOT.glob("migrations/versions/*.py")]
+    assert all(any(f'"{c.name}"' in r for r in revisions) for c in COLLECTIONS)
+
+
+def test_the_registry_refuses_entries_that_would_break_the_sql() -> None:
+    extra = Collection(
+        "subscriber_example_event",
+        "Subscriber Example Event",
+        (Source("subscriber.example_event"),),
+        (Property("reason", "Why."),),
+        "One row per example event.",
+    )
+    registry.check((*COLLECTIONS, extra))
+    with pytest.raises(ValueError, match="defined twice"):
+        registry.check((*COLLECTIONS, extra, extra))
+    again = Collection("other", "Other", (Source("subscriber.applied_tag"),), (), "d")
+    with pytest.raises(ValueError, match="mapped twice"):
+        registry.check((*COLLECTIONS, again))
+    with pytest.raises(ValueError, match="not a plain identifier"):
+        registry.check((Collection("Bad Name", "X", (), (), "d"),))
+    typed = Collection(
+        "other", "Other", (Source("subscriber.other"),), (Property("tag", "d", type="jsonb"),), "d"
+    )
+    with pytest.raises(ValueError, match="two types"):
+        registry.check((*COLLECTIONS, typed))
+    with pytest.raises(ValueError, match="lacks"):
+        fixed = Source("subscriber.other", fixed=(("scope", "x"),))
+        registry.check((Collection("other", "Other", (fixed,), (), "d"),))
+
+
+def test_a_name_that_is_no_collection_is_refused_with_the_valid_names() -> None:
+    with pytest.raises(ConfigError) as caught:
+        registry.resolve(["subscriber_applied_tag", "tags"])
+    message = str(caught.value)
+    assert message.startswith("no collection named tags: use one of email_delivered, ")
+    assert all(name in message for name in NAMES)
+    assert registry.resolve(["subscriber_removed_tag", "email_opened"]) == (
+        "email_opened",
+        "subscriber_removed_tag",
+    )

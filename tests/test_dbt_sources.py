@@ -229,16 +229,23 @@ def execute(engine: Engine, sql: str) -> int:
         return conn.execute(sa.text(sql)).rowcount
 
 
+def assert_no_warning(output: str) -> None:
+    """No deprecation (dbt 1.10+ syntax) and no other warning in a dbt run's output."""
+    assert "deprecat" not in output.lower(), output
+    assert "[WARNING]" not in output, output
+
+
 def test_dbt_builds_green_and_finds_the_sources_fresh(dbt_project: Path, loaded: str) -> None:
     code, output = dbt(dbt_project, loaded, "build")
     assert code == 0, output
     assert "source_relationships_drip_email_opened_id__id__source_drip_tracks_" in output
     assert "source_accepted_values_drip_tracks_event" in output
-    assert "deprecat" not in output.lower(), output
+    assert_no_warning(output)
 
     code, output = dbt(dbt_project, loaded, "source", "freshness")
     assert code == 0, output
     assert "PASS freshness of drip.tracks" in output, output
+    assert_no_warning(output)
 
 
 def test_dbt_build_fails_on_a_collection_row_missing_from_tracks(

@@ -123,8 +123,8 @@ COMMON_COLUMNS = {
     "context_integration_name": "drip (Segment's partner-source convention).",
     "context_integration_version": "1.0.0 (Segment's partner-source convention).",
     "context_traits_email": "The subscriber's email.",
-    "context_ip": "IP address of the click (clicks only).",
-    "context_user_agent": "User agent of the click (clicks only).",
+    "context_ip": "IP address Drip sent with the event (link clicks), else NULL.",
+    "context_user_agent": "User agent Drip sent with the event (link clicks), else NULL.",
     "context_drip_account_id": "Drip account id.",
     "context_drip_subscriber_id": "Drip subscriber id.",
 }
@@ -191,12 +191,9 @@ def sources_document(*, schema: str) -> dict[str, Any]:
     """The sources file of ``schema`` (already validated) as plain data, in file order."""
     collections = _collections()
     metadata = build_metadata(schema)
+    tracks_id = f"source('{schema}', 'tracks')"
     tables = [
-        _event_table(
-            metadata.tables[f"{schema}.{c.table}"].columns.keys(),
-            c,
-            schema=schema,
-        )
+        _event_table(metadata.tables[f"{schema}.{c.table}"].columns.keys(), c, in_tracks=tracks_id)
         for c in collections
     ]
     tracks = CollectionDoc(
@@ -205,7 +202,9 @@ def sources_document(*, schema: str) -> dict[str, Any]:
         description="One row per event of every collection, with the common columns only.",
         properties=(),
     )
-    tables.append(_event_table(metadata.tables[f"{schema}.tracks"].columns.keys(), tracks))
+    tables.append(
+        _event_table(metadata.tables[f"{schema}.tracks"].columns.keys(), tracks, in_tracks=None)
+    )
     subscribers = metadata.tables[f"{schema}.subscribers"]
     tables.append(
         {
@@ -255,9 +254,13 @@ def sources_yaml(*, schema: str) -> str:
 
 
 def _event_table(
-    columns: Sequence[str], collection: CollectionDoc, *, schema: str | None = None
+    columns: Sequence[str], collection: CollectionDoc, *, in_tracks: str | None
 ) -> dict[str, Any]:
-    """A collection table or ``tracks``: described columns and their tests."""
+    """A collection table or ``tracks``: described columns and their tests.
+
+    ``in_tracks`` is dbt's reference to ``tracks`` for a collection table (its ``id`` must
+    be there too), None for ``tracks`` itself.
+    """
     properties = dict(collection.properties)
     tests: dict[str, list[Any]] = {
         "id": ["unique", "not_null"],
@@ -268,10 +271,8 @@ def _event_table(
         "timestamp": ["not_null"],
         "received_at": ["not_null"],
     }
-    if schema is not None:  # a collection table: each of its events is in tracks
-        tests["id"].append(
-            {"relationships": {"arguments": {"to": f"source('{schema}', 'tracks')", "field": "id"}}}
-        )
+    if in_tracks is not None:
+        tests["id"].append({"relationships": {"arguments": {"to": in_tracks, "field": "id"}}})
     table: dict[str, Any] = {"name": collection.table, "description": collection.description}
     if collection.table == FRESHNESS_TABLE:
         table["config"] = {

@@ -135,6 +135,13 @@ def test_cli_prints_the_file_or_writes_it(tmp_path: Path) -> None:
     assert f"to {out}" in written.stderr
 
 
+def test_cli_has_help() -> None:
+    result = CliRunner().invoke(app, ["dbt-sources", "--help"])
+
+    assert result.exit_code == 0
+    assert "--out" in result.output
+
+
 def test_cli_refuses_a_bad_schema_and_an_unwritable_file(tmp_path: Path) -> None:
     runner = CliRunner()
     bad_schema = runner.invoke(app, ["dbt-sources", "--schema", "Drip"])

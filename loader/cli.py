@@ -806,6 +806,37 @@ def collections_disable(
     _print_change(_guard(action), verb="off")
 
 
+@app.command("dbt-sources")
+def dbt_sources(
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Write the YAML to this file (e.g. models/drip_sources.yml) instead of stdout.",
+            show_default=False,
+        ),
+    ] = None,
+    schema: Schema = None,
+) -> None:
+    """Write a dbt sources file declaring the warehouse's tables and views, with their tests."""
+    from .dbt_sources import sources_yaml
+
+    def action() -> str:
+        schema_name = _schema_name(schema)
+        text = sources_yaml(schema=schema_name)
+        if out is not None:
+            try:
+                out.write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"cannot write {out}: {exc.strerror}") from None
+            _err(f"Wrote the dbt sources of schema {schema_name!r} to {out}")
+        return text
+
+    text = _guard(action)
+    if out is None:
+        typer.echo(text, nl=False)
+
+
 def main() -> None:
     """Console-script entry point."""
     # A dead connection makes SQLAlchemy's pool log tracebacks while cleaning up; the error

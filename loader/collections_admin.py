@@ -12,7 +12,7 @@ nothing.  Turning one off stops mapping new events of its type; its rows stay.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -129,7 +129,7 @@ def _set(
     """Lock the setting (waiting for mapping transactions in flight), change it, return
     the collections whose setting changed."""
     conn.execute(text(read_sql("collections/lock_exclusive.sql")))
-    done = conn.execute(
+    done: Iterable[str] = conn.execute(
         text(read_sql("collections/set.sql")), {"names": list(names), "enabled": enabled}
     ).scalars()
     changed = in_order(done)

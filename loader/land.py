@@ -358,7 +358,7 @@ class _Writer:
         if not chunk.keys or (not self._replaying and self._chunks_seen % 8 != 1):
             return _Lines(chunk, _NONE_KNOWN)
         keys = ",".join(chunk.keys)
-        known = set(self._conn.execute(self._known, {"keys": keys}).scalars())
+        known: set[str] = set(self._conn.execute(self._known, {"keys": keys}).scalars())
         self._replaying = len(known) * 100 >= len(chunk.keys)
         return _Lines(chunk, known)
 

@@ -320,23 +320,26 @@ OPT_IN: tuple[str, ...] = tuple(c.name for c in COLLECTIONS if not c.on_by_defau
 
 TRACKS_DESCRIPTION = "One row per event of every collection that is on, with the common columns."
 COMMON_DESCRIPTIONS: dict[str, str] = {
-    "id": "Event id (spec §4): Segment's messageId.",
-    "anonymous_id": "Subscriber email when there is no user id (else drip: + subscriber id).",
-    "user_id": "The subscriber's user_id in Drip, when set.",
-    "event": "Collection (table) name; joins tracks to the collection table.",
-    "event_text": "Segment event name.",
+    "id": "Event id: drip- and 40 hex characters of a sha256 over the event's key fields "
+    "(Segment's messageId); the same in the collection table and in tracks.",
+    "anonymous_id": "The subscriber's email when Drip sent no user id (else NULL); "
+    "drip:<subscriber id> when there is neither.",
+    "user_id": "Drip's subscriber user_id when it is a non-empty string, else NULL.",
+    "event": "The collection's slug, e.g. email_opened: joins tracks to the collection table.",
+    "event_text": "Segment's event name, e.g. Email Opened.",
     "original_timestamp": "When the event happened (Drip's occurred_at).",
     "timestamp": "When the event happened (Drip's occurred_at).",
-    "received_at": "When the loader first received the event.",
-    "sent_at": "Same as received_at (Drip sends no send time).",
-    "uuid_ts": "When the row was written.",
+    "received_at": "When the loader first received the event (webhook arrival or file landing); "
+    "kept by rebuild.",
+    "sent_at": "Same as received_at: Drip sends no send time.",
+    "uuid_ts": "When this row was written to this table (a rebuild writes it again).",
     "context_library_name": "drip-loader.",
-    "context_library_version": "Version of drip-loader that wrote the row.",
-    "context_integration_name": "drip.",
-    "context_integration_version": "1.0.0.",
+    "context_library_version": "The drip-loader version that wrote the row.",
+    "context_integration_name": "drip (Segment's partner-source convention).",
+    "context_integration_version": "1.0.0 (Segment's partner-source convention).",
     "context_traits_email": "The subscriber's email.",
-    "context_ip": "IP address of the click (link and trigger-link clicks only).",
-    "context_user_agent": "User agent of the click (email link clicks only).",
+    "context_ip": "IP address Drip sent with the event (link and trigger-link clicks), else NULL.",
+    "context_user_agent": "User agent Drip sent with the event (link clicks), else NULL.",
     "context_drip_account_id": "Drip account id.",
     "context_drip_subscriber_id": "Drip subscriber id.",
 }

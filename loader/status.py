@@ -3,6 +3,7 @@ forwarding, last runs."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import func, select
@@ -41,7 +42,9 @@ def warehouse_status(engine: Engine, *, schema: str, runs: int = 5) -> dict[str,
         shown = DEFAULT_ON
         if exists("_collections"):  # revision 0005: which collections are on
             settings = tables[f"{schema}._collections"]
-            enabled = conn.execute(select(settings.c.name).where(settings.c.enabled)).scalars()
+            enabled: Iterable[str] = conn.execute(
+                select(settings.c.name).where(settings.c.enabled)
+            ).scalars()
             on = in_order(enabled)
             status["collections"] = {
                 "on": list(on),

@@ -22,7 +22,7 @@ import typer
 
 from . import __version__
 from .config import Settings
-from .errors import ConfigError, LoaderError
+from .errors import ConfigError, LoaderError, Terminated
 
 app = typer.Typer(
     name="drip-loader",
@@ -121,9 +121,10 @@ def _guarded(action: Callable[[], T]) -> T:
             raise
         _err(f"Error: {exc}")
         raise typer.Exit(1) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         _err("Interrupted: committed chunks are kept; run the same command again to finish.")
-        raise typer.Exit(130) from None
+        # 128 + the signal number, as a shell reports a process the signal stopped
+        raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
 
 
 @contextmanager

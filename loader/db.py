@@ -14,7 +14,7 @@ from typing import Any
 import psycopg2
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.pool import NullPool
 
@@ -149,3 +149,18 @@ def translating(url: str | None = None) -> Iterator[None]:
     except (sa_exc.DBAPIError, psycopg2.Error) as exc:
         # psycopg2's own errors reach here from COPY, which runs on the raw cursor.
         raise translate(exc, url) from exc
+
+
+def set_search_path(conn: Connection, schema: str) -> None:
+    """Make the statements of ``sql/`` (which use bare table names) address ``schema``."""
+    conn.execute(sa.text("SELECT set_config('search_path', :schema, false)"), {"schema": schema})
+
+
+def batch_session(conn: Connection, schema: str) -> None:
+    """Set up ``conn`` for the landing, mapping and merging statements on ``schema``.
+
+    Besides the search path: each chunk's statement sorts its rows twice (lock order,
+    latest subscriber snapshot); at the default 4 MB of work_mem those sorts spill to disk.
+    """
+    set_search_path(conn, schema)
+    conn.execute(sa.text("SELECT set_config('work_mem', '32MB', false)"))

@@ -55,11 +55,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from . import __version__
 from .config import DEFAULT_SEGMENT_HOST
-from .db import translating
+from .db import set_search_path, translating
 from .errors import ConfigError, EmitError
 from .sqlfiles import read_sql
 from .tables import COLLECTION_PROPERTIES
-from .transform import set_search_path
 
 MAX_EVENT_BYTES = 32 * 1024
 """Segment's limit for one message (the official client's ``MAX_MSG_SIZE``)."""

@@ -83,3 +83,11 @@ class StepFailed(LoaderError):
         self.step = step
         self.load_id = load_id
         self.cause = cause
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM asked the process to stop (:mod:`loader.runs` raises it in the main thread).
+
+    Not a :class:`LoaderError`: like Ctrl-C's KeyboardInterrupt it ends the run as
+    ``interrupted``, and committed work is kept.
+    """

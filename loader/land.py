@@ -30,12 +30,12 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
-from .db import RETRYABLE_CODES, sqlstate, translating
+from .db import RETRYABLE_CODES, batch_session, sqlstate, translating
 from .events import BadRecord, copy_timestamp, parse_for_copy
 from .extract import RawRecord
 from .sqlfiles import read_sql
 from .tables import build_metadata
-from .transform import TAIL, batch_session, event_map_params
+from .transform import TAIL, event_map_params
 
 _ATTEMPTS = 5
 _NONE_KNOWN: frozenset[str] = frozenset()

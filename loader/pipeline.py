@@ -1,7 +1,7 @@
 """The pipeline: extract → land → transform (→ emit), as one run with a report.
 
 ``run_pipeline`` is what ``drip-loader load`` calls.  Every run is recorded in ``_runs``
-with its counts (or its error), so ``status`` can show the last runs.
+(:mod:`loader.runs`) with its counts and how it ended, so ``status`` can show the last runs.
 """
 
 from __future__ import annotations
@@ -12,16 +12,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import func, insert, update
 from sqlalchemy.engine import Engine
 
 from . import migrate
 from .config import Settings
-from .db import open_database, translating
+from .db import open_database
 from .errors import LoaderError, StepFailed
 from .extract import Source, discover_sources, read_records
 from .land import LandResult, land_records
-from .tables import build_metadata
+from .runs import recorded_run
 from .transform import ADDED_COUNTS, run_transforms
 
 
@@ -110,52 +109,51 @@ def run_pipeline(
             ensure_schema(engine, settings, migrate_first=migrate_first)
         except LoaderError as exc:
             raise StepFailed("migrate", report.load_id, exc) from exc
-        runs = build_metadata(settings.schema).tables[f"{settings.schema}._runs"]
-        with translating(settings.database_url), engine.begin() as conn:
-            conn.execute(
-                insert(runs).values(
-                    load_id=report.load_id,
-                    command="load",
-                    status="running",
-                    sources="\n".join(report.sources) or None,
-                )
-            )
-        step = "land"
-        try:
-            for source in sources:
-                _land_source(engine, settings, source, report, progress)
-            step = "transform"
-            progress.start("Transforming", None)
 
-            merge_shown = False
-
-            def merging(snapshots: int) -> None:
-                nonlocal merge_shown
-                if not merge_shown:  # the merge is a phase of its own: seconds at 1M events
-                    progress.start("Merging subscribers", None)
-                    merge_shown = True
-                progress.advance(snapshots)
-
-            result = run_transforms(
-                engine,
-                schema=settings.schema,
-                batch_size=settings.transform_batch_size,
-                merge_parts=settings.writers,
-                on_batch=progress.advance,
-                on_merge=merging,
-            )
-            report.transformed += result.events
-            for table, added in result.rows_added.items():
-                report.rows_added[table] = report.rows_added.get(table, 0) + added
-            if emit:
-                step = "emit"
-                _forward(engine, settings, report, announce, progress)
-        except LoaderError as exc:
+        def counts() -> dict[str, Any]:
             report.seconds = round(time.perf_counter() - started, 3)
-            _finish(engine, runs, report, error=str(exc))
-            raise StepFailed(step, report.load_id, exc) from exc
-        report.seconds = round(time.perf_counter() - started, 3)
-        _finish(engine, runs, report, error=None)
+            return {k: v for k, v in report.as_dict().items() if k not in ("load_id", "sources")}
+
+        with recorded_run(
+            engine,
+            schema=settings.schema,
+            load_id=report.load_id,
+            command="load",
+            sources="\n".join(report.sources) or None,
+            counts=counts,
+        ):
+            step = "land"
+            try:
+                for source in sources:
+                    _land_source(engine, settings, source, report, progress)
+                step = "transform"
+                progress.start("Transforming", None)
+
+                merge_shown = False
+
+                def merging(snapshots: int) -> None:
+                    nonlocal merge_shown
+                    if not merge_shown:  # the merge is a phase of its own: seconds at 1M events
+                        progress.start("Merging subscribers", None)
+                        merge_shown = True
+                    progress.advance(snapshots)
+
+                result = run_transforms(
+                    engine,
+                    schema=settings.schema,
+                    batch_size=settings.transform_batch_size,
+                    merge_parts=settings.writers,
+                    on_batch=progress.advance,
+                    on_merge=merging,
+                )
+                report.transformed += result.events
+                for table, added in result.rows_added.items():
+                    report.rows_added[table] = report.rows_added.get(table, 0) + added
+                if emit:
+                    step = "emit"
+                    _forward(engine, settings, report, announce, progress)
+            except LoaderError as exc:
+                raise StepFailed(step, report.load_id, exc) from exc
     return report
 
 
@@ -166,7 +164,16 @@ def _land_source(
     records = read_records(
         source, max_record_bytes=settings.max_record_bytes, progress=progress.advance
     )
-    result: LandResult = land_records(
+
+    def landed(result: LandResult) -> None:
+        # Counted per committed chunk, so a run stopped midway records what it did.
+        for name in ("read", "landed", "duplicates", "rejected", "not_email"):
+            setattr(report, name, getattr(report, name) + getattr(result, name))
+        report.transformed += result.landed
+        for table, added in result.rows_added.items():
+            report.rows_added[table] = report.rows_added.get(table, 0) + added
+
+    land_records(
         engine,
         records,
         schema=settings.schema,
@@ -174,12 +181,8 @@ def _land_source(
         batch_size=settings.batch_size,
         max_record_bytes=settings.max_record_bytes,
         workers=settings.writers,
+        on_chunk=landed,
     )
-    for name in ("read", "landed", "duplicates", "rejected", "not_email"):
-        setattr(report, name, getattr(report, name) + getattr(result, name))
-    report.transformed += result.landed
-    for table, added in result.rows_added.items():
-        report.rows_added[table] = report.rows_added.get(table, 0) + added
 
 
 def _forward(
@@ -207,23 +210,3 @@ def _forward(
     )
     report.forwarded = emitted.sent
     report.forward_failed = emitted.failed
-
-
-def _finish(engine: Engine, runs: Any, report: RunReport, *, error: str | None) -> None:
-    counts = {k: v for k, v in report.as_dict().items() if k not in ("load_id", "sources")}
-    try:
-        with translating(), engine.begin() as conn:
-            conn.execute(
-                update(runs)
-                .where(runs.c.load_id == report.load_id)
-                .values(
-                    status="failed" if error else "completed",
-                    finished_at=func.now(),
-                    counts=counts,
-                    error=error,
-                )
-            )
-    except LoaderError:
-        if error is None:
-            raise
-        # The database is why the run failed; the original error is the one to report.

@@ -12,8 +12,8 @@ A writer takes everything waiting when it becomes free, so the group grows with 
 and one commit serves many requests; nothing waits on a timer.  A group is one statement
 (``sql/land/batch_to_pending.sql``, as in :func:`~loader.land.land_batch`) on an
 autocommit connection driven by the event loop: one round trip, its own transaction.
-Events are queued in ``_pending`` and the :class:`BackgroundTransformer` maps them into
-the collection tables and ``tracks`` in micro-batches, claiming with SKIP LOCKED, so a
+Events are queued in ``_pending`` and the background transform maps them into
+the collection tables and ``tracks`` in micro-batches (:mod:`loader.background`), claiming with SKIP LOCKED, so a
 ``drip-loader load`` running beside it shares the work and nothing is mapped twice.
 
 When the database cannot take a group (down, restarting, or too much is waiting), every
@@ -26,22 +26,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg2
 import psycopg2.extensions
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
-from .db import prepared, sqlstate, translate_driver, translating
+from .db import prepared, sqlstate, translate_driver
 from .errors import DatabaseError, DatabaseUnavailable, LoaderError
 from .land import BATCH_TO_PENDING, LandResult, RecordBatch
 from .sqlfiles import read_sql
-from .transform import batch_session, merge_all_subscribers, transform_batch
 
 log = logging.getLogger("loader.serve")
 
@@ -422,175 +419,3 @@ class _AsyncConnection:
                     loop.remove_writer(fd)
             else:
                 raise psycopg2.OperationalError(f"unexpected poll state {state}")
-
-
-@dataclass
-class TransformerStats:
-    """What the background transformer has done since it started."""
-
-    events: int = 0
-    batches: int = 0
-    """Batches that mapped at least one event."""
-    runs: int = 0
-    """Passes over the queue, empty ones included (the transformer is alive)."""
-    rows_added: Counter[str] = field(default_factory=Counter)
-
-
-class BackgroundTransformer:
-    """A thread that maps pending events into the tables every ``interval`` seconds.
-
-    A batch that comes back full is followed at once by the next, so a backlog drains at
-    full speed; otherwise the thread sleeps ``interval``.  Database errors are logged and
-    retried with a back-off: the thread never dies while the receiver runs.
-    """
-
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        schema: str,
-        batch_size: int,
-        interval: float,
-        ready: Callable[[], None] = lambda: None,
-    ) -> None:
-        self._engine = engine
-        self._schema = schema
-        self._batch_size = batch_size
-        self._interval = interval
-        self._ready = ready
-        self._stop = threading.Event()
-        self._deadline = 0.0
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._loop, name="drip-transformer", daemon=True)
-        self.stats = TransformerStats()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, *, drain_seconds: float) -> None:
-        """Finish the running batch, map what is pending (up to ``drain_seconds``), stop."""
-        self._deadline = time.monotonic() + drain_seconds
-        self._stop.set()
-        self._thread.join()
-
-    def snapshot(self) -> TransformerStats:
-        with self._lock:
-            return TransformerStats(
-                self.stats.events,
-                self.stats.batches,
-                self.stats.runs,
-                Counter(self.stats.rows_added),
-            )
-
-    def _loop(self) -> None:
-        conn: Connection | None = None
-        failures = 0
-        while True:
-            stopping = self._stop.is_set()
-            try:
-                with translating():
-                    if conn is None:
-                        self._ready()
-                        conn = self._engine.connect()
-                        batch_session(conn, self._schema)
-                        conn.commit()
-                    with conn.begin():
-                        claimed, added = transform_batch(conn, batch_size=self._batch_size)
-                    if claimed < self._batch_size:  # caught up: bring subscribers up to date
-                        added["subscribers"] += merge_all_subscribers(conn)
-            except Exception as exc:
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        conn.close()
-                    conn = None
-                failures += 1
-                if failures == 1:
-                    if isinstance(exc, LoaderError):
-                        log.warning("transform failed, retrying: %s", exc)
-                    else:
-                        log.exception("bug in the background transform, retrying")
-                if stopping:
-                    break
-                self._stop.wait(min(0.25 * 2 ** (failures - 1), _MAX_BACKOFF))
-                continue
-            if failures:
-                log.warning("transform is running again")
-            failures = 0
-            with self._lock:
-                self.stats.runs += 1
-            if claimed or added:
-                with self._lock:
-                    self.stats.events += claimed
-                    self.stats.batches += bool(claimed)
-                    self.stats.rows_added.update(added)
-            if stopping:
-                if claimed == 0 or time.monotonic() > self._deadline:
-                    break
-                continue
-            if claimed < self._batch_size:
-                self._stop.wait(self._interval)
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()
-
-
-class BackgroundEmitter:
-    """A thread that forwards newly transformed events to Segment every ``interval`` seconds.
-
-    ``serve --emit``: the outbox makes it safe beside a scheduled ``emit`` (SKIP LOCKED) and
-    across restarts (a re-send carries the same messageId).  When Segment is down the
-    events stay pending and the next pass retries them; the receiver never waits for it.
-    """
-
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        schema: str,
-        write_key: str,
-        host: str,
-        interval: float,
-        ready: Callable[[], None] = lambda: None,
-    ) -> None:
-        self._ready = ready
-        self._engine = engine
-        self._schema = schema
-        self._write_key = write_key
-        self._host = host
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="drip-emitter", daemon=True)
-        self.sent = 0
-        self.failed = 0
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop after one last pass, so what was transformed on shutdown is forwarded too."""
-        self._stop.set()
-        self._thread.join()
-
-    def _loop(self) -> None:
-        from .emit import emit_events
-        from .errors import EmitError
-
-        while True:
-            stopping = self._stop.is_set()
-            try:
-                self._ready()
-                report = emit_events(
-                    self._engine, schema=self._schema, write_key=self._write_key, host=self._host
-                )
-            except EmitError as exc:
-                report = exc.report
-                log.warning("forwarding to Segment paused, retrying later: %s", exc)
-            except LoaderError as exc:
-                report = None
-                log.warning("forwarding to Segment failed, retrying later: %s", exc)
-            if report is not None:
-                self.sent += report.sent
-                self.failed += report.failed
-            if stopping:
-                return
-            self._stop.wait(self._interval)

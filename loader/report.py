@@ -15,10 +15,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from .db import translating
+from .db import set_search_path, translating
 from .errors import ConfigError
 from .sqlfiles import read_sql
-from .transform import set_search_path
 
 if TYPE_CHECKING:
     import pandas as pd

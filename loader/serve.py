@@ -46,7 +46,7 @@ from typing import Any
 
 import orjson
 import uvicorn
-from sqlalchemy import func, insert, text, update
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -55,20 +55,14 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import pipeline
+from .background import EmitJob, TransformJob, Worker, WorkerState
 from .config import DEFAULT_MAX_RECORD_BYTES, Settings
-from .db import open_database, translating
+from .db import open_database, set_search_path, translating
 from .errors import ConfigError, DatabaseUnavailable, LoaderError, ServeError
 from .land import RecordBatch
-from .receive import (
-    BackgroundEmitter,
-    BackgroundTransformer,
-    GroupCommitLander,
-    Refused,
-    StoreUnavailable,
-)
+from .receive import GroupCommitLander, Refused, StoreUnavailable
+from .runs import Run, start_run
 from .sqlfiles import read_sql
-from .tables import build_metadata
-from .transform import set_search_path
 
 log = logging.getLogger("loader.serve")
 
@@ -124,6 +118,9 @@ class ServeOptions:
     """Forward transformed events to Segment in the background (needs a write key)."""
     emit_interval: float = 5.0
     """Seconds between forwarding passes when ``emit`` is on."""
+    degraded_after: float = 60.0
+    """Seconds a background worker (transform, forwarding) may keep failing before
+    ``/healthz`` says ``degraded`` (still 200: the events are stored)."""
 
     def __post_init__(self) -> None:
         if not _TOKEN.match(self.token):
@@ -136,7 +133,13 @@ class ServeOptions:
         for name in ("max_body_bytes", "writers", "max_group_events", "max_queued_events"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
-        for name in ("commit_timeout", "transform_interval", "shutdown_timeout", "body_timeout"):
+        for name in (
+            "commit_timeout",
+            "transform_interval",
+            "shutdown_timeout",
+            "body_timeout",
+            "degraded_after",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be more than 0 seconds")
 
@@ -202,31 +205,32 @@ class Receiver:
         self._schema = settings.schema
         self._started = time.monotonic()
         self._prepared = False
+        self._run: Run | None = None
         self._prepare_lock = threading.Lock()
         self.requests: Counter[int] = Counter()
         self.lander: GroupCommitLander | None = None
-        self.transformer = BackgroundTransformer(
+        self.transform = TransformJob(
             engine,
             schema=settings.schema,
             batch_size=options.transform_batch_size,
-            interval=options.transform_interval,
             ready=self.prepare,
         )
-        self.emitter: BackgroundEmitter | None = None
+        self.transformer = Worker(self.transform, interval=options.transform_interval)
+        self.emitter: Worker | None = None
         if options.emit:
             if not settings.segment_write_key:
                 raise ConfigError(
                     "serve --emit needs a Segment write key: set SEGMENT_WRITE_KEY "
                     "or pass --segment-write-key"
                 )
-            self.emitter = BackgroundEmitter(
+            emit = EmitJob(
                 engine,
                 schema=settings.schema,
                 write_key=settings.segment_write_key,
                 host=settings.segment_host,
-                interval=options.emit_interval,
                 ready=self.prepare,
             )
+            self.emitter = Worker(emit, interval=options.emit_interval)
         # Health and metrics queries get their own threads: never queued behind landing.
         self._probe = ThreadPoolExecutor(2, thread_name_prefix="drip-probe")
 
@@ -247,36 +251,23 @@ class Receiver:
             pipeline.ensure_schema(
                 self.engine, self.settings, migrate_first=self.options.migrate_first
             )
-            runs = build_metadata(self._schema).tables[f"{self._schema}._runs"]
-            with translating(), self.engine.begin() as conn:
-                conn.execute(
-                    insert(runs).values(
-                        load_id=self.load_id,
-                        command="serve",
-                        status="running",
-                        sources=f"webhook http://{self.options.host}:{self.options.port}",
-                    )
-                )
+            self._run = start_run(
+                self.engine,
+                schema=self._schema,
+                load_id=self.load_id,
+                command="serve",
+                sources=f"webhook http://{self.options.host}:{self.options.port}",
+            )
             self._prepared = True
 
-    def finish(self, report: ServeReport, *, error: str | None = None) -> None:
-        """Record the final counts in ``_runs`` (best effort: the events themselves are safe)."""
-        if not self._prepared:
+    def finish(self, report: ServeReport, *, error: BaseException | None = None) -> None:
+        """Record how the run ended, with its counts, in ``_runs`` (best effort: the events
+        themselves are safe)."""
+        if self._run is None:
             return
-        runs = build_metadata(self._schema).tables[f"{self._schema}._runs"]
         counts = {k: v for k, v in report.as_dict().items() if k != "load_id"}
         try:
-            with translating(), self.engine.begin() as conn:
-                conn.execute(
-                    update(runs)
-                    .where(runs.c.load_id == self.load_id)
-                    .values(
-                        status="failed" if error else "completed",
-                        finished_at=func.now(),
-                        counts=counts,
-                        error=error,
-                    )
-                )
+            self._run.finish(counts, error=error)
         except LoaderError as exc:
             log.warning("could not record the end of this run in _runs: %s", exc)
 
@@ -317,7 +308,7 @@ class Receiver:
     def report(self) -> ServeReport:
         """Counts so far."""
         stats = self.lander.stats if self.lander else None
-        transformed = self.transformer.snapshot()
+        transformed = self.transform.snapshot()
         read = stats.landed + stats.duplicates + stats.rejected if stats else 0
         return ServeReport(
             load_id=self.load_id,
@@ -477,12 +468,43 @@ class Receiver:
         except LoaderError as exc:
             detail = str(exc)
         else:
-            return Response(b'{"status":"ok"}', media_type="application/json")
+            reasons = self.degraded()
+            if not reasons:
+                return Response(b'{"status":"ok"}', media_type="application/json")
+            # Still 200: the events are stored, so Drip must keep sending; a monitor that
+            # reads the body sees that they are not going further.
+            return Response(
+                orjson.dumps({"status": "degraded", "reason": "; ".join(reasons)}),
+                media_type="application/json",
+            )
         return Response(
             orjson.dumps({"status": "unavailable", "detail": detail}),
             status_code=503,
             media_type="application/json",
         )
+
+    def worker_states(self) -> list[WorkerState]:
+        """The state of each background worker (transform, then emit when on)."""
+        workers = [self.transformer] if self.emitter is None else [self.transformer, self.emitter]
+        return [worker.state() for worker in workers]
+
+    def degraded(self) -> list[str]:
+        """Why the receiver is degraded: each worker failing for over ``degraded_after``
+        seconds, or stopped while the receiver runs; empty when it is not."""
+        if self.lander is None:  # not started (or already stopped): no worker is expected
+            return []
+        now = time.time()
+        reasons = []
+        for state in self.worker_states():
+            failing = state.failing_for(now)
+            if not state.alive:
+                reasons.append(f"{state.name} is not running (last error: {state.last_error})")
+            elif failing > self.options.degraded_after:
+                reasons.append(
+                    f"{state.name} has failed for {failing:.0f} s ({state.errors} error(s) so "
+                    f"far), last: {state.last_error}"
+                )
+        return reasons
 
     def _check(self) -> None:
         self.prepare()
@@ -515,7 +537,7 @@ class Receiver:
         def metric(name: str, kind: str, help_: str, samples: list[tuple[str, float]]) -> None:
             lines.append(f"# HELP {name} {help_}")
             lines.append(f"# TYPE {name} {kind}")
-            lines.extend(f"{name}{labels} {value:g}" for labels, value in samples)
+            lines.extend(f"{name}{labels} {value:.15g}" for labels, value in samples)
 
         report = self.report()
         stats = self.lander.stats if self.lander else None
@@ -563,7 +585,26 @@ class Receiver:
             "drip_loader_transform_runs_total",
             "counter",
             "Passes of the background transform over the queue, empty ones included.",
-            [("", self.transformer.snapshot().runs)],
+            [("", self.transformer.state().runs)],
+        )
+        workers = self.worker_states()
+        metric(
+            "drip_loader_worker_last_success_timestamp_seconds",
+            "gauge",
+            "Unix time of the last step a background worker finished without error; 0: none yet.",
+            [(f'{{worker="{w.name}"}}', round(w.last_success or 0, 3)) for w in workers],
+        )
+        metric(
+            "drip_loader_worker_errors_total",
+            "counter",
+            "Steps of a background worker that failed (each is retried after a backoff).",
+            [(f'{{worker="{w.name}"}}', w.errors) for w in workers],
+        )
+        metric(
+            "drip_loader_worker_failing_seconds",
+            "gauge",
+            "Seconds a background worker has been failing without a success; 0: it is not.",
+            [(f'{{worker="{w.name}"}}', round(w.failing_for(time.time()), 3)) for w in workers],
         )
         metric(
             "drip_loader_database_up",
@@ -748,7 +789,11 @@ def run_server(
                 f"Receiving Drip webhooks on http://{_url_host(host)}:{port}/webhooks/drip/<token> "
                 f"(token from ${TOKEN_ENV}; run {load_id}); Ctrl-C or SIGTERM stops."
             )
-            _Server(config).run(sockets=[sock])
+            try:
+                _Server(config).run(sockets=[sock])
+            except BaseException as exc:
+                receiver.finish(receiver.report(), error=exc)
+                raise
             report = receiver.report()
             receiver.finish(report)
             return report

@@ -25,7 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from . import __version__
-from .db import translating
+from .db import batch_session, set_search_path, translating
 from .events import COLLECTIONS, EMAIL_EVENTS
 from .sqlfiles import read_sql
 
@@ -58,21 +58,6 @@ def event_map_params() -> dict[str, Any]:
         "scopes": [e.unsubscribe_scope for e in events],
         "library_version": __version__,
     }
-
-
-def set_search_path(conn: Connection, schema: str) -> None:
-    """Make the statements of ``sql/`` (which use bare table names) address ``schema``."""
-    conn.execute(text("SELECT set_config('search_path', :schema, false)"), {"schema": schema})
-
-
-def batch_session(conn: Connection, schema: str) -> None:
-    """Set up ``conn`` for the landing, mapping and merging statements on ``schema``.
-
-    Besides the search path: each chunk's statement sorts its rows twice (lock order,
-    latest subscriber snapshot); at the default 4 MB of work_mem those sorts spill to disk.
-    """
-    set_search_path(conn, schema)
-    conn.execute(text("SELECT set_config('work_mem', '32MB', false)"))
 
 
 def transform_batch(conn: Connection, *, batch_size: int) -> tuple[int, Counter[str]]:

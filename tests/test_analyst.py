@@ -441,8 +441,9 @@ def test_an_older_snapshot_committed_last_does_not_win(engine: Engine) -> None:
     # Merge 1 upserts 50 subscribers' newer snapshots and keeps its transaction open; merge
     # 2, on their older snapshots, has to wait for those rows; when 1 commits, 2 re-checks
     # against the committed rows: the newer snapshots stay, first_seen_at widens.
+    from loader.db import set_search_path
     from loader.land import land_records
-    from loader.transform import merge_subscribers, set_search_path, transform_batch
+    from loader.transform import merge_subscribers, transform_batch
 
     subscribers = [f"s{n:02}" for n in range(50)]
     new = [
@@ -505,8 +506,9 @@ def test_a_merge_split_in_parts_ends_like_one_merge(engine: Engine) -> None:
     # 120 subscribers, each with an older and a newer snapshot queued in either order: the
     # merge split three ways (as a load with --writers 3 ends) and the single merge leave
     # the same rows, and the split one took every queued snapshot.
+    from loader.db import set_search_path
     from loader.land import land_records
-    from loader.transform import merge_in_parallel, set_search_path, transform_batch
+    from loader.transform import merge_in_parallel, transform_batch
 
     bodies = []
     for n in range(120):

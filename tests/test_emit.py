@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 from loader import __version__, migrate
 from loader.cli import app
 from loader.config import Settings
-from loader.db import make_engine
+from loader.db import make_engine, set_search_path
 from loader.emit import (
     MAX_BATCH_BYTES,
     EmitReport,
@@ -44,7 +44,6 @@ from loader.pipeline import run_pipeline
 from loader.sample import generate_events
 from loader.status import warehouse_status
 from loader.tables import build_metadata
-from loader.transform import set_search_path
 from tests.casefiles import case
 from tests.support.segment_sink import SegmentSink, Stall
 

@@ -22,11 +22,10 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from loader.cli import app
-from loader.db import make_engine
+from loader.db import make_engine, set_search_path
 from loader.events import COLLECTIONS, parse_record
 from loader.land import RecordBatch, land_batch
 from loader.sample import generate_events
-from loader.transform import set_search_path
 from tests.casefiles import case
 from tests.support.serve import BIN, TOKEN, ServeProcess
 

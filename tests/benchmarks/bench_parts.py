@@ -24,10 +24,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from loader.db import make_engine
+from loader.db import batch_session, make_engine
 from loader.events import COLLECTIONS
 from loader.sqlfiles import read_sql
-from loader.transform import TAIL, batch_session, event_map_params, merge_all_subscribers
+from loader.transform import TAIL, event_map_params, merge_all_subscribers
 from tests.support.postgres import fresh_database, postgres_server
 
 BIN = Path(sys.executable).parent / "drip-loader"

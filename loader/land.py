@@ -31,6 +31,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
 from .db import RETRYABLE_CODES, batch_session, sqlstate, translating
+from .errors import SourceError
 from .events import BadRecord, copy_timestamp, parse_for_copy
 from .extract import RawRecord
 from .sqlfiles import read_sql
@@ -139,10 +140,19 @@ def _chunks(
     one kept, however the writers interleave, and a rerun after a crash keeps the same one.
     """
     building = [_Chunk() for _ in range(partitions)]
+    failed: SourceError | None = None
+
+    def read() -> Iterator[RawRecord]:
+        nonlocal failed
+        try:
+            yield from records
+        except SourceError as exc:  # land what was read before, then raise it
+            failed = exc
+
     events: dict[str, str] = {}  # escaped once: a file has a few dozen event names
     # A key's partition from its last byte, looked up rather than parsed per record.
     parts = {f"{byte:02x}": byte % partitions for byte in range(256)}
-    for origin, raw, size in records:
+    for origin, raw, size in read():
         if size > max_record_bytes:
             part = 0
             building[0].rejects.append(
@@ -183,6 +193,8 @@ def _chunks(
     for part, chunk in enumerate(building):
         if chunk.accepted or chunk.rejects:
             yield part, chunk
+    if failed is not None:
+        raise failed
 
 
 def _escape_text(value: str) -> str:
@@ -390,7 +402,8 @@ def land_records(
 
     Raises:
         DatabaseError: the database failed; chunks committed before stay landed.
-        SourceError: reading the input failed; chunks committed before stay landed.
+        SourceError: reading the input failed; every record read before the failure is
+            landed first.
     """
     total = LandResult()
     lock = threading.Lock()

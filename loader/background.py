@@ -17,11 +17,12 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from sqlalchemy.engine import Connection, Engine
 
+from .counts import Counts
 from .db import batch_session, translating
 from .errors import EmitError, LoaderError
 from .transform import merge_all_subscribers, transform_batch
@@ -162,16 +163,6 @@ class Worker:
             log.exception("bug in the background %s, retrying", self.job.name)
 
 
-@dataclass
-class TransformerStats:
-    """What the background transform has mapped since it started."""
-
-    events: int = 0
-    batches: int = 0
-    """Batches that mapped at least one event."""
-    rows_added: Counter[str] = field(default_factory=Counter)
-
-
 class TransformJob:
     """Map pending events into the tables, a batch per step; merge subscribers when caught up.
 
@@ -194,7 +185,7 @@ class TransformJob:
         self._ready = ready
         self._conn: Connection | None = None
         self._lock = threading.Lock()
-        self._stats = TransformerStats()
+        self._counts = Counts()
 
     def step(self) -> bool:
         with translating():
@@ -210,9 +201,8 @@ class TransformJob:
                 added["subscribers"] += merge_all_subscribers(conn)
         if claimed or added:
             with self._lock:
-                self._stats.events += claimed
-                self._stats.batches += bool(claimed)
-                self._stats.rows_added.update(added)
+                self._counts.transformed += claimed
+                self._counts.rows_added.update(added)
         return claimed >= self._batch_size
 
     def reset(self) -> None:
@@ -221,10 +211,10 @@ class TransformJob:
             with contextlib.suppress(Exception):
                 conn.close()
 
-    def snapshot(self) -> TransformerStats:
+    def snapshot(self) -> Counts:
+        """What it has mapped so far (``transformed``, ``rows_added``)."""
         with self._lock:
-            stats = self._stats
-            return TransformerStats(stats.events, stats.batches, Counter(stats.rows_added))
+            return replace(self._counts, rows_added=Counter(self._counts.rows_added))
 
 
 class EmitJob:
@@ -251,8 +241,8 @@ class EmitJob:
         self._write_key = write_key
         self._host = host
         self._ready = ready
-        self.sent = 0
-        self.failed = 0
+        self._lock = threading.Lock()
+        self._counts = Counts()
 
     def step(self) -> bool:
         from .emit import emit_events  # httpx is loaded only when forwarding is on
@@ -263,12 +253,19 @@ class EmitJob:
                 self._engine, schema=self._schema, write_key=self._write_key, host=self._host
             )
         except EmitError as exc:
-            self.sent += exc.report.sent
-            self.failed += exc.report.failed
+            self._count(exc.report)
             raise
-        self.sent += report.sent
-        self.failed += report.failed
+        self._count(report)
         return False
+
+    def _count(self, report: Counts) -> None:
+        with self._lock:
+            self._counts.add(report)
+
+    def snapshot(self) -> Counts:
+        """What it has forwarded so far (``sent``, ``failed``, ...)."""
+        with self._lock:
+            return replace(self._counts, rows_added=Counter(self._counts.rows_added))
 
     def reset(self) -> None:
         pass  # emit_events opens and closes its own connection and HTTP client

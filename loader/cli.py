@@ -303,11 +303,11 @@ def load(
     typer.echo("  rows added:")
     for table, added in report.rows_added.items():
         typer.echo(f"    {table:<22}{added:>12,}")
-    if report.forwarded is not None:
-        typer.echo(f"  {'sent to Segment':<20}{report.forwarded:>12,}")
-        if report.forward_failed:
+    if report.forwarding:
+        typer.echo(f"  {'sent to Segment':<20}{report.sent:>12,}")
+        if report.failed:
             label = "failed for Segment"
-            typer.echo(f"  {label:<20}{report.forward_failed:>12,}  (see drip-loader emit --help)")
+            typer.echo(f"  {label:<20}{report.failed:>12,}  (see drip-loader emit --help)")
     if report.rejected:
         typer.echo(
             f"  {report.rejected} rejected record(s) kept in {_schema_name(schema)}._rejects with the reason and origin."
@@ -628,7 +628,7 @@ def serve(
         return run_server(settings, options, announce=_err)
 
     report = _guard(action)
-    requests = ", ".join(f"{n:,} x {status}" for status, n in report.requests.items()) or "none"
+    requests = ", ".join(f"{n:,} x {status}" for status, n in report.responses.items()) or "none"
     typer.echo(
         f"Stopped after {report.seconds:,.0f} s. Requests: {requests}. "
         f"Events landed {report.landed:,}, duplicates {report.duplicates:,}, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +139,3 @@ class Settings:
                     raise ConfigError(f"{var} must be a whole number, got {env[var]!r}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
-
-    def with_url(self, url: str) -> Settings:
-        """A copy of these settings pointing at ``url``."""
-        return replace(self, database_url=url)

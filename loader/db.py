@@ -97,8 +97,8 @@ def open_database(
 # SQLSTATE classes that mean "the server cannot serve us right now" rather than "this
 # statement is wrong": connection exceptions, insufficient resources, operator intervention.
 _UNAVAILABLE_CLASSES = ("08", "53", "57")
-RETRYABLE_CODES = frozenset({"40001", "40P01"})
-"""Serialization failure and deadlock: the same transaction run again will succeed."""
+# Serialization failure and deadlock: the same transaction run again will succeed.
+_RETRYABLE_CODES = frozenset({"40001", "40P01"})
 
 
 def sqlstate(exc: BaseException) -> str | None:
@@ -106,6 +106,19 @@ def sqlstate(exc: BaseException) -> str | None:
     orig = getattr(exc, "orig", exc)
     code = getattr(orig, "pgcode", None)
     return str(code) if code else None
+
+
+def retryable(exc: BaseException) -> bool:
+    """Whether the transaction that raised ``exc`` will succeed if run again as it is
+    (a deadlock or serialization failure)."""
+    return sqlstate(exc) in _RETRYABLE_CODES
+
+
+def refused_data(exc: BaseException) -> bool:
+    """Whether ``exc`` (or the driver error behind a :class:`DatabaseError`) is Postgres
+    refusing the data itself (SQLSTATE class 22: bad value, bad encoding, ...), not the
+    server or the statement failing."""
+    return (sqlstate(exc.__cause__ or exc) or "")[:2] == "22"
 
 
 def translate(exc: sa_exc.DBAPIError | psycopg2.Error, url: str | None = None) -> DatabaseError:

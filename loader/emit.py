@@ -42,7 +42,7 @@ import random
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -55,6 +55,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from . import __version__
 from .config import DEFAULT_SEGMENT_HOST
+from .counts import Counts
 from .db import set_search_path, translating
 from .errors import ConfigError, EmitError
 from .sqlfiles import read_sql
@@ -97,29 +98,6 @@ class RetryPolicy:
         """Backoff before attempt ``attempt + 1``, for failures without a Retry-After."""
         base = min(self.backoff * 2.0 ** (attempt - 1), self.max_backoff)
         return base + random.uniform(0, base / 10)
-
-
-@dataclass
-class EmitReport:
-    """What one forwarding run did (counts committed to ``_outbox``)."""
-
-    sent: int = 0
-    """Events Segment accepted in this run (marked sent)."""
-    failed: int = 0
-    """Events marked failed: Segment can never accept them as they are (reason in last_error)."""
-    deferred: int = 0
-    """Events whose batch kept failing: still pending, retried by the next run."""
-    requeued: int = 0
-    """Failed events put back in the queue by ``retry_failed``."""
-    queued: int = 0
-    """Events already in the warehouse, queued because this run turned forwarding on."""
-    requests: int = 0
-    """HTTP requests made, retries included."""
-    retries: int = 0
-    seconds: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 CLAIM_COLUMNS = (
@@ -339,7 +317,7 @@ def deliver(api: SegmentBatchAPI, batch: Sequence[tuple[str, bytes]], outcomes: 
     raise _Stop(answer)
 
 
-def _stop_message(answer: _Answer, report: EmitReport) -> str:
+def _stop_message(answer: _Answer, report: Counts) -> str:
     if answer.status in (401, 403):
         what = (
             f"Segment refused the write key (HTTP {answer.status}): check --segment-write-key / "
@@ -396,7 +374,7 @@ def emit_events(
     claim_size: int = DEFAULT_CLAIM_SIZE,
     policy: RetryPolicy | None = None,
     on_batch: Callable[[int], None] | None = None,
-) -> EmitReport:
+) -> Counts:
     """Forward every pending email event to Segment; mark what it accepted.
 
     Args:
@@ -435,7 +413,7 @@ def emit_events(
     if claim_size < 1:
         raise ConfigError("claim size must be at least 1")
     started = time.perf_counter()
-    report = EmitReport()
+    report = Counts()
     claim, mark = text(read_sql("emit/claim.sql")), text(read_sql("emit/mark.sql"))
     stop: _Stop | None = None
     # Where the walk over pending rows is: each claim starts after the last one returned.

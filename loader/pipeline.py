@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
 
 from . import migrate
 from .config import Settings
+from .counts import Counts
 from .db import open_database
 from .errors import LoaderError, StepFailed
 from .extract import Source, discover_sources, read_records
-from .land import LandResult, land_records
+from .land import land_records
 from .runs import recorded_run
 from .transform import ADDED_COUNTS, run_transforms
 
@@ -42,27 +44,15 @@ class _Quiet:
         pass
 
 
-@dataclass
-class RunReport:
+@dataclass(kw_only=True)
+class RunReport(Counts):
     """Summary of one run, printed by the CLI (``--json`` prints :meth:`as_dict`)."""
 
     load_id: str
     sources: list[str] = field(default_factory=list)
-    read: int = 0
-    landed: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    not_email: int = 0
-    transformed: int = 0
-    rows_added: dict[str, int] = field(default_factory=dict)
-    forwarded: int | None = None
-    """Events Segment accepted (``emit=True``); None when forwarding was not asked or is off."""
-    forward_failed: int = 0
-    """Events marked failed for Segment (e.g. over 32 KB)."""
-    seconds: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    forwarding: bool = False
+    """Whether the run forwarded to Segment (``emit=True`` with a write key): ``sent``
+    and ``failed`` count then."""
 
 
 def ensure_schema(engine: Engine, settings: Settings, *, migrate_first: bool) -> None:
@@ -102,7 +92,7 @@ def run_pipeline(
     report = RunReport(
         load_id=uuid.uuid4().hex,
         sources=[s.name for s in sources],
-        rows_added=dict.fromkeys(ADDED_COUNTS, 0),
+        rows_added=Counter(dict.fromkeys(ADDED_COUNTS, 0)),
     )
     with open_database(settings, announce=announce) as engine:
         try:
@@ -147,8 +137,7 @@ def run_pipeline(
                     on_merge=merging,
                 )
                 report.transformed += result.events
-                for table, added in result.rows_added.items():
-                    report.rows_added[table] = report.rows_added.get(table, 0) + added
+                report.rows_added.update(result.rows_added)
                 if emit:
                     step = "emit"
                     _forward(engine, settings, report, announce, progress)
@@ -165,13 +154,10 @@ def _land_source(
         source, max_record_bytes=settings.max_record_bytes, progress=progress.advance
     )
 
-    def landed(result: LandResult) -> None:
+    def landed(result: Counts) -> None:
         # Counted per committed chunk, so a run stopped midway records what it did.
-        for name in ("read", "landed", "duplicates", "rejected", "not_email"):
-            setattr(report, name, getattr(report, name) + getattr(result, name))
-        report.transformed += result.landed
-        for table, added in result.rows_added.items():
-            report.rows_added[table] = report.rows_added.get(table, 0) + added
+        report.add(result)
+        report.transformed += result.landed  # file loads map what they land at once
 
     land_records(
         engine,
@@ -208,5 +194,5 @@ def _forward(
         host=settings.segment_host,
         on_batch=progress.advance,
     )
-    report.forwarded = emitted.sent
-    report.forward_failed = emitted.failed
+    report.forwarding = True
+    report.add(emitted)

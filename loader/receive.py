@@ -1,7 +1,7 @@
 """Receive: land webhook events durably with group commit, and transform them in the background.
 
 The HTTP layer (:mod:`loader.serve`) validates each request into a
-:class:`~loader.land.RecordBatch` and hands it to a :class:`GroupCommitLander`; the request
+:class:`RecordBatch` and hands it to a :class:`GroupCommitLander`; the request
 is answered 2xx only once the transaction holding its records has committed::
 
     request -.                  .- writer 1: one INSERT into _raw_events + _pending
@@ -10,11 +10,11 @@ is answered 2xx only once the transaction holding its records has committed::
 
 A writer takes everything waiting when it becomes free, so the group grows with the load
 and one commit serves many requests; nothing waits on a timer.  A group is one statement
-(``sql/land/batch_to_pending.sql``, as in :func:`~loader.land.land_batch`) on an
-autocommit connection driven by the event loop: one round trip, its own transaction.
-Events are queued in ``_pending`` and the background transform maps them into
-the collection tables and ``tracks`` in micro-batches (:mod:`loader.background`), claiming with SKIP LOCKED, so a
-``drip-loader load`` running beside it shares the work and nothing is mapped twice.
+(``sql/land/batch_to_pending.sql``) on an autocommit connection driven by the event loop:
+one round trip, its own transaction.  Events are queued in ``_pending`` and the background
+transform (:mod:`loader.background`) maps them into the collection tables and ``tracks``
+in micro-batches, claiming with SKIP LOCKED, so a ``drip-loader load`` running beside it
+shares the work and nothing is mapped twice.
 
 When the database cannot take a group (down, restarting, or too much is waiting), every
 request in it fails with :class:`StoreUnavailable` (the receiver answers 429, which Drip
@@ -28,21 +28,107 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import psycopg2
 import psycopg2.extensions
 from sqlalchemy.engine import Engine
 
-from .db import prepared, sqlstate, translate_driver
+from .counts import Counts
+from .db import prepared, refused_data, translate_driver
 from .errors import DatabaseError, DatabaseUnavailable, LoaderError
-from .land import BATCH_TO_PENDING, LandResult, RecordBatch
+from .events import BadRecord, copy_timestamp, parse_for_copy
+from .land import reject_row
 from .sqlfiles import read_sql
 
 log = logging.getLogger("loader.serve")
 
 _MAX_BACKOFF = 5.0
+
+
+BATCH_TO_PENDING = "land/batch_to_pending.sql"
+"""The group-commit statement: a batch into ``_raw_events`` (once per key), its new events
+into ``_pending``, its rejects into ``_rejects``."""
+
+
+@dataclass
+class RecordBatch:
+    """Validated records for the group commit: one statement, no COPY, no stage.
+
+    The webhook receiver collects many requests into one batch and commits them together.
+    COPY through a temporary stage costs several round trips, which dominate batches of a
+    few dozen records; so the batch travels as ONE JSON document, each record a row
+    ``[key, event, occurred_at, is_email, origin, payload]`` with the payload embedded as
+    received (orjson fragments: never parsed or escaped again).
+    """
+
+    rows: list[bytes] = field(default_factory=list)
+    """One JSON array per accepted record."""
+    not_email: int = 0
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.rows) + len(self.rejects)
+
+    def add(self, origin: str, raw: bytes, *, load_id: str) -> str | None:
+        """Validate one record and add it (or its reject row); return the reject reason, if any."""
+        try:
+            key, event, occurred_at, is_email, payload = parse_for_copy(raw)
+        except BadRecord as bad:
+            self.reject(bad.reason, origin=origin, raw=raw, size=len(raw), load_id=load_id)
+            return bad.reason
+        # occurred_at is cast to timestamptz by Postgres, as COPY would read it
+        row = (key, event, copy_timestamp(occurred_at), is_email, origin, orjson.Fragment(payload))
+        self.rows.append(orjson.dumps(row))
+        self.not_email += not is_email
+        return None
+
+    def reject(self, reason: str, *, origin: str, raw: bytes, size: int, load_id: str) -> None:
+        """Add a reject row for ``raw`` (``size`` is its full length when ``raw`` is a head)."""
+        self.rejects.append(
+            reject_row(reason=reason, origin=origin, raw=raw, size=size, load_id=load_id)
+        )
+
+    def extend(self, other: RecordBatch) -> None:
+        """Append ``other``'s records (group commit: many requests, one statement)."""
+        self.rows.extend(other.rows)
+        self.rejects.extend(other.rejects)
+        self.not_email += other.not_email
+
+    def refused(self, reason: str, *, load_id: str) -> RecordBatch:
+        """This batch with every accepted record turned into a reject (Postgres refused it)."""
+        batch = RecordBatch(rejects=list(self.rejects))
+        for row in self.rows:
+            origin, payload = orjson.loads(row)[4:6]
+            raw = orjson.dumps(payload)
+            batch.reject(reason, origin=origin, raw=raw, size=len(raw), load_id=load_id)
+        return batch
+
+    def params(self, *, load_id: str) -> dict[str, Any]:
+        """The binds of ``sql/land/batch_to_pending.sql`` for this batch."""
+        rejects = self.rejects
+        return {
+            "records": (b"[" + b",".join(self.rows) + b"]").decode(),
+            "load_id": load_id,
+            "reject_reasons": [r["reason"] for r in rejects],
+            "reject_origins": [r["origin"] for r in rejects],
+            "reject_texts": [r["raw_text"] for r in rejects],
+            "reject_bytes": [r["raw_bytes"] for r in rejects],
+            "reject_sizes": [r["raw_size"] for r in rejects],
+            "reject_sha256": [r["raw_sha256"] for r in rejects],
+        }
+
+    def result(self, landed: int) -> Counts:
+        """The counts of this batch once ``landed`` of its events turned out to be new."""
+        return Counts(
+            read=len(self),
+            landed=landed,
+            duplicates=len(self.rows) - landed,
+            rejected=len(self.rejects),
+            not_email=self.not_email,
+        )
 
 
 class StoreUnavailable(Exception):
@@ -61,26 +147,6 @@ class Refused(Exception):
 class _Waiting:
     batch: RecordBatch
     future: asyncio.Future[None]
-
-
-@dataclass
-class LanderStats:
-    """What the lander has committed since it started."""
-
-    landed: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    not_email: int = 0
-    commits: int = 0
-    """Transactions; ``(landed + duplicates + rejected) / commits`` is the mean group size."""
-    failed_groups: int = 0
-
-    def add(self, result: LandResult) -> None:
-        self.landed += result.landed
-        self.duplicates += result.duplicates
-        self.rejected += result.rejected
-        self.not_email += result.not_email
-        self.commits += 1
 
 
 class GroupCommitLander:
@@ -136,7 +202,11 @@ class GroupCommitLander:
         self._closed = False
         self._failures = 0
         self._down_until = 0.0
-        self.stats = LanderStats()
+        self.stats = Counts()
+        """What the lander has committed since it started."""
+        self.commits = 0
+        """Transactions; ``stats.read / commits`` is the mean group size."""
+        self.failed_groups = 0
         self.database_up = True
         """False from a failed commit until the next successful one."""
 
@@ -246,16 +316,16 @@ class GroupCommitLander:
                 await self._commit(slot, group[:middle])
                 await self._commit(slot, group[middle:])
                 return
-            if (sqlstate(exc.__cause__ or exc) or "")[:2] == "22":
+            if refused_data(exc):
                 await self._refuse(slot, group[0], exc)
                 return
             log.error("could not land a webhook request, answering 429: %s", exc)
-            self.stats.failed_groups += 1
+            self.failed_groups += 1
             self._fail(group, StoreUnavailable("the database refused the event"))
             return
         except Exception:
             log.exception("bug while landing a webhook request; answering 429")
-            self.stats.failed_groups += 1
+            self.failed_groups += 1
             self._fail(group, StoreUnavailable("internal error"))
             return
         self._succeeded(result)
@@ -271,22 +341,23 @@ class GroupCommitLander:
             result = await self._land(slot, refused)
         except Exception as again:
             log.error("could not land a webhook request, answering 429: %s (%s)", exc, again)
-            self.stats.failed_groups += 1
+            self.failed_groups += 1
             self._fail([item], StoreUnavailable("the database refused the event"))
             return
         self._succeeded(result)
         if not item.future.done():
             item.future.set_exception(Refused(reason))
 
-    def _succeeded(self, result: LandResult) -> None:
+    def _succeeded(self, result: Counts) -> None:
         if not self.database_up:
             log.warning("the database is back: storing webhooks again")
         self.database_up = True
         self._failures = 0
         self._down_until = 0.0
         self.stats.add(result)
+        self.commits += 1
 
-    async def _land(self, slot: int, batch: RecordBatch) -> LandResult:
+    async def _land(self, slot: int, batch: RecordBatch) -> Counts:
         """One autocommit statement for the whole group on this writer's connection."""
         conn = self._open[slot]
         try:
@@ -320,7 +391,7 @@ class GroupCommitLander:
         if self.database_up:
             log.warning("%s; answering 429 until it is back", exc)
         self.database_up = False
-        self.stats.failed_groups += 1
+        self.failed_groups += 1
         self._failures += 1
         # Fail fast for a moment instead of queueing requests behind a dead server.
         self._down_until = time.monotonic() + min(0.25 * 2 ** (self._failures - 1), _MAX_BACKOFF)

@@ -40,7 +40,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,10 +57,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from . import pipeline
 from .background import EmitJob, TransformJob, Worker, WorkerState
 from .config import DEFAULT_MAX_RECORD_BYTES, Settings
+from .counts import Counts
 from .db import open_database, set_search_path, translating
 from .errors import ConfigError, DatabaseUnavailable, LoaderError, ServeError
-from .land import RecordBatch
-from .receive import GroupCommitLander, Refused, StoreUnavailable
+from .receive import GroupCommitLander, RecordBatch, Refused, StoreUnavailable
 from .runs import Run, start_run
 from .sqlfiles import read_sql
 
@@ -163,25 +163,13 @@ class ServeOptions:
         return cls(token=token, **{k: v for k, v in overrides.items() if v is not None})
 
 
-@dataclass
-class ServeReport:
-    """What one ``serve`` process did, returned when it stops."""
+@dataclass(kw_only=True)
+class ServeReport(Counts):
+    """What one ``serve`` process did (landing, transform, forwarding), returned when it stops."""
 
     load_id: str
-    requests: dict[str, int] = field(default_factory=dict)
+    responses: dict[str, int] = field(default_factory=dict)
     """Webhook requests answered, by HTTP status."""
-    read: int = 0
-    """Records stored: ``landed + duplicates + rejected``."""
-    landed: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    not_email: int = 0
-    transformed: int = 0
-    rows_added: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class Receiver:
@@ -216,6 +204,7 @@ class Receiver:
             ready=self.prepare,
         )
         self.transformer = Worker(self.transform, interval=options.transform_interval)
+        self.emit: EmitJob | None = None
         self.emitter: Worker | None = None
         if options.emit:
             if not settings.segment_write_key:
@@ -223,14 +212,14 @@ class Receiver:
                     "serve --emit needs a Segment write key: set SEGMENT_WRITE_KEY "
                     "or pass --segment-write-key"
                 )
-            emit = EmitJob(
+            self.emit = EmitJob(
                 engine,
                 schema=settings.schema,
                 write_key=settings.segment_write_key,
                 host=settings.segment_host,
                 ready=self.prepare,
             )
-            self.emitter = Worker(emit, interval=options.emit_interval)
+            self.emitter = Worker(self.emit, interval=options.emit_interval)
         # Health and metrics queries get their own threads: never queued behind landing.
         self._probe = ThreadPoolExecutor(2, thread_name_prefix="drip-probe")
 
@@ -307,21 +296,18 @@ class Receiver:
 
     def report(self) -> ServeReport:
         """Counts so far."""
-        stats = self.lander.stats if self.lander else None
-        transformed = self.transform.snapshot()
-        read = stats.landed + stats.duplicates + stats.rejected if stats else 0
-        return ServeReport(
+        report = ServeReport(
             load_id=self.load_id,
-            requests={str(status): n for status, n in sorted(self.requests.items())},
-            read=read,
-            landed=stats.landed if stats else 0,
-            duplicates=stats.duplicates if stats else 0,
-            rejected=stats.rejected if stats else 0,
-            not_email=stats.not_email if stats else 0,
-            transformed=transformed.events,
-            rows_added=dict(sorted(transformed.rows_added.items())),
+            responses={str(status): n for status, n in sorted(self.requests.items())},
             seconds=round(time.monotonic() - self._started, 3),
         )
+        if self.lander is not None:
+            report.add(self.lander.stats)
+        report.add(self.transform.snapshot())
+        if self.emit is not None:
+            report.add(self.emit.snapshot())
+        report.rows_added = Counter(dict(sorted(report.rows_added.items())))
+        return report
 
     # -- handlers ----------------------------------------------------------------------
 
@@ -540,12 +526,11 @@ class Receiver:
             lines.extend(f"{name}{labels} {value:.15g}" for labels, value in samples)
 
         report = self.report()
-        stats = self.lander.stats if self.lander else None
         metric(
             "drip_loader_webhook_requests_total",
             "counter",
             "Webhook requests answered, by HTTP status.",
-            [(f'{{status="{s}"}}', n) for s, n in report.requests.items()],
+            [(f'{{status="{s}"}}', n) for s, n in report.responses.items()],
         )
         metric(
             "drip_loader_webhook_events_total",
@@ -567,7 +552,7 @@ class Receiver:
             "drip_loader_group_commits_total",
             "counter",
             "Landing transactions (each commits many requests).",
-            [("", stats.commits if stats else 0)],
+            [("", self.lander.commits if self.lander else 0)],
         )
         metric(
             "drip_loader_queued_events",

@@ -27,10 +27,10 @@ from typer.testing import CliRunner
 from loader import __version__, migrate
 from loader.cli import app
 from loader.config import Settings
+from loader.counts import Counts
 from loader.db import make_engine, set_search_path
 from loader.emit import (
     MAX_BATCH_BYTES,
-    EmitReport,
     RetryPolicy,
     _retry_after,
     batches,
@@ -125,7 +125,7 @@ def outbox(engine: Engine) -> dict[str, tuple[str, int, str | None]]:
         return {r.id: (r.status, r.attempts, r.last_error) for r in rows}
 
 
-def emit(engine: Engine, sink: SegmentSink, **options: Any) -> EmitReport:
+def emit(engine: Engine, sink: SegmentSink, **options: Any) -> Counts:
     options.setdefault("policy", FAST)
     return emit_events(engine, schema="drip", write_key=WRITE_KEY, host=sink.url, **options)
 
@@ -232,7 +232,7 @@ def test_every_email_event_arrives_as_a_segment_track_call(settings, engine, tmp
         },
     }
     # this first emit turned forwarding on and queued the five events loaded before it
-    assert report == EmitReport(sent=5, queued=5, requests=1, seconds=report.seconds)
+    assert report == Counts(sent=5, queued=5, requests=1, seconds=report.seconds)
     assert outbox(engine) == dict.fromkeys(
         ids[:5], ("sent", 1, None)
     )  # the tag event is not queued
@@ -581,7 +581,7 @@ def open_transactions(engine: Engine) -> int:
 
 def test_two_emitters_at_once_never_send_the_same_event(settings, engine, tmp_path, sink):
     ids = land_sample(settings, tmp_path, 800)
-    reports: list[EmitReport] = []
+    reports: list[Counts] = []
 
     def run() -> None:
         reports.append(emit(engine, sink, claim_size=50, batch_size=20))

@@ -5,7 +5,7 @@
 -- second read, and a duplicate is never mapped (or queued) twice.
 WITH src AS (
     INSERT INTO _raw_events (_event_key, event, occurred_at, received_at, is_email, _load_id, origin, payload)
-    SELECT _event_key, event, occurred_at, coalesce(CAST(:received_at AS timestamptz), now()),
+    SELECT _event_key, event, occurred_at, now(),
            is_email, :load_id, origin, payload
     FROM _stage
     -- One lock order for every lander, so overlapping loads cannot deadlock; among copies

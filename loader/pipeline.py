@@ -23,7 +23,7 @@ from .errors import LoaderError, StepFailed
 from .extract import Source, discover_sources, read_records
 from .land import land_records
 from .runs import recorded_run
-from .transform import ADDED_COUNTS, run_transforms
+from .transform import ADDED_COUNTS, TransformResult, requeue_all, run_transforms
 
 
 class Progress(Protocol):
@@ -196,3 +196,40 @@ def _forward(
     )
     report.forwarding = True
     report.add(emitted)
+
+
+def rebuild(engine: Engine, *, schema: str, batch_size: int) -> tuple[int, TransformResult]:
+    """Empty the collection tables and ``tracks``, queue every landed event again and
+    transform it all (after a mapping fix); the events queued and what the transform did."""
+    queued = requeue_all(engine, schema=schema)
+    return queued, run_transforms(engine, schema=schema, batch_size=batch_size)
+
+
+def forward(
+    engine: Engine,
+    *,
+    schema: str,
+    write_key: str | None,
+    host: str,
+    retry_failed: bool = False,
+    batch_size: int,
+) -> Counts:
+    """``drip-loader emit``: check the schema is at head, then forward every email event
+    Segment has not confirmed (:func:`loader.emit.emit_events`).
+
+    Raises:
+        LoaderError: the schema is behind head, or as :func:`loader.emit.emit_events`.
+    """
+    from .emit import emit_events  # httpx is loaded only when forwarding
+
+    migrate.require_head(
+        engine, schema=schema, then="run `drip-loader migrate` (or `drip-loader load`) first"
+    )
+    return emit_events(
+        engine,
+        schema=schema,
+        write_key=write_key,
+        host=host,
+        retry_failed=retry_failed,
+        batch_size=batch_size,
+    )

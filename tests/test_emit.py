@@ -29,19 +29,13 @@ from loader.cli import app
 from loader.config import Settings
 from loader.counts import Counts
 from loader.db import make_engine, set_search_path
-from loader.emit import (
-    MAX_BATCH_BYTES,
-    RetryPolicy,
-    _retry_after,
-    batches,
-    emit_events,
-    enable_forwarding,
-)
+from loader.emit import emit_events, enable_forwarding
 from loader.errors import EmitError
 from loader.events import parse_record
 from loader.land import land_records
 from loader.pipeline import run_pipeline
 from loader.sample import generate_events
+from loader.segment import MAX_BATCH_BYTES, RetryPolicy, _retry_after, batches
 from loader.status import warehouse_status
 from loader.tables import build_metadata
 from tests.casefiles import case

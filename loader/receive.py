@@ -37,7 +37,7 @@ import psycopg2.extensions
 from sqlalchemy.engine import Engine
 
 from .counts import Counts
-from .db import prepared, refused_data, translate_driver
+from .db import AsyncConnection, prepared, refused_data, translate_driver
 from .errors import DatabaseError, DatabaseUnavailable, LoaderError
 from .events import BadRecord, copy_timestamp, parse_for_copy
 from .land import reject_row
@@ -195,7 +195,7 @@ class GroupCommitLander:
         self._queued = 0
         self._busy = 0
         self._tasks: list[asyncio.Task[None]] = []
-        self._open: list[_AsyncConnection | None] = [None] * self._writers
+        self._open: list[AsyncConnection | None] = [None] * self._writers
         # The landing statement is prepared once per connection: planning its CTE cost the
         # server as much as running it for a group of fifteen events.
         self._prepare, self._execute = prepared(engine, "drip_land", read_sql(BATCH_TO_PENDING))
@@ -364,7 +364,7 @@ class GroupCommitLander:
             if conn is None:
                 # Migrating or checking the schema is synchronous (alembic): off the loop.
                 await asyncio.get_running_loop().run_in_executor(None, self._ready)
-                conn = await _AsyncConnection.open(
+                conn = await AsyncConnection.open(
                     self._engine, schema=self._schema, timeout=self._timeout, prepare=self._prepare
                 )
                 self._open[slot] = conn
@@ -401,92 +401,3 @@ class GroupCommitLander:
         for item in group:
             if not item.future.done():
                 item.future.set_exception(exc)
-
-
-class _AsyncConnection:
-    """A psycopg2 connection in asynchronous mode, driven by the event loop.
-
-    The landing statement is the receiver's hot path: run from the loop, a group costs two
-    wake-ups (send, answer) and no hand-off to a thread that must win the GIL back from a
-    busy loop.  Asynchronous connections are always in autocommit mode, which is what
-    one-statement groups want anyway.
-    """
-
-    def __init__(self, conn: psycopg2.extensions.connection) -> None:
-        self._conn = conn
-
-    @classmethod
-    async def open(
-        cls, engine: Engine, *, schema: str, timeout: float, prepare: str = ""
-    ) -> _AsyncConnection:
-        """Connect like ``engine`` would, set the search path to ``schema``, then run
-        ``prepare`` (a PREPARE statement) if given.
-
-        Raises:
-            psycopg2.Error: the connection failed.
-            TimeoutError: the server did not answer within ``timeout`` seconds.
-        """
-        cargs, cparams = engine.dialect.create_connect_args(engine.url)
-        cparams = {**cparams, "application_name": "drip-loader serve"}
-        self = cls(psycopg2.connect(*cargs, **cparams, async_=True))
-        try:
-            await asyncio.wait_for(self._wait(), timeout)
-            await asyncio.wait_for(
-                self.execute(
-                    "SELECT set_config('search_path', %(schema)s, false)", {"schema": schema}
-                ),
-                timeout,
-            )
-            if prepare:
-                await asyncio.wait_for(self.execute(prepare, None), timeout)
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    @property
-    def closed(self) -> bool:
-        return bool(self._conn.closed)
-
-    async def execute(self, sql: str, params: dict[str, Any] | None) -> tuple[Any, ...] | None:
-        """Run one statement; return its first row, if it returns rows."""
-        cursor = self._conn.cursor()
-        try:
-            cursor.execute(sql, params)
-            await self._wait()
-            return cursor.fetchone() if cursor.description is not None else None
-        finally:
-            cursor.close()
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._conn.close()
-
-    async def _wait(self) -> None:
-        loop = asyncio.get_running_loop()
-        conn = self._conn
-        while True:
-            state = conn.poll()
-            if state == psycopg2.extensions.POLL_OK:
-                return
-            fd = conn.fileno()
-            waiter: asyncio.Future[None] = loop.create_future()
-
-            def ready(waiter: asyncio.Future[None] = waiter) -> None:
-                if not waiter.done():
-                    waiter.set_result(None)
-
-            if state == psycopg2.extensions.POLL_READ:
-                loop.add_reader(fd, ready)
-                try:
-                    await waiter
-                finally:
-                    loop.remove_reader(fd)
-            elif state == psycopg2.extensions.POLL_WRITE:
-                loop.add_writer(fd, ready)
-                try:
-                    await waiter
-                finally:
-                    loop.remove_writer(fd)
-            else:
-                raise psycopg2.OperationalError(f"unexpected poll state {state}")

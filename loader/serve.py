@@ -20,7 +20,10 @@ A webhook request is answered only after its records are committed (:mod:`loader
 The token lives in the URL (Drip cannot sign or add headers), so the URL is never logged:
 uvicorn's access log is off and ours (``access_log=True``) prints the path redacted.
 Stack: Starlette on uvicorn (httptools + uvloop when installed); the webhook route is a
-plain ASGI endpoint in Starlette's router, without its Request/Response layer.
+plain ASGI endpoint in Starlette's router, without its Request/Response layer.  This module
+is the app and its routes; a body becomes records in :mod:`loader.webhook`, records are
+committed by :mod:`loader.receive`, mapped and forwarded by :mod:`loader.background`, and
+``/metrics`` is written by :mod:`loader.metrics`.
 """
 
 from __future__ import annotations
@@ -59,14 +62,15 @@ from .config import TOKEN_ENV, ServeOptions, Settings
 from .counts import Counts
 from .db import open_database, set_search_path, translating
 from .errors import ConfigError, DatabaseUnavailable, LoaderError, ServeError
-from .receive import GroupCommitLander, RecordBatch, Refused, StoreUnavailable
+from .metrics import exposition
+from .receive import GroupCommitLander, Refused, StoreUnavailable
 from .runs import Run, start_run
 from .sqlfiles import read_sql
+from .webhook import parse_body
 
 log = logging.getLogger("loader.serve")
 
 WEBHOOK_PATH = "/webhooks/drip/{token}"
-_ARRAY = re.compile(rb"\s*\[")
 _REDACT = re.compile(r"^/webhooks/drip/[^/]*")
 
 
@@ -274,22 +278,10 @@ class Receiver:
         client = scope.get("client")
         origin = f"webhook:{client[0] if client else 'unknown'}:{datetime.now(UTC).isoformat()}"
 
-        batch = RecordBatch()
-        reasons: list[str] = []
-        total = 1
-        if size > limit:
-            reason = (
-                f"body is {size} bytes, over the limit of {limit} "
-                "(raise serve --max-body-bytes to accept it)"
-            )
-            batch.reject(reason, origin=origin, raw=bytes(body), size=size, load_id=self.load_id)
-            reasons.append(reason)
-        elif _ARRAY.match(body):
-            total = self._add_array(batch, bytes(body), origin, reasons)
-        else:
-            bad = batch.add(origin, bytes(body), load_id=self.load_id)
-            if bad is not None:
-                reasons.append(bad)
+        parsed = parse_body(
+            bytes(body), size=size, limit=limit, origin=origin, load_id=self.load_id
+        )
+        batch, reasons, total = parsed.batch, parsed.reasons, parsed.total
 
         if total == 0:
             await self._send(send, 200, b'{"received":0}')
@@ -337,19 +329,6 @@ class Receiver:
             }
         )
         await send({"type": "http.response.body", "body": content})
-
-    def _add_array(self, batch: RecordBatch, body: bytes, origin: str, reasons: list[str]) -> int:
-        """Add each element of a JSON array body; return how many there are."""
-        try:
-            elements = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            reasons.append(batch.add(origin, body, load_id=self.load_id) or "not JSON")
-            return 1
-        for index, element in enumerate(elements):
-            reason = batch.add(f"{origin}[{index}]", orjson.dumps(element), load_id=self.load_id)
-            if reason is not None:
-                reasons.append(f"[{index}] {reason}")
-        return len(elements)
 
     async def healthz(self, request: Request) -> Response:
         """``GET /healthz``: 200 when the database answers (and the schema is ready), else 503."""
@@ -412,8 +391,16 @@ class Receiver:
             lag = await asyncio.wait_for(loop.run_in_executor(self._probe, self._lag), 5.0)
         except (TimeoutError, LoaderError):
             lag = None
+        report = self.report()
         return Response(
-            self._exposition(lag).encode(),
+            exposition(
+                report,
+                responses=report.responses,
+                commits=self.lander.commits if self.lander else 0,
+                queued=self.lander.queued if self.lander else 0,
+                workers=self.worker_states(),
+                lag=lag,
+            ).encode(),
             media_type="text/plain; version=0.0.4; charset=utf-8",
         )
 
@@ -423,101 +410,6 @@ class Receiver:
             row = conn.execute(text(read_sql("serve/transform_lag.sql"))).one()
             conn.rollback()
         return int(row.pending), float(row.lag_seconds)
-
-    def _exposition(self, lag: tuple[int, float] | None) -> str:
-        lines: list[str] = []
-
-        def metric(name: str, kind: str, help_: str, samples: list[tuple[str, float]]) -> None:
-            lines.append(f"# HELP {name} {help_}")
-            lines.append(f"# TYPE {name} {kind}")
-            lines.extend(f"{name}{labels} {value:.15g}" for labels, value in samples)
-
-        report = self.report()
-        metric(
-            "drip_loader_webhook_requests_total",
-            "counter",
-            "Webhook requests answered, by HTTP status.",
-            [(f'{{status="{s}"}}', n) for s, n in report.responses.items()],
-        )
-        metric(
-            "drip_loader_webhook_events_total",
-            "counter",
-            "Events received by webhook, by outcome (landed: new; duplicate: already stored).",
-            [
-                ('{outcome="landed"}', report.landed),
-                ('{outcome="duplicate"}', report.duplicates),
-                ('{outcome="rejected"}', report.rejected),
-            ],
-        )
-        metric(
-            "drip_loader_webhook_not_email_events_total",
-            "counter",
-            "Landed or duplicate events that are not email events (kept raw only).",
-            [("", report.not_email)],
-        )
-        metric(
-            "drip_loader_group_commits_total",
-            "counter",
-            "Landing transactions (each commits many requests).",
-            [("", self.lander.commits if self.lander else 0)],
-        )
-        metric(
-            "drip_loader_queued_events",
-            "gauge",
-            "Events waiting for a landing transaction.",
-            [("", self.lander.queued if self.lander else 0)],
-        )
-        metric(
-            "drip_loader_transformed_events_total",
-            "counter",
-            "Pending events this process mapped into the collection tables and tracks.",
-            [("", report.transformed)],
-        )
-        metric(
-            "drip_loader_transform_runs_total",
-            "counter",
-            "Passes of the background transform over the queue, empty ones included.",
-            [("", self.transformer.state().runs)],
-        )
-        workers = self.worker_states()
-        metric(
-            "drip_loader_worker_last_success_timestamp_seconds",
-            "gauge",
-            "Unix time of the last step a background worker finished without error; 0: none yet.",
-            [(f'{{worker="{w.name}"}}', round(w.last_success or 0, 3)) for w in workers],
-        )
-        metric(
-            "drip_loader_worker_errors_total",
-            "counter",
-            "Steps of a background worker that failed (each is retried after a backoff).",
-            [(f'{{worker="{w.name}"}}', w.errors) for w in workers],
-        )
-        metric(
-            "drip_loader_worker_failing_seconds",
-            "gauge",
-            "Seconds a background worker has been failing without a success; 0: it is not.",
-            [(f'{{worker="{w.name}"}}', round(w.failing_for(time.time()), 3)) for w in workers],
-        )
-        metric(
-            "drip_loader_database_up",
-            "gauge",
-            "1 when the last database query of /metrics succeeded.",
-            [("", 0 if lag is None else 1)],
-        )
-        if lag is not None:
-            metric(
-                "drip_loader_pending_events",
-                "gauge",
-                "Landed events waiting for the transform (from any process).",
-                [("", lag[0])],
-            )
-            metric(
-                "drip_loader_transform_lag_seconds",
-                "gauge",
-                "Age of the oldest event waiting for the transform; 0 when none.",
-                [("", round(lag[1], 3))],
-            )
-        return "\n".join(lines) + "\n"
 
 
 def create_app(receiver: Receiver) -> ASGIApp:

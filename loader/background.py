@@ -163,7 +163,24 @@ class Worker:
             log.exception("bug in the background %s, retrying", self.job.name)
 
 
-class TransformJob:
+class _Counting:
+    """What a job has done so far, read from other threads (``/metrics``, the report)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = Counts()
+
+    def _count(self, done: Counts) -> None:
+        with self._lock:
+            self._counts.add(done)
+
+    def snapshot(self) -> Counts:
+        """The counts so far (a copy)."""
+        with self._lock:
+            return replace(self._counts, rows_added=Counter(self._counts.rows_added))
+
+
+class TransformJob(_Counting):
     """Map pending events into the tables, a batch per step; merge subscribers when caught up.
 
     Claiming uses SKIP LOCKED, so a ``drip-loader load`` running beside it shares the work.
@@ -179,13 +196,12 @@ class TransformJob:
         batch_size: int,
         ready: Callable[[], None] = lambda: None,
     ) -> None:
+        super().__init__()
         self._engine = engine
         self._schema = schema
         self._batch_size = batch_size
         self._ready = ready
         self._conn: Connection | None = None
-        self._lock = threading.Lock()
-        self._counts = Counts()
 
     def step(self) -> bool:
         with translating():
@@ -200,9 +216,7 @@ class TransformJob:
             if claimed < self._batch_size:  # caught up: bring subscribers up to date
                 added["subscribers"] += merge_all_subscribers(conn)
         if claimed or added:
-            with self._lock:
-                self._counts.transformed += claimed
-                self._counts.rows_added.update(added)
+            self._count(Counts(transformed=claimed, rows_added=added))
         return claimed >= self._batch_size
 
     def reset(self) -> None:
@@ -211,13 +225,8 @@ class TransformJob:
             with contextlib.suppress(Exception):
                 conn.close()
 
-    def snapshot(self) -> Counts:
-        """What it has mapped so far (``transformed``, ``rows_added``)."""
-        with self._lock:
-            return replace(self._counts, rows_added=Counter(self._counts.rows_added))
 
-
-class EmitJob:
+class EmitJob(_Counting):
     """Forward what the transform queued in the outbox to Segment, everything per step.
 
     The outbox makes it safe beside a scheduled ``emit`` (SKIP LOCKED) and across restarts
@@ -236,13 +245,12 @@ class EmitJob:
         host: str,
         ready: Callable[[], None] = lambda: None,
     ) -> None:
+        super().__init__()
         self._engine = engine
         self._schema = schema
         self._write_key = write_key
         self._host = host
         self._ready = ready
-        self._lock = threading.Lock()
-        self._counts = Counts()
 
     def step(self) -> bool:
         from .emit import emit_events  # httpx is loaded only when forwarding is on
@@ -257,15 +265,6 @@ class EmitJob:
             raise
         self._count(report)
         return False
-
-    def _count(self, report: Counts) -> None:
-        with self._lock:
-            self._counts.add(report)
-
-    def snapshot(self) -> Counts:
-        """What it has forwarded so far (``sent``, ``failed``, ...)."""
-        with self._lock:
-            return replace(self._counts, rows_added=Counter(self._counts.rows_added))
 
     def reset(self) -> None:
         pass  # emit_events opens and closes its own connection and HTTP client

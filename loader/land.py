@@ -2,9 +2,9 @@
 
 Records are validated in this process and taken in chunks of ``batch_size``.  Each chunk
 is one transaction on one of ``workers`` connections: COPY into a temporary stage, then
-one statement that lands the new events in ``_raw_events`` (once per event key) and
-either maps them into the collection tables and ``tracks`` right away (file loads) or
-queues them in ``_pending`` (the webhook receiver).  Parsing the next chunk overlaps the
+one statement that lands the new events in ``_raw_events`` (once per event key) and maps
+them into the collection tables and ``tracks`` right away (the webhook receiver queues
+its events for a later transform instead: :mod:`loader.receive`).  Parsing the next chunk overlaps the
 database work on the previous ones.  A crash loses at most the open chunks; a rerun lands
 them then (keys make it idempotent).
 """
@@ -274,7 +274,6 @@ class _Writer:
         *,
         schema: str,
         load_id: str,
-        transform: bool,
     ) -> None:
         self._conn: Connection = engine.connect()
         batch_session(self._conn, schema)
@@ -284,8 +283,7 @@ class _Writer:
         self._known = text(read_sql("land/known_keys.sql"))
         self._replaying = True
         self._chunks_seen = 0
-        tail = TAIL if transform else "land/queue_pending.sql"
-        self._statement = text(read_sql("land/insert_raw.sql") + read_sql(tail))
+        self._statement = text(read_sql("land/insert_raw.sql") + read_sql(TAIL))
         self._params = {**event_map_params(), "load_id": load_id}
         self._load_id = load_id
 
@@ -358,7 +356,6 @@ def land_records(
     load_id: str,
     batch_size: int,
     max_record_bytes: int,
-    transform: bool = True,
     workers: int = 2,
     on_chunk: Callable[[Counts], None] | None = None,
 ) -> Counts:
@@ -371,8 +368,6 @@ def land_records(
         load_id: id of this run, stored with every landed and rejected record.
         batch_size: records per COPY and transaction.
         max_record_bytes: larger records are rejected.
-        transform: map new events into the collection tables in the same transaction
-            (True), or only queue them in ``_pending`` for :func:`run_transforms`.
         workers: connections landing chunks concurrently.
         on_chunk: called with each chunk's counts after it commits (progress).
 
@@ -407,10 +402,7 @@ def land_records(
             writer.close()
 
     with translating():
-        writers = [
-            _Writer(engine, schema=schema, load_id=load_id, transform=transform)
-            for _ in range(workers)
-        ]
+        writers = [_Writer(engine, schema=schema, load_id=load_id) for _ in range(workers)]
     threads = [
         threading.Thread(target=work, args=(w, inbox), daemon=True)
         for w, inbox in zip(writers, todo, strict=True)

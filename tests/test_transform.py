@@ -12,10 +12,9 @@ from sqlalchemy.engine import Engine
 from loader import __version__
 from loader.config import Settings
 from loader.events import parse_record
-from loader.land import land_records
 from loader.transform import ADDED_COUNTS, requeue_all, run_transforms
 from tests.casefiles import case, case_bytes, line
-from tests.support.warehouse import TABLES, load_lines, one, rows, snapshot
+from tests.support.warehouse import TABLES, load_lines, one, queue_records, rows, snapshot
 
 OPENED_ID = "drip-c9daf0b892cbfee91c07ed550280e13e04820e09"
 CLICKED_ID = "drip-40337f85b1c3e203d8f906b08faa5ba3152f011c"
@@ -216,15 +215,7 @@ def test_pending_path_gives_the_same_tables_as_a_file_load(
             )
         )
     records = ((f"mem:{i}", raw, len(raw)) for i, raw in enumerate(lines, 1))
-    landed = land_records(
-        engine,
-        records,
-        schema="drip",
-        load_id="p",
-        batch_size=700,
-        max_record_bytes=1 << 20,
-        transform=False,
-    )
+    landed = queue_records(engine, records, load_id="p")
     assert landed.rows_added == {}
     assert one(engine, "SELECT count(*) AS n FROM drip.tracks")["n"] == 0
     result = run_transforms(engine, schema="drip", batch_size=1000)
@@ -286,15 +277,7 @@ def test_an_event_whose_landing_commits_late_is_not_skipped(
     thread.start()
     assert landed.wait(10)
     # meanwhile another event lands and the scheduled transform runs
-    land_records(
-        engine,
-        [("now:1", first, len(first))],
-        schema="drip",
-        load_id="n",
-        batch_size=10,
-        max_record_bytes=1 << 20,
-        transform=False,
-    )
+    queue_records(engine, [("now:1", first, len(first))], load_id="n")
     assert run_transforms(engine, schema="drip", batch_size=10).events == 1
     release.set()
     thread.join()

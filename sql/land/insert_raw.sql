@@ -1,4 +1,4 @@
--- name: insert_raw (head; the tail is transform/map_and_insert.sql or land/queue_pending.sql)
+-- name: insert_raw (head; the tail is transform/map_and_insert.sql)
 -- Land the staged chunk (each event once: the first copy wins, a retry with a changed
 -- subscriber snapshot is the same event) and hand exactly the newly landed events, as
 -- `src`, to the tail in the same statement: a file load maps what it lands without a

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -21,8 +22,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from . import __version__
-from .config import Settings
-from .errors import ConfigError, LoaderError
+from .config import ServeOptions, Settings
+from .errors import ConfigError, LoaderError, Terminated
 
 app = typer.Typer(
     name="drip-loader",
@@ -33,6 +34,9 @@ app = typer.Typer(
 )
 
 T = TypeVar("T")
+
+# serve's defaults are ServeOptions' own: the options below show them, never restate them.
+_SERVE: dict[str, Any] = {f.name: f.default for f in fields(ServeOptions)}
 
 _state: dict[str, bool] = {"debug": False}
 
@@ -121,9 +125,10 @@ def _guarded(action: Callable[[], T]) -> T:
             raise
         _err(f"Error: {exc}")
         raise typer.Exit(1) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         _err("Interrupted: committed chunks are kept; run the same command again to finish.")
-        raise typer.Exit(130) from None
+        # 128 + the signal number, as a shell reports a process the signal stopped
+        raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
 
 
 @contextmanager
@@ -204,8 +209,8 @@ def migrate(database_url: DatabaseUrl = None, schema: Schema = None) -> None:
     def action() -> str:
         settings = _settings(database_url, schema)
         with _database(settings) as engine:
-            migrations.upgrade(engine, schema=settings.schema)
-            return f"Schema {settings.schema!r} is at revision {migrations.head_revision()}."
+            revision = migrations.upgrade(engine, schema=settings.schema)
+            return f"Schema {settings.schema!r} is at revision {revision}."
 
     typer.echo(_guard(action))
 
@@ -302,11 +307,11 @@ def load(
     typer.echo("  rows added:")
     for table, added in report.rows_added.items():
         typer.echo(f"    {table:<22}{added:>12,}")
-    if report.forwarded is not None:
-        typer.echo(f"  {'sent to Segment':<20}{report.forwarded:>12,}")
-        if report.forward_failed:
+    if report.forwarding:
+        typer.echo(f"  {'sent to Segment':<20}{report.sent:>12,}")
+        if report.failed:
             label = "failed for Segment"
-            typer.echo(f"  {label:<20}{report.forward_failed:>12,}  (see drip-loader emit --help)")
+            typer.echo(f"  {label:<20}{report.failed:>12,}  (see drip-loader emit --help)")
     if report.rejected:
         typer.echo(
             f"  {report.rejected} rejected record(s) kept in {_schema_name(schema)}._rejects with the reason and origin."
@@ -408,7 +413,7 @@ def sql(
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
 ) -> None:
     """Query the warehouse (the embedded one too) and print the result."""
-    from .report import query_frame, render
+    from .report import query_text
 
     if fmt not in ("table", "csv", "json"):
         _err("Error: --format must be table, csv or json")
@@ -417,7 +422,7 @@ def sql(
     def action() -> str:
         settings = _settings(database_url, schema)
         with _database(settings) as engine:
-            return render(query_frame(engine, query, schema=settings.schema), fmt=fmt)
+            return query_text(engine, query, schema=settings.schema, fmt=fmt)
 
     typer.echo(_guard(action))
 
@@ -455,13 +460,12 @@ def _psql_binary() -> str:
 @app.command()
 def rebuild(database_url: DatabaseUrl = None, schema: Schema = None) -> None:
     """Rebuild the collection tables and tracks from the raw landed events (after a mapping fix)."""
-    from .transform import requeue_all, run_transforms
+    from .pipeline import rebuild as rebuild_tables
 
     def action() -> str:
         settings = _settings(database_url, schema)
         with _database(settings) as engine:
-            queued = requeue_all(engine, schema=settings.schema)
-            result = run_transforms(
+            queued, result = rebuild_tables(
                 engine, schema=settings.schema, batch_size=settings.transform_batch_size
             )
             return f"Rebuilt from {queued:,} raw events: " + ", ".join(
@@ -490,20 +494,14 @@ def emit(
     as_json: JsonFlag = False,
 ) -> None:
     """Forward every landed email event Segment has not confirmed yet to Segment's HTTP API."""
-    from . import migrate as migrations
-    from .emit import emit_events
+    from .pipeline import forward
 
     def action() -> Any:
         settings = _settings(
             database_url, schema, segment_write_key=segment_write_key, segment_host=segment_host
         )
         with _database(settings) as engine:
-            migrations.require_head(
-                engine,
-                schema=settings.schema,
-                then="run `drip-loader migrate` (or `drip-loader load`) first",
-            )
-            return emit_events(
+            return forward(
                 engine,
                 schema=settings.schema,
                 write_key=settings.segment_write_key,
@@ -543,13 +541,13 @@ def serve(
         typer.Option(
             "--host", help="Address to listen on (0.0.0.0: all interfaces, e.g. in a container)."
         ),
-    ] = "127.0.0.1",
+    ] = _SERVE["host"],
     port: Annotated[
         int,
         typer.Option(
             "--port", min=0, max=65535, help="TCP port; 0 picks a free one (printed at start)."
         ),
-    ] = 8000,
+    ] = _SERVE["port"],
     database_url: DatabaseUrl = None,
     schema: Schema = None,
     max_body_bytes: Annotated[
@@ -559,7 +557,7 @@ def serve(
             min=1,
             help="Answer 413 to larger bodies (their head is kept in _rejects).",
         ),
-    ] = 1024 * 1024,
+    ] = _SERVE["max_body_bytes"],
     no_migrate: Annotated[
         bool,
         typer.Option(
@@ -573,44 +571,53 @@ def serve(
             min=0.05,
             help="Seconds between transform polls when idle (freshness).",
         ),
-    ] = 1.0,
+    ] = _SERVE["transform_interval"],
     writers: Annotated[
         int,
         typer.Option(
             "--writers", min=1, help="Database connections committing groups of requests."
         ),
-    ] = 2,
+    ] = _SERVE["writers"],
     retry_after: Annotated[
         int,
         typer.Option("--retry-after", min=1, help="Seconds in the Retry-After header of a 429."),
-    ] = 10,
+    ] = _SERVE["retry_after"],
     forwarded_allow_ips: Annotated[
         str,
         typer.Option(
             "--forwarded-allow-ips",
             help="Comma-separated proxy addresses trusted for X-Forwarded-For ('*': any).",
         ),
-    ] = "127.0.0.1",
+    ] = _SERVE["forwarded_allow_ips"],
     access_log: Annotated[
         bool, typer.Option("--access-log", help="Log every request (the token is redacted).")
-    ] = False,
+    ] = _SERVE["access_log"],
     body_timeout: Annotated[
         float,
         typer.Option("--body-timeout", min=0.1, help="Seconds to receive a body; then 408."),
-    ] = 30.0,
+    ] = _SERVE["body_timeout"],
     max_connections: Annotated[
         int,
         typer.Option("--max-connections", min=1, help="Open connections at most; then 503."),
-    ] = 1000,
+    ] = _SERVE["max_connections"],
     emit: Annotated[
         bool,
         typer.Option("--emit", help="Also forward transformed events to Segment (see emit)."),
-    ] = False,
+    ] = _SERVE["emit"],
+    degraded_after: Annotated[
+        float,
+        typer.Option(
+            "--degraded-after",
+            min=0.1,
+            help="Seconds the background transform or forwarding may keep failing before "
+            "/healthz says degraded (still 200).",
+        ),
+    ] = _SERVE["degraded_after"],
     segment_write_key: SegmentWriteKey = None,
     segment_host: SegmentHost = None,
 ) -> None:
     """Receive Drip webhooks at /webhooks/drip/$DRIP_LOADER_WEBHOOK_TOKEN; keep the tables fresh."""
-    from .serve import ServeOptions, run_server
+    from .serve import run_server
 
     def action() -> Any:
         options = ServeOptions.from_env(
@@ -626,6 +633,7 @@ def serve(
             body_timeout=body_timeout,
             max_connections=max_connections,
             emit=emit,
+            degraded_after=degraded_after,
         )
         settings = _settings(
             database_url, schema, segment_write_key=segment_write_key, segment_host=segment_host
@@ -633,7 +641,7 @@ def serve(
         return run_server(settings, options, announce=_err)
 
     report = _guard(action)
-    requests = ", ".join(f"{n:,} x {status}" for status, n in report.requests.items()) or "none"
+    requests = ", ".join(f"{n:,} x {status}" for status, n in report.responses.items()) or "none"
     typer.echo(
         f"Stopped after {report.seconds:,.0f} s. Requests: {requests}. "
         f"Events landed {report.landed:,}, duplicates {report.duplicates:,}, "
@@ -699,19 +707,20 @@ def report(
     schema: Schema = None,
 ) -> None:
     """Print an analyst report read from the warehouse views."""
-    from .report import render, run_report
+    from .report import report_text
 
     def action() -> str:
         settings = _settings(database_url, schema)
         with _database(settings) as engine:
-            frame = run_report(engine, name.value, schema=settings.schema, since=since, until=until)
-        text = render(frame, fmt=fmt.value, na_rep="")
+            text, rows = report_text(
+                engine, name.value, schema=settings.schema, fmt=fmt.value, since=since, until=until
+            )
         if out is not None:
             try:
                 out.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
             except OSError as exc:
                 raise ConfigError(f"cannot write {out}: {exc.strerror}") from None
-            _err(f"Wrote {len(frame):,} row(s) to {out}")
+            _err(f"Wrote {rows:,} row(s) to {out}")
         return text
 
     text = _guard(action)

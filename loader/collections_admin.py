@@ -20,12 +20,11 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from . import migrate
-from .db import translating
+from .db import batch_session, set_search_path, translating
 from .mapping import backfill_statement, in_order, map_params
 from .registry import BY_NAME, COLLECTIONS, resolve
 from .sqlfiles import read_sql
 from .tables import build_metadata
-from .transform import batch_session, set_search_path
 
 
 @dataclass(frozen=True)

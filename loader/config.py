@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +140,96 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
-    def with_url(self, url: str) -> Settings:
-        """A copy of these settings pointing at ``url``."""
-        return replace(self, database_url=url)
+
+TOKEN_ENV = "DRIP_LOADER_WEBHOOK_TOKEN"
+
+# URL-safe and long enough to be unguessable: the token is the only authentication.
+_TOKEN = re.compile(r"^[A-Za-z0-9._~-]{16,256}$")
+_MAKE_TOKEN = f"export {TOKEN_ENV}=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How ``drip-loader serve`` listens and lands (database options live in :class:`Settings`)."""
+
+    token: str = field(repr=False)
+    """The secret path segment of the webhook URL (``$DRIP_LOADER_WEBHOOK_TOKEN``)."""
+    host: str = "127.0.0.1"
+    """Address to listen on."""
+    port: int = 8000
+    """TCP port; 0 picks a free one (announced at start)."""
+    max_body_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    """Larger request bodies are answered 413."""
+    migrate_first: bool = True
+    """Upgrade the schema at start (else only check it is at head)."""
+    writers: int = 2
+    """Connections committing groups of requests concurrently."""
+    max_group_events: int = 5_000
+    """Records per landing transaction at most."""
+    max_queued_events: int = 50_000
+    """Records waiting for the database at most; more requests get 429 at once."""
+    commit_timeout: float = 10.0
+    """Seconds a landing statement (or connect) may take; then its requests get 429."""
+    retry_after: int = 10
+    """Seconds sent in ``Retry-After`` with a 429."""
+    transform_interval: float = 1.0
+    """Seconds between polls of the transform queue when it is idle (freshness)."""
+    transform_batch_size: int = 10_000
+    """Pending events mapped per transform transaction."""
+    shutdown_timeout: float = 30.0
+    """Seconds to finish in-flight requests and the pending transform on SIGTERM/SIGINT."""
+    forwarded_allow_ips: str = "127.0.0.1"
+    """Proxies trusted for X-Forwarded-For (the client address in a reject's origin)."""
+    access_log: bool = False
+    """Log one line per request, the token redacted."""
+    body_timeout: float = 30.0
+    """Seconds a client may take to send its body; slower ones get 408 (slowloris)."""
+    max_connections: int = 1000
+    """Open connections at most; more get 503 (uvicorn's limit_concurrency)."""
+    emit: bool = False
+    """Forward transformed events to Segment in the background (needs a write key)."""
+    emit_interval: float = 5.0
+    """Seconds between forwarding passes when ``emit`` is on."""
+    degraded_after: float = 60.0
+    """Seconds a background worker (transform, forwarding) may keep failing before
+    ``/healthz`` says ``degraded`` (still 200: the events are stored)."""
+
+    def __post_init__(self) -> None:
+        if not _TOKEN.match(self.token):
+            raise ConfigError(
+                f"{TOKEN_ENV} must be 16 to 256 URL-safe characters (letters, digits, . _ ~ -); "
+                f"create one with: {_MAKE_TOKEN}"
+            )
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be between 0 and 65535, got {self.port}")
+        for name in ("max_body_bytes", "writers", "max_group_events", "max_queued_events"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1")
+        for name in (
+            "commit_timeout",
+            "transform_interval",
+            "shutdown_timeout",
+            "body_timeout",
+            "degraded_after",
+        ):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be more than 0 seconds")
+
+    def __repr__(self) -> str:
+        return f"ServeOptions(host={self.host!r}, port={self.port}, token=***)"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ServeOptions:
+        """Options with the token from ``$DRIP_LOADER_WEBHOOK_TOKEN``, then non-None ``overrides``.
+
+        Raises:
+            ConfigError: no token is set, or an option is out of range.
+        """
+        env = os.environ if env is None else env
+        token = env.get(TOKEN_ENV, "").strip()
+        if not token:
+            raise ConfigError(
+                f"{TOKEN_ENV} is not set: serve needs the secret that goes in the webhook URL "
+                f"you register in Drip; create one with: {_MAKE_TOKEN}"
+            )
+        return cls(token=token, **{k: v for k, v in overrides.items() if v is not None})

@@ -21,10 +21,7 @@ the write key is scrubbed from anything a Segment endpoint answers.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .emit import EmitReport
+from .counts import Counts
 
 
 class LoaderError(Exception):
@@ -50,8 +47,6 @@ class DatabaseError(LoaderError):
 class DatabaseUnavailable(DatabaseError):
     """The database cannot be reached right now; a later retry may succeed."""
 
-    transient = True
-
 
 class EmbeddedServerError(LoaderError):
     """The embedded PostgreSQL server could not be started or stopped."""
@@ -64,9 +59,7 @@ class EmitError(LoaderError):
     next run (same ``messageId``).  ``report`` holds the counts up to the stop.
     """
 
-    transient = True
-
-    def __init__(self, message: str, *, report: EmitReport) -> None:
+    def __init__(self, message: str, *, report: Counts) -> None:
         super().__init__(message)
         self.report = report
 
@@ -83,3 +76,11 @@ class StepFailed(LoaderError):
         self.step = step
         self.load_id = load_id
         self.cause = cause
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM asked the process to stop (:mod:`loader.runs` raises it in the main thread).
+
+    Not a :class:`LoaderError`: like Ctrl-C's KeyboardInterrupt it ends the run as
+    ``interrupted``, and committed work is kept.
+    """

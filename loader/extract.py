@@ -94,8 +94,10 @@ def read_records(
     """Yield the records of one source.
 
     Raises:
-        SourceError: the source cannot be opened or read (including a corrupt gzip stream).
+        SourceError: the source cannot be opened or read (including a corrupt gzip stream);
+            raised after the records read before the failure were yielded.
     """
+    read = 0
     try:
         raw: BinaryIO = sys.stdin.buffer if source.path is None else open(source.path, "rb")  # noqa: SIM115
     except OSError as exc:
@@ -107,11 +109,16 @@ def read_records(
         head = stream.peek(4096)[:4096].lstrip(_BOM).lstrip()
         reader = _array_records if head.startswith(b"[") else _ndjson_records
         meter = _Meter(raw, progress)
-        yield from reader(stream, source.name, max_record_bytes, meter)
+        for record in reader(stream, source.name, max_record_bytes, meter):
+            read += 1
+            yield record
         meter.finish()
     except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
+        # The land stage lands every record yielded before it re-raises this error.
         raise SourceError(
-            f"{source.name}: read failed ({exc}); records before the failure were kept",
+            f"{source.name}: read failed after {read:,} record(s) ({exc}); those are landed, "
+            "the rest of the file was not read: fix or replace the file, then run the same "
+            "command again (records already landed are not loaded twice)",
             path=source.name,
         ) from None
     finally:

@@ -2,9 +2,9 @@
 
 Records are validated in this process and taken in chunks of ``batch_size``.  Each chunk
 is one transaction on one of ``workers`` connections: COPY into a temporary stage, then
-one statement that lands the new events in ``_raw_events`` (once per event key) and
-either maps them into the collection tables and ``tracks`` right away (file loads) or
-queues them in ``_pending`` (the webhook receiver).  Parsing the next chunk overlaps the
+one statement that lands the new events in ``_raw_events`` (once per event key) and maps
+them into the collection tables and ``tracks`` right away (the webhook receiver queues
+its events for a later transform instead: :mod:`loader.receive`).  Parsing the next chunk overlaps the
 database work on the previous ones.  A crash loses at most the open chunks; a rerun lands
 them then (keys make it idempotent).
 """
@@ -16,13 +16,10 @@ import queue
 import random
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-import orjson
 import psycopg2
 import psycopg2.errors
 from sqlalchemy import exc as sa_exc
@@ -30,35 +27,17 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
-from .db import RETRYABLE_CODES, sqlstate, translating
+from .counts import Counts
+from .db import batch_session, retryable, translating
+from .errors import SourceError
 from .events import BadRecord, copy_timestamp, parse_for_copy
 from .extract import RawRecord
 from .mapping import enabled_collections, map_params, mapping_statement
 from .sqlfiles import read_sql
 from .tables import build_metadata
-from .transform import batch_session
 
 _ATTEMPTS = 5
 _NONE_KNOWN: frozenset[str] = frozenset()
-
-
-@dataclass
-class LandResult:
-    """Counts of one landing; ``read == landed + duplicates + rejected``."""
-
-    read: int = 0
-    landed: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    not_email: int = 0
-    """Accepted records that are not email events (kept raw; part of landed/duplicates)."""
-    rows_added: Counter[str] = field(default_factory=Counter)
-    """Rows the landing added per table, when it transformed as it landed."""
-
-    def add(self, other: LandResult) -> None:
-        for name in ("read", "landed", "duplicates", "rejected", "not_email"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.rows_added.update(other.rows_added)
 
 
 _Row = tuple[str, str, bool, str, bytes]
@@ -140,10 +119,19 @@ def _chunks(
     one kept, however the writers interleave, and a rerun after a crash keeps the same one.
     """
     building = [_Chunk() for _ in range(partitions)]
+    failed: SourceError | None = None
+
+    def read() -> Iterator[RawRecord]:
+        nonlocal failed
+        try:
+            yield from records
+        except SourceError as exc:  # land what was read before, then raise it
+            failed = exc
+
     events: dict[str, str] = {}  # escaped once: a file has a few dozen event names
     # A key's partition from its last byte, looked up rather than parsed per record.
     parts = {f"{byte:02x}": byte % partitions for byte in range(256)}
-    for origin, raw, size in records:
+    for origin, raw, size in read():
         if size > max_record_bytes:
             part = 0
             building[0].rejects.append(
@@ -184,6 +172,8 @@ def _chunks(
     for part, chunk in enumerate(building):
         if chunk.accepted or chunk.rejects:
             yield part, chunk
+    if failed is not None:
+        raise failed
 
 
 def _escape_text(value: str) -> str:
@@ -284,8 +274,6 @@ class _Writer:
         *,
         schema: str,
         load_id: str,
-        received_at: datetime | None,
-        transform: bool,
     ) -> None:
         self._conn: Connection = engine.connect()
         batch_session(self._conn, schema)
@@ -295,25 +283,23 @@ class _Writer:
         self._known = text(read_sql("land/known_keys.sql"))
         self._replaying = True
         self._chunks_seen = 0
-        self._transform = transform
-        self._queue = text(read_sql("land/insert_raw.sql") + read_sql("land/queue_pending.sql"))
-        self._params: dict[str, Any] = {"load_id": load_id, "received_at": received_at}
+        self._params: dict[str, Any] = {"load_id": load_id}
         self._load_id = load_id
 
-    def write(self, chunk: _Chunk) -> LandResult:
+    def write(self, chunk: _Chunk) -> Counts:
         """Land one chunk in one transaction; a deadlock or serialization failure is retried."""
         for attempt in range(_ATTEMPTS):
             try:
                 return self._write(chunk)
             except (sa_exc.DBAPIError, psycopg2.Error) as exc:
-                if sqlstate(exc) not in RETRYABLE_CODES or attempt == _ATTEMPTS - 1:
+                if not retryable(exc) or attempt == _ATTEMPTS - 1:
                     raise
                 time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
         raise AssertionError("unreachable")
 
-    def _write(self, chunk: _Chunk) -> LandResult:
+    def _write(self, chunk: _Chunk) -> Counts:
         conn = self._conn
-        result = LandResult()
+        result = Counts()
         refused: list[tuple[dict[str, Any], bool]] = []
         try:
             fresh = self._unknown(chunk)
@@ -326,12 +312,13 @@ class _Writer:
             accepted = chunk.accepted - len(refused)
             rejects = chunk.rejects + [row for row, _ in refused]
             if fresh:
-                statement, params = self._queue, self._params
-                if self._transform:  # which collections are on, locked until the commit
-                    names = enabled_collections(conn)
-                    statement = mapping_statement("land/insert_raw.sql", names)
-                    params = {**map_params(names), **params}
-                row = conn.execute(statement, params).mappings().one()
+                names = enabled_collections(
+                    conn
+                )  # which collections are on, locked until the commit
+                statement = mapping_statement("land/insert_raw.sql", names)
+                row = (
+                    conn.execute(statement, {**map_params(names), **self._params}).mappings().one()
+                )
                 counts = {k: int(v) for k, v in row.items()}
                 result.landed = counts.pop("events")
                 result.rows_added.update(counts)
@@ -374,11 +361,9 @@ def land_records(
     load_id: str,
     batch_size: int,
     max_record_bytes: int,
-    received_at: datetime | None = None,
-    transform: bool = True,
     workers: int = 2,
-    on_chunk: Callable[[LandResult], None] | None = None,
-) -> LandResult:
+    on_chunk: Callable[[Counts], None] | None = None,
+) -> Counts:
     """Validate and land ``records``; return what happened to them.
 
     Args:
@@ -388,17 +373,15 @@ def land_records(
         load_id: id of this run, stored with every landed and rejected record.
         batch_size: records per COPY and transaction.
         max_record_bytes: larger records are rejected.
-        received_at: arrival time to record; default the landing transaction's time.
-        transform: map new events into the collection tables in the same transaction
-            (True), or only queue them in ``_pending`` for :func:`run_transforms`.
         workers: connections landing chunks concurrently.
         on_chunk: called with each chunk's counts after it commits (progress).
 
     Raises:
         DatabaseError: the database failed; chunks committed before stay landed.
-        SourceError: reading the input failed; chunks committed before stay landed.
+        SourceError: reading the input failed; every record read before the failure is
+            landed first.
     """
-    total = LandResult()
+    total = Counts()
     lock = threading.Lock()
     workers = max(1, workers)
     # One chunk waiting per writer: enough to keep it busy, and memory bounded.
@@ -424,12 +407,7 @@ def land_records(
             writer.close()
 
     with translating():
-        writers = [
-            _Writer(
-                engine, schema=schema, load_id=load_id, received_at=received_at, transform=transform
-            )
-            for _ in range(workers)
-        ]
+        writers = [_Writer(engine, schema=schema, load_id=load_id) for _ in range(workers)]
     threads = [
         threading.Thread(target=work, args=(w, inbox), daemon=True)
         for w, inbox in zip(writers, todo, strict=True)
@@ -455,100 +433,3 @@ def land_records(
     if failures:
         raise failures[0]
     return total
-
-
-@dataclass
-class RecordBatch:
-    """Validated records for :func:`land_batch`: one statement, no COPY, no stage.
-
-    The webhook receiver collects many requests into one batch and commits them together.
-    COPY through a temporary stage costs several round trips, which dominate batches of a
-    few dozen records; so the batch travels as ONE JSON document, each record a row
-    ``[key, event, occurred_at, is_email, origin, payload]`` with the payload embedded as
-    received (orjson fragments: never parsed or escaped again).
-    """
-
-    rows: list[bytes] = field(default_factory=list)
-    """One JSON array per accepted record."""
-    not_email: int = 0
-    rejects: list[dict[str, Any]] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.rows) + len(self.rejects)
-
-    def add(self, origin: str, raw: bytes, *, load_id: str) -> str | None:
-        """Validate one record and add it (or its reject row); return the reject reason, if any."""
-        try:
-            key, event, occurred_at, is_email, payload = parse_for_copy(raw)
-        except BadRecord as bad:
-            self.reject(bad.reason, origin=origin, raw=raw, size=len(raw), load_id=load_id)
-            return bad.reason
-        # occurred_at is cast to timestamptz by Postgres, as COPY would read it
-        row = (key, event, copy_timestamp(occurred_at), is_email, origin, orjson.Fragment(payload))
-        self.rows.append(orjson.dumps(row))
-        self.not_email += not is_email
-        return None
-
-    def reject(self, reason: str, *, origin: str, raw: bytes, size: int, load_id: str) -> None:
-        """Add a reject row for ``raw`` (``size`` is its full length when ``raw`` is a head)."""
-        self.rejects.append(
-            reject_row(reason=reason, origin=origin, raw=raw, size=size, load_id=load_id)
-        )
-
-    def extend(self, other: RecordBatch) -> None:
-        """Append ``other``'s records (group commit: many requests, one statement)."""
-        self.rows.extend(other.rows)
-        self.rejects.extend(other.rejects)
-        self.not_email += other.not_email
-
-    def refused(self, reason: str, *, load_id: str) -> RecordBatch:
-        """This batch with every accepted record turned into a reject (Postgres refused it)."""
-        batch = RecordBatch(rejects=list(self.rejects))
-        for row in self.rows:
-            origin, payload = orjson.loads(row)[4:6]
-            raw = orjson.dumps(payload)
-            batch.reject(reason, origin=origin, raw=raw, size=len(raw), load_id=load_id)
-        return batch
-
-    def params(self, *, load_id: str) -> dict[str, Any]:
-        """The binds of ``sql/land/batch_to_pending.sql`` for this batch."""
-        rejects = self.rejects
-        return {
-            "records": (b"[" + b",".join(self.rows) + b"]").decode(),
-            "load_id": load_id,
-            "reject_reasons": [r["reason"] for r in rejects],
-            "reject_origins": [r["origin"] for r in rejects],
-            "reject_texts": [r["raw_text"] for r in rejects],
-            "reject_bytes": [r["raw_bytes"] for r in rejects],
-            "reject_sizes": [r["raw_size"] for r in rejects],
-            "reject_sha256": [r["raw_sha256"] for r in rejects],
-        }
-
-    def result(self, landed: int) -> LandResult:
-        """The counts of this batch once ``landed`` of its events turned out to be new."""
-        return LandResult(
-            read=len(self),
-            landed=landed,
-            duplicates=len(self.rows) - landed,
-            rejected=len(self.rejects),
-            not_email=self.not_email,
-        )
-
-
-BATCH_TO_PENDING = "land/batch_to_pending.sql"
-
-
-def land_batch(conn: Connection, batch: RecordBatch, *, load_id: str) -> LandResult:
-    """Land ``batch`` into ``_raw_events`` and queue its new events in ``_pending``.
-
-    One statement, so on an autocommit connection it is one round trip and its own
-    transaction: every record of the batch is durable (or none is) when it returns.  The
-    webhook receiver runs the same statement on an asynchronous driver connection.
-    ``conn`` must have its search path on the warehouse schema.
-
-    Raises:
-        sqlalchemy.exc.DBAPIError: the statement failed (wrap in :func:`translating`).
-    """
-    row = conn.execute(text(read_sql(BATCH_TO_PENDING)), batch.params(load_id=load_id)).one()
-    conn.commit()
-    return batch.result(int(row.landed))

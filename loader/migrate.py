@@ -48,14 +48,15 @@ def alembic_config(*, schema: str, connection: Connection | None = None) -> Conf
     return cfg
 
 
-def upgrade(engine: Engine, *, schema: str, revision: str = "head") -> None:
-    """Bring ``schema`` to ``revision`` (default: the newest)."""
+def upgrade(engine: Engine, *, schema: str, revision: str = "head") -> str:
+    """Bring ``schema`` to ``revision`` (default: the newest); return the revision it is at."""
     if revision == "head" and current_revision(engine, schema=schema) == HEAD:
-        return
+        return HEAD
     from alembic import command
 
     with translating(), engine.begin() as conn:
         command.upgrade(alembic_config(schema=schema, connection=conn), revision)
+    return head_revision() if revision == "head" else revision
 
 
 def downgrade(engine: Engine, *, schema: str, revision: str = "base") -> None:

@@ -1,28 +1,29 @@
 """The pipeline: extract → land → transform (→ emit), as one run with a report.
 
 ``run_pipeline`` is what ``drip-loader load`` calls.  Every run is recorded in ``_runs``
-with its counts (or its error), so ``status`` can show the last runs.
+(:mod:`loader.runs`) with its counts and how it ended, so ``status`` can show the last runs.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import func, insert, update
 from sqlalchemy.engine import Engine
 
 from . import migrate
 from .config import Settings
-from .db import open_database, translating
+from .counts import Counts
+from .db import open_database
 from .errors import LoaderError, StepFailed
 from .extract import Source, discover_sources, read_records
-from .land import LandResult, land_records
-from .tables import build_metadata
-from .transform import ADDED_COUNTS, run_transforms
+from .land import land_records
+from .runs import recorded_run
+from .transform import ADDED_COUNTS, TransformResult, requeue_all, run_transforms
 
 
 class Progress(Protocol):
@@ -43,27 +44,15 @@ class _Quiet:
         pass
 
 
-@dataclass
-class RunReport:
+@dataclass(kw_only=True)
+class RunReport(Counts):
     """Summary of one run, printed by the CLI (``--json`` prints :meth:`as_dict`)."""
 
     load_id: str
     sources: list[str] = field(default_factory=list)
-    read: int = 0
-    landed: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    not_email: int = 0
-    transformed: int = 0
-    rows_added: dict[str, int] = field(default_factory=dict)
-    forwarded: int | None = None
-    """Events Segment accepted (``emit=True``); None when forwarding was not asked or is off."""
-    forward_failed: int = 0
-    """Events marked failed for Segment (e.g. over 32 KB)."""
-    seconds: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    forwarding: bool = False
+    """Whether the run forwarded to Segment (``emit=True`` with a write key): ``sent``
+    and ``failed`` count then."""
 
 
 def ensure_schema(engine: Engine, settings: Settings, *, migrate_first: bool) -> None:
@@ -103,59 +92,57 @@ def run_pipeline(
     report = RunReport(
         load_id=uuid.uuid4().hex,
         sources=[s.name for s in sources],
-        rows_added=dict.fromkeys(ADDED_COUNTS, 0),
+        rows_added=Counter(dict.fromkeys(ADDED_COUNTS, 0)),
     )
     with open_database(settings, announce=announce) as engine:
         try:
             ensure_schema(engine, settings, migrate_first=migrate_first)
         except LoaderError as exc:
             raise StepFailed("migrate", report.load_id, exc) from exc
-        runs = build_metadata(settings.schema).tables[f"{settings.schema}._runs"]
-        with translating(settings.database_url), engine.begin() as conn:
-            conn.execute(
-                insert(runs).values(
-                    load_id=report.load_id,
-                    command="load",
-                    status="running",
-                    sources="\n".join(report.sources) or None,
-                )
-            )
-        step = "land"
-        try:
-            for source in sources:
-                _land_source(engine, settings, source, report, progress)
-            step = "transform"
-            progress.start("Transforming", None)
 
-            merge_shown = False
-
-            def merging(snapshots: int) -> None:
-                nonlocal merge_shown
-                if not merge_shown:  # the merge is a phase of its own: seconds at 1M events
-                    progress.start("Merging subscribers", None)
-                    merge_shown = True
-                progress.advance(snapshots)
-
-            result = run_transforms(
-                engine,
-                schema=settings.schema,
-                batch_size=settings.transform_batch_size,
-                merge_parts=settings.writers,
-                on_batch=progress.advance,
-                on_merge=merging,
-            )
-            report.transformed += result.events
-            for table, added in result.rows_added.items():
-                report.rows_added[table] = report.rows_added.get(table, 0) + added
-            if emit:
-                step = "emit"
-                _forward(engine, settings, report, announce, progress)
-        except LoaderError as exc:
+        def counts() -> dict[str, Any]:
             report.seconds = round(time.perf_counter() - started, 3)
-            _finish(engine, runs, report, error=str(exc))
-            raise StepFailed(step, report.load_id, exc) from exc
-        report.seconds = round(time.perf_counter() - started, 3)
-        _finish(engine, runs, report, error=None)
+            return {k: v for k, v in report.as_dict().items() if k not in ("load_id", "sources")}
+
+        with recorded_run(
+            engine,
+            schema=settings.schema,
+            load_id=report.load_id,
+            command="load",
+            sources="\n".join(report.sources) or None,
+            counts=counts,
+        ):
+            step = "land"
+            try:
+                for source in sources:
+                    _land_source(engine, settings, source, report, progress)
+                step = "transform"
+                progress.start("Transforming", None)
+
+                merge_shown = False
+
+                def merging(snapshots: int) -> None:
+                    nonlocal merge_shown
+                    if not merge_shown:  # the merge is a phase of its own: seconds at 1M events
+                        progress.start("Merging subscribers", None)
+                        merge_shown = True
+                    progress.advance(snapshots)
+
+                result = run_transforms(
+                    engine,
+                    schema=settings.schema,
+                    batch_size=settings.transform_batch_size,
+                    merge_parts=settings.writers,
+                    on_batch=progress.advance,
+                    on_merge=merging,
+                )
+                report.transformed += result.events
+                report.rows_added.update(result.rows_added)
+                if emit:
+                    step = "emit"
+                    _forward(engine, settings, report, announce, progress)
+            except LoaderError as exc:
+                raise StepFailed(step, report.load_id, exc) from exc
     return report
 
 
@@ -166,7 +153,13 @@ def _land_source(
     records = read_records(
         source, max_record_bytes=settings.max_record_bytes, progress=progress.advance
     )
-    result: LandResult = land_records(
+
+    def landed(result: Counts) -> None:
+        # Counted per committed chunk, so a run stopped midway records what it did.
+        report.add(result)
+        report.transformed += result.landed  # file loads map what they land at once
+
+    land_records(
         engine,
         records,
         schema=settings.schema,
@@ -174,12 +167,8 @@ def _land_source(
         batch_size=settings.batch_size,
         max_record_bytes=settings.max_record_bytes,
         workers=settings.writers,
+        on_chunk=landed,
     )
-    for name in ("read", "landed", "duplicates", "rejected", "not_email"):
-        setattr(report, name, getattr(report, name) + getattr(result, name))
-    report.transformed += result.landed
-    for table, added in result.rows_added.items():
-        report.rows_added[table] = report.rows_added.get(table, 0) + added
 
 
 def _forward(
@@ -205,25 +194,42 @@ def _forward(
         host=settings.segment_host,
         on_batch=progress.advance,
     )
-    report.forwarded = emitted.sent
-    report.forward_failed = emitted.failed
+    report.forwarding = True
+    report.add(emitted)
 
 
-def _finish(engine: Engine, runs: Any, report: RunReport, *, error: str | None) -> None:
-    counts = {k: v for k, v in report.as_dict().items() if k not in ("load_id", "sources")}
-    try:
-        with translating(), engine.begin() as conn:
-            conn.execute(
-                update(runs)
-                .where(runs.c.load_id == report.load_id)
-                .values(
-                    status="failed" if error else "completed",
-                    finished_at=func.now(),
-                    counts=counts,
-                    error=error,
-                )
-            )
-    except LoaderError:
-        if error is None:
-            raise
-        # The database is why the run failed; the original error is the one to report.
+def rebuild(engine: Engine, *, schema: str, batch_size: int) -> tuple[int, TransformResult]:
+    """Empty the collection tables and ``tracks``, queue every landed event again and
+    transform it all (after a mapping fix); the events queued and what the transform did."""
+    queued = requeue_all(engine, schema=schema)
+    return queued, run_transforms(engine, schema=schema, batch_size=batch_size)
+
+
+def forward(
+    engine: Engine,
+    *,
+    schema: str,
+    write_key: str | None,
+    host: str,
+    retry_failed: bool = False,
+    batch_size: int,
+) -> Counts:
+    """``drip-loader emit``: check the schema is at head, then forward every email event
+    Segment has not confirmed (:func:`loader.emit.emit_events`).
+
+    Raises:
+        LoaderError: the schema is behind head, or as :func:`loader.emit.emit_events`.
+    """
+    from .emit import emit_events  # httpx is loaded only when forwarding
+
+    migrate.require_head(
+        engine, schema=schema, then="run `drip-loader migrate` (or `drip-loader load`) first"
+    )
+    return emit_events(
+        engine,
+        schema=schema,
+        write_key=write_key,
+        host=host,
+        retry_failed=retry_failed,
+        batch_size=batch_size,
+    )

@@ -1,7 +1,7 @@
 """Receive: land webhook events durably with group commit, and transform them in the background.
 
 The HTTP layer (:mod:`loader.serve`) validates each request into a
-:class:`~loader.land.RecordBatch` and hands it to a :class:`GroupCommitLander`; the request
+:class:`RecordBatch` and hands it to a :class:`GroupCommitLander`; the request
 is answered 2xx only once the transaction holding its records has committed::
 
     request -.                  .- writer 1: one INSERT into _raw_events + _pending
@@ -10,11 +10,11 @@ is answered 2xx only once the transaction holding its records has committed::
 
 A writer takes everything waiting when it becomes free, so the group grows with the load
 and one commit serves many requests; nothing waits on a timer.  A group is one statement
-(``sql/land/batch_to_pending.sql``, as in :func:`~loader.land.land_batch`) on an
-autocommit connection driven by the event loop: one round trip, its own transaction.
-Events are queued in ``_pending`` and the :class:`BackgroundTransformer` maps them into
-the collection tables and ``tracks`` in micro-batches, claiming with SKIP LOCKED, so a
-``drip-loader load`` running beside it shares the work and nothing is mapped twice.
+(``sql/land/batch_to_pending.sql``) on an autocommit connection driven by the event loop:
+one round trip, its own transaction.  Events are queued in ``_pending`` and the background
+transform (:mod:`loader.background`) maps them into the collection tables and ``tracks``
+in micro-batches, claiming with SKIP LOCKED, so a ``drip-loader load`` running beside it
+shares the work and nothing is mapped twice.
 
 When the database cannot take a group (down, restarting, or too much is waiting), every
 request in it fails with :class:`StoreUnavailable` (the receiver answers 429, which Drip
@@ -26,26 +26,109 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import psycopg2
 import psycopg2.extensions
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
-from .db import prepared, sqlstate, translate_driver, translating
+from .counts import Counts
+from .db import AsyncConnection, prepared, refused_data, translate_driver
 from .errors import DatabaseError, DatabaseUnavailable, LoaderError
-from .land import BATCH_TO_PENDING, LandResult, RecordBatch
+from .events import BadRecord, copy_timestamp, parse_for_copy
+from .land import reject_row
 from .sqlfiles import read_sql
-from .transform import batch_session, merge_all_subscribers, transform_batch
 
 log = logging.getLogger("loader.serve")
 
 _MAX_BACKOFF = 5.0
+
+
+BATCH_TO_PENDING = "land/batch_to_pending.sql"
+"""The group-commit statement: a batch into ``_raw_events`` (once per key), its new events
+into ``_pending``, its rejects into ``_rejects``."""
+
+
+@dataclass
+class RecordBatch:
+    """Validated records for the group commit: one statement, no COPY, no stage.
+
+    The webhook receiver collects many requests into one batch and commits them together.
+    COPY through a temporary stage costs several round trips, which dominate batches of a
+    few dozen records; so the batch travels as ONE JSON document, each record a row
+    ``[key, event, occurred_at, is_email, origin, payload]`` with the payload embedded as
+    received (orjson fragments: never parsed or escaped again).
+    """
+
+    rows: list[bytes] = field(default_factory=list)
+    """One JSON array per accepted record."""
+    not_email: int = 0
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.rows) + len(self.rejects)
+
+    def add(self, origin: str, raw: bytes, *, load_id: str) -> str | None:
+        """Validate one record and add it (or its reject row); return the reject reason, if any."""
+        try:
+            key, event, occurred_at, is_email, payload = parse_for_copy(raw)
+        except BadRecord as bad:
+            self.reject(bad.reason, origin=origin, raw=raw, size=len(raw), load_id=load_id)
+            return bad.reason
+        # occurred_at is cast to timestamptz by Postgres, as COPY would read it
+        row = (key, event, copy_timestamp(occurred_at), is_email, origin, orjson.Fragment(payload))
+        self.rows.append(orjson.dumps(row))
+        self.not_email += not is_email
+        return None
+
+    def reject(self, reason: str, *, origin: str, raw: bytes, size: int, load_id: str) -> None:
+        """Add a reject row for ``raw`` (``size`` is its full length when ``raw`` is a head)."""
+        self.rejects.append(
+            reject_row(reason=reason, origin=origin, raw=raw, size=size, load_id=load_id)
+        )
+
+    def extend(self, other: RecordBatch) -> None:
+        """Append ``other``'s records (group commit: many requests, one statement)."""
+        self.rows.extend(other.rows)
+        self.rejects.extend(other.rejects)
+        self.not_email += other.not_email
+
+    def refused(self, reason: str, *, load_id: str) -> RecordBatch:
+        """This batch with every accepted record turned into a reject (Postgres refused it)."""
+        batch = RecordBatch(rejects=list(self.rejects))
+        for row in self.rows:
+            origin, payload = orjson.loads(row)[4:6]
+            raw = orjson.dumps(payload)
+            batch.reject(reason, origin=origin, raw=raw, size=len(raw), load_id=load_id)
+        return batch
+
+    def params(self, *, load_id: str) -> dict[str, Any]:
+        """The binds of ``sql/land/batch_to_pending.sql`` for this batch."""
+        rejects = self.rejects
+        return {
+            "records": (b"[" + b",".join(self.rows) + b"]").decode(),
+            "load_id": load_id,
+            "reject_reasons": [r["reason"] for r in rejects],
+            "reject_origins": [r["origin"] for r in rejects],
+            "reject_texts": [r["raw_text"] for r in rejects],
+            "reject_bytes": [r["raw_bytes"] for r in rejects],
+            "reject_sizes": [r["raw_size"] for r in rejects],
+            "reject_sha256": [r["raw_sha256"] for r in rejects],
+        }
+
+    def result(self, landed: int) -> Counts:
+        """The counts of this batch once ``landed`` of its events turned out to be new."""
+        return Counts(
+            read=len(self),
+            landed=landed,
+            duplicates=len(self.rows) - landed,
+            rejected=len(self.rejects),
+            not_email=self.not_email,
+        )
 
 
 class StoreUnavailable(Exception):
@@ -64,26 +147,6 @@ class Refused(Exception):
 class _Waiting:
     batch: RecordBatch
     future: asyncio.Future[None]
-
-
-@dataclass
-class LanderStats:
-    """What the lander has committed since it started."""
-
-    landed: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    not_email: int = 0
-    commits: int = 0
-    """Transactions; ``(landed + duplicates + rejected) / commits`` is the mean group size."""
-    failed_groups: int = 0
-
-    def add(self, result: LandResult) -> None:
-        self.landed += result.landed
-        self.duplicates += result.duplicates
-        self.rejected += result.rejected
-        self.not_email += result.not_email
-        self.commits += 1
 
 
 class GroupCommitLander:
@@ -132,14 +195,18 @@ class GroupCommitLander:
         self._queued = 0
         self._busy = 0
         self._tasks: list[asyncio.Task[None]] = []
-        self._open: list[_AsyncConnection | None] = [None] * self._writers
+        self._open: list[AsyncConnection | None] = [None] * self._writers
         # The landing statement is prepared once per connection: planning its CTE cost the
         # server as much as running it for a group of fifteen events.
         self._prepare, self._execute = prepared(engine, "drip_land", read_sql(BATCH_TO_PENDING))
         self._closed = False
         self._failures = 0
         self._down_until = 0.0
-        self.stats = LanderStats()
+        self.stats = Counts()
+        """What the lander has committed since it started."""
+        self.commits = 0
+        """Transactions; ``stats.read / commits`` is the mean group size."""
+        self.failed_groups = 0
         self.database_up = True
         """False from a failed commit until the next successful one."""
 
@@ -249,16 +316,16 @@ class GroupCommitLander:
                 await self._commit(slot, group[:middle])
                 await self._commit(slot, group[middle:])
                 return
-            if (sqlstate(exc.__cause__ or exc) or "")[:2] == "22":
+            if refused_data(exc):
                 await self._refuse(slot, group[0], exc)
                 return
             log.error("could not land a webhook request, answering 429: %s", exc)
-            self.stats.failed_groups += 1
+            self.failed_groups += 1
             self._fail(group, StoreUnavailable("the database refused the event"))
             return
         except Exception:
             log.exception("bug while landing a webhook request; answering 429")
-            self.stats.failed_groups += 1
+            self.failed_groups += 1
             self._fail(group, StoreUnavailable("internal error"))
             return
         self._succeeded(result)
@@ -274,29 +341,30 @@ class GroupCommitLander:
             result = await self._land(slot, refused)
         except Exception as again:
             log.error("could not land a webhook request, answering 429: %s (%s)", exc, again)
-            self.stats.failed_groups += 1
+            self.failed_groups += 1
             self._fail([item], StoreUnavailable("the database refused the event"))
             return
         self._succeeded(result)
         if not item.future.done():
             item.future.set_exception(Refused(reason))
 
-    def _succeeded(self, result: LandResult) -> None:
+    def _succeeded(self, result: Counts) -> None:
         if not self.database_up:
             log.warning("the database is back: storing webhooks again")
         self.database_up = True
         self._failures = 0
         self._down_until = 0.0
         self.stats.add(result)
+        self.commits += 1
 
-    async def _land(self, slot: int, batch: RecordBatch) -> LandResult:
+    async def _land(self, slot: int, batch: RecordBatch) -> Counts:
         """One autocommit statement for the whole group on this writer's connection."""
         conn = self._open[slot]
         try:
             if conn is None:
                 # Migrating or checking the schema is synchronous (alembic): off the loop.
                 await asyncio.get_running_loop().run_in_executor(None, self._ready)
-                conn = await _AsyncConnection.open(
+                conn = await AsyncConnection.open(
                     self._engine, schema=self._schema, timeout=self._timeout, prepare=self._prepare
                 )
                 self._open[slot] = conn
@@ -323,7 +391,7 @@ class GroupCommitLander:
         if self.database_up:
             log.warning("%s; answering 429 until it is back", exc)
         self.database_up = False
-        self.stats.failed_groups += 1
+        self.failed_groups += 1
         self._failures += 1
         # Fail fast for a moment instead of queueing requests behind a dead server.
         self._down_until = time.monotonic() + min(0.25 * 2 ** (self._failures - 1), _MAX_BACKOFF)
@@ -333,264 +401,3 @@ class GroupCommitLander:
         for item in group:
             if not item.future.done():
                 item.future.set_exception(exc)
-
-
-class _AsyncConnection:
-    """A psycopg2 connection in asynchronous mode, driven by the event loop.
-
-    The landing statement is the receiver's hot path: run from the loop, a group costs two
-    wake-ups (send, answer) and no hand-off to a thread that must win the GIL back from a
-    busy loop.  Asynchronous connections are always in autocommit mode, which is what
-    one-statement groups want anyway.
-    """
-
-    def __init__(self, conn: psycopg2.extensions.connection) -> None:
-        self._conn = conn
-
-    @classmethod
-    async def open(
-        cls, engine: Engine, *, schema: str, timeout: float, prepare: str = ""
-    ) -> _AsyncConnection:
-        """Connect like ``engine`` would, set the search path to ``schema``, then run
-        ``prepare`` (a PREPARE statement) if given.
-
-        Raises:
-            psycopg2.Error: the connection failed.
-            TimeoutError: the server did not answer within ``timeout`` seconds.
-        """
-        cargs, cparams = engine.dialect.create_connect_args(engine.url)
-        cparams = {**cparams, "application_name": "drip-loader serve"}
-        self = cls(psycopg2.connect(*cargs, **cparams, async_=True))
-        try:
-            await asyncio.wait_for(self._wait(), timeout)
-            await asyncio.wait_for(
-                self.execute(
-                    "SELECT set_config('search_path', %(schema)s, false)", {"schema": schema}
-                ),
-                timeout,
-            )
-            if prepare:
-                await asyncio.wait_for(self.execute(prepare, None), timeout)
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    @property
-    def closed(self) -> bool:
-        return bool(self._conn.closed)
-
-    async def execute(self, sql: str, params: dict[str, Any] | None) -> tuple[Any, ...] | None:
-        """Run one statement; return its first row, if it returns rows."""
-        cursor = self._conn.cursor()
-        try:
-            cursor.execute(sql, params)
-            await self._wait()
-            return cursor.fetchone() if cursor.description is not None else None
-        finally:
-            cursor.close()
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._conn.close()
-
-    async def _wait(self) -> None:
-        loop = asyncio.get_running_loop()
-        conn = self._conn
-        while True:
-            state = conn.poll()
-            if state == psycopg2.extensions.POLL_OK:
-                return
-            fd = conn.fileno()
-            waiter: asyncio.Future[None] = loop.create_future()
-
-            def ready(waiter: asyncio.Future[None] = waiter) -> None:
-                if not waiter.done():
-                    waiter.set_result(None)
-
-            if state == psycopg2.extensions.POLL_READ:
-                loop.add_reader(fd, ready)
-                try:
-                    await waiter
-                finally:
-                    loop.remove_reader(fd)
-            elif state == psycopg2.extensions.POLL_WRITE:
-                loop.add_writer(fd, ready)
-                try:
-                    await waiter
-                finally:
-                    loop.remove_writer(fd)
-            else:
-                raise psycopg2.OperationalError(f"unexpected poll state {state}")
-
-
-@dataclass
-class TransformerStats:
-    """What the background transformer has done since it started."""
-
-    events: int = 0
-    batches: int = 0
-    """Batches that mapped at least one event."""
-    runs: int = 0
-    """Passes over the queue, empty ones included (the transformer is alive)."""
-    rows_added: Counter[str] = field(default_factory=Counter)
-
-
-class BackgroundTransformer:
-    """A thread that maps pending events into the tables every ``interval`` seconds.
-
-    A batch that comes back full is followed at once by the next, so a backlog drains at
-    full speed; otherwise the thread sleeps ``interval``.  Database errors are logged and
-    retried with a back-off: the thread never dies while the receiver runs.
-    """
-
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        schema: str,
-        batch_size: int,
-        interval: float,
-        ready: Callable[[], None] = lambda: None,
-    ) -> None:
-        self._engine = engine
-        self._schema = schema
-        self._batch_size = batch_size
-        self._interval = interval
-        self._ready = ready
-        self._stop = threading.Event()
-        self._deadline = 0.0
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._loop, name="drip-transformer", daemon=True)
-        self.stats = TransformerStats()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, *, drain_seconds: float) -> None:
-        """Finish the running batch, map what is pending (up to ``drain_seconds``), stop."""
-        self._deadline = time.monotonic() + drain_seconds
-        self._stop.set()
-        self._thread.join()
-
-    def snapshot(self) -> TransformerStats:
-        with self._lock:
-            return TransformerStats(
-                self.stats.events,
-                self.stats.batches,
-                self.stats.runs,
-                Counter(self.stats.rows_added),
-            )
-
-    def _loop(self) -> None:
-        conn: Connection | None = None
-        failures = 0
-        while True:
-            stopping = self._stop.is_set()
-            try:
-                with translating():
-                    if conn is None:
-                        self._ready()
-                        conn = self._engine.connect()
-                        batch_session(conn, self._schema)
-                        conn.commit()
-                    with conn.begin():
-                        claimed, added = transform_batch(conn, batch_size=self._batch_size)
-                    if claimed < self._batch_size:  # caught up: bring subscribers up to date
-                        added["subscribers"] += merge_all_subscribers(conn)
-            except Exception as exc:
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        conn.close()
-                    conn = None
-                failures += 1
-                if failures == 1:
-                    if isinstance(exc, LoaderError):
-                        log.warning("transform failed, retrying: %s", exc)
-                    else:
-                        log.exception("bug in the background transform, retrying")
-                if stopping:
-                    break
-                self._stop.wait(min(0.25 * 2 ** (failures - 1), _MAX_BACKOFF))
-                continue
-            if failures:
-                log.warning("transform is running again")
-            failures = 0
-            with self._lock:
-                self.stats.runs += 1
-            if claimed or added:
-                with self._lock:
-                    self.stats.events += claimed
-                    self.stats.batches += bool(claimed)
-                    self.stats.rows_added.update(added)
-            if stopping:
-                if claimed == 0 or time.monotonic() > self._deadline:
-                    break
-                continue
-            if claimed < self._batch_size:
-                self._stop.wait(self._interval)
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()
-
-
-class BackgroundEmitter:
-    """A thread that forwards newly transformed events to Segment every ``interval`` seconds.
-
-    ``serve --emit``: the outbox makes it safe beside a scheduled ``emit`` (SKIP LOCKED) and
-    across restarts (a re-send carries the same messageId).  When Segment is down the
-    events stay pending and the next pass retries them; the receiver never waits for it.
-    """
-
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        schema: str,
-        write_key: str,
-        host: str,
-        interval: float,
-        ready: Callable[[], None] = lambda: None,
-    ) -> None:
-        self._ready = ready
-        self._engine = engine
-        self._schema = schema
-        self._write_key = write_key
-        self._host = host
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="drip-emitter", daemon=True)
-        self.sent = 0
-        self.failed = 0
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop after one last pass, so what was transformed on shutdown is forwarded too."""
-        self._stop.set()
-        self._thread.join()
-
-    def _loop(self) -> None:
-        from .emit import emit_events
-        from .errors import EmitError
-
-        while True:
-            stopping = self._stop.is_set()
-            try:
-                self._ready()
-                report = emit_events(
-                    self._engine, schema=self._schema, write_key=self._write_key, host=self._host
-                )
-            except EmitError as exc:
-                report = exc.report
-                log.warning("forwarding to Segment paused, retrying later: %s", exc)
-            except LoaderError as exc:
-                report = None
-                log.warning("forwarding to Segment failed, retrying later: %s", exc)
-            if report is not None:
-                self.sent += report.sent
-                self.failed += report.failed
-            if stopping:
-                return
-            self._stop.wait(self._interval)

@@ -15,10 +15,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from .db import translating
+from .db import set_search_path, translating
 from .errors import ConfigError
 from .sqlfiles import read_sql
-from .transform import set_search_path
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -159,3 +158,22 @@ def _readable(frame: pd.DataFrame, *, rates: tuple[str, ...]) -> pd.DataFrame:
         elif values.dtype == object or isinstance(values.dtype, pd.DatetimeTZDtype):
             out[column] = pd.Series([cell(v) for v in values], index=out.index, dtype=object)
     return out
+
+
+def report_text(
+    engine: Engine,
+    name: str,
+    *,
+    schema: str,
+    fmt: str,
+    since: str | datetime | None = None,
+    until: str | datetime | None = None,
+) -> tuple[str, int]:
+    """:func:`run_report` rendered as ``fmt`` (NULL blank); the text and its row count."""
+    frame = run_report(engine, name, schema=schema, since=since, until=until)
+    return render(frame, fmt=fmt, na_rep=""), len(frame)
+
+
+def query_text(engine: Engine, sql: str, *, schema: str, fmt: str) -> str:
+    """:func:`query_frame` of ``sql`` rendered as ``fmt`` (``drip-loader sql``)."""
+    return render(query_frame(engine, sql, schema=schema), fmt=fmt)

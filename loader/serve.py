@@ -20,7 +20,10 @@ A webhook request is answered only after its records are committed (:mod:`loader
 The token lives in the URL (Drip cannot sign or add headers), so the URL is never logged:
 uvicorn's access log is off and ours (``access_log=True``) prints the path redacted.
 Stack: Starlette on uvicorn (httptools + uvloop when installed); the webhook route is a
-plain ASGI endpoint in Starlette's router, without its Request/Response layer.
+plain ASGI endpoint in Starlette's router, without its Request/Response layer.  This module
+is the app and its routes; a body becomes records in :mod:`loader.webhook`, records are
+committed by :mod:`loader.receive`, mapped and forwarded by :mod:`loader.background`, and
+``/metrics`` is written by :mod:`loader.metrics`.
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ import contextlib
 import copy
 import hmac
 import logging
-import os
 import re
 import signal
 import socket
@@ -38,15 +40,15 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import uvicorn
-from sqlalchemy import func, insert, text, update
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -55,130 +57,30 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import pipeline
-from .config import DEFAULT_MAX_RECORD_BYTES, Settings
-from .db import open_database, translating
+from .background import EmitJob, TransformJob, Worker, WorkerState
+from .config import TOKEN_ENV, ServeOptions, Settings
+from .counts import Counts
+from .db import open_database, set_search_path, translating
 from .errors import ConfigError, DatabaseUnavailable, LoaderError, ServeError
-from .land import RecordBatch
-from .receive import (
-    BackgroundEmitter,
-    BackgroundTransformer,
-    GroupCommitLander,
-    Refused,
-    StoreUnavailable,
-)
+from .metrics import exposition
+from .receive import GroupCommitLander, Refused, StoreUnavailable
+from .runs import Run, start_run
 from .sqlfiles import read_sql
-from .tables import build_metadata
-from .transform import set_search_path
+from .webhook import parse_body
 
 log = logging.getLogger("loader.serve")
 
-TOKEN_ENV = "DRIP_LOADER_WEBHOOK_TOKEN"
 WEBHOOK_PATH = "/webhooks/drip/{token}"
-
-# URL-safe and long enough to be unguessable: the token is the only authentication.
-_TOKEN = re.compile(r"^[A-Za-z0-9._~-]{16,256}$")
-_MAKE_TOKEN = f"export {TOKEN_ENV}=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
-_ARRAY = re.compile(rb"\s*\[")
 _REDACT = re.compile(r"^/webhooks/drip/[^/]*")
 
 
-@dataclass(frozen=True)
-class ServeOptions:
-    """How ``drip-loader serve`` listens and lands (database options live in :class:`Settings`)."""
-
-    token: str = field(repr=False)
-    """The secret path segment of the webhook URL (``$DRIP_LOADER_WEBHOOK_TOKEN``)."""
-    host: str = "127.0.0.1"
-    """Address to listen on."""
-    port: int = 8000
-    """TCP port; 0 picks a free one (announced at start)."""
-    max_body_bytes: int = DEFAULT_MAX_RECORD_BYTES
-    """Larger request bodies are answered 413."""
-    migrate_first: bool = True
-    """Upgrade the schema at start (else only check it is at head)."""
-    writers: int = 2
-    """Connections committing groups of requests concurrently."""
-    max_group_events: int = 5_000
-    """Records per landing transaction at most."""
-    max_queued_events: int = 50_000
-    """Records waiting for the database at most; more requests get 429 at once."""
-    commit_timeout: float = 10.0
-    """Seconds a landing statement (or connect) may take; then its requests get 429."""
-    retry_after: int = 10
-    """Seconds sent in ``Retry-After`` with a 429."""
-    transform_interval: float = 1.0
-    """Seconds between polls of the transform queue when it is idle (freshness)."""
-    transform_batch_size: int = 10_000
-    """Pending events mapped per transform transaction."""
-    shutdown_timeout: float = 30.0
-    """Seconds to finish in-flight requests and the pending transform on SIGTERM/SIGINT."""
-    forwarded_allow_ips: str = "127.0.0.1"
-    """Proxies trusted for X-Forwarded-For (the client address in a reject's origin)."""
-    access_log: bool = False
-    """Log one line per request, the token redacted."""
-    body_timeout: float = 30.0
-    """Seconds a client may take to send its body; slower ones get 408 (slowloris)."""
-    max_connections: int = 1000
-    """Open connections at most; more get 503 (uvicorn's limit_concurrency)."""
-    emit: bool = False
-    """Forward transformed events to Segment in the background (needs a write key)."""
-    emit_interval: float = 5.0
-    """Seconds between forwarding passes when ``emit`` is on."""
-
-    def __post_init__(self) -> None:
-        if not _TOKEN.match(self.token):
-            raise ConfigError(
-                f"{TOKEN_ENV} must be 16 to 256 URL-safe characters (letters, digits, . _ ~ -); "
-                f"create one with: {_MAKE_TOKEN}"
-            )
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"port must be between 0 and 65535, got {self.port}")
-        for name in ("max_body_bytes", "writers", "max_group_events", "max_queued_events"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1")
-        for name in ("commit_timeout", "transform_interval", "shutdown_timeout", "body_timeout"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be more than 0 seconds")
-
-    def __repr__(self) -> str:
-        return f"ServeOptions(host={self.host!r}, port={self.port}, token=***)"
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ServeOptions:
-        """Options with the token from ``$DRIP_LOADER_WEBHOOK_TOKEN``, then non-None ``overrides``.
-
-        Raises:
-            ConfigError: no token is set, or an option is out of range.
-        """
-        env = os.environ if env is None else env
-        token = env.get(TOKEN_ENV, "").strip()
-        if not token:
-            raise ConfigError(
-                f"{TOKEN_ENV} is not set: serve needs the secret that goes in the webhook URL "
-                f"you register in Drip; create one with: {_MAKE_TOKEN}"
-            )
-        return cls(token=token, **{k: v for k, v in overrides.items() if v is not None})
-
-
-@dataclass
-class ServeReport:
-    """What one ``serve`` process did, returned when it stops."""
+@dataclass(kw_only=True)
+class ServeReport(Counts):
+    """What one ``serve`` process did (landing, transform, forwarding), returned when it stops."""
 
     load_id: str
-    requests: dict[str, int] = field(default_factory=dict)
+    responses: dict[str, int] = field(default_factory=dict)
     """Webhook requests answered, by HTTP status."""
-    read: int = 0
-    """Records stored: ``landed + duplicates + rejected``."""
-    landed: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    not_email: int = 0
-    transformed: int = 0
-    rows_added: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class Receiver:
@@ -202,31 +104,33 @@ class Receiver:
         self._schema = settings.schema
         self._started = time.monotonic()
         self._prepared = False
+        self._run: Run | None = None
         self._prepare_lock = threading.Lock()
         self.requests: Counter[int] = Counter()
         self.lander: GroupCommitLander | None = None
-        self.transformer = BackgroundTransformer(
+        self.transform = TransformJob(
             engine,
             schema=settings.schema,
             batch_size=options.transform_batch_size,
-            interval=options.transform_interval,
             ready=self.prepare,
         )
-        self.emitter: BackgroundEmitter | None = None
+        self.transformer = Worker(self.transform, interval=options.transform_interval)
+        self.emit: EmitJob | None = None
+        self.emitter: Worker | None = None
         if options.emit:
             if not settings.segment_write_key:
                 raise ConfigError(
                     "serve --emit needs a Segment write key: set SEGMENT_WRITE_KEY "
                     "or pass --segment-write-key"
                 )
-            self.emitter = BackgroundEmitter(
+            self.emit = EmitJob(
                 engine,
                 schema=settings.schema,
                 write_key=settings.segment_write_key,
                 host=settings.segment_host,
-                interval=options.emit_interval,
                 ready=self.prepare,
             )
+            self.emitter = Worker(self.emit, interval=options.emit_interval)
         # Health and metrics queries get their own threads: never queued behind landing.
         self._probe = ThreadPoolExecutor(2, thread_name_prefix="drip-probe")
 
@@ -247,36 +151,23 @@ class Receiver:
             pipeline.ensure_schema(
                 self.engine, self.settings, migrate_first=self.options.migrate_first
             )
-            runs = build_metadata(self._schema).tables[f"{self._schema}._runs"]
-            with translating(), self.engine.begin() as conn:
-                conn.execute(
-                    insert(runs).values(
-                        load_id=self.load_id,
-                        command="serve",
-                        status="running",
-                        sources=f"webhook http://{self.options.host}:{self.options.port}",
-                    )
-                )
+            self._run = start_run(
+                self.engine,
+                schema=self._schema,
+                load_id=self.load_id,
+                command="serve",
+                sources=f"webhook http://{self.options.host}:{self.options.port}",
+            )
             self._prepared = True
 
-    def finish(self, report: ServeReport, *, error: str | None = None) -> None:
-        """Record the final counts in ``_runs`` (best effort: the events themselves are safe)."""
-        if not self._prepared:
+    def finish(self, report: ServeReport, *, error: BaseException | None = None) -> None:
+        """Record how the run ended, with its counts, in ``_runs`` (best effort: the events
+        themselves are safe)."""
+        if self._run is None:
             return
-        runs = build_metadata(self._schema).tables[f"{self._schema}._runs"]
         counts = {k: v for k, v in report.as_dict().items() if k != "load_id"}
         try:
-            with translating(), self.engine.begin() as conn:
-                conn.execute(
-                    update(runs)
-                    .where(runs.c.load_id == self.load_id)
-                    .values(
-                        status="failed" if error else "completed",
-                        finished_at=func.now(),
-                        counts=counts,
-                        error=error,
-                    )
-                )
+            self._run.finish(counts, error=error)
         except LoaderError as exc:
             log.warning("could not record the end of this run in _runs: %s", exc)
 
@@ -316,21 +207,18 @@ class Receiver:
 
     def report(self) -> ServeReport:
         """Counts so far."""
-        stats = self.lander.stats if self.lander else None
-        transformed = self.transformer.snapshot()
-        read = stats.landed + stats.duplicates + stats.rejected if stats else 0
-        return ServeReport(
+        report = ServeReport(
             load_id=self.load_id,
-            requests={str(status): n for status, n in sorted(self.requests.items())},
-            read=read,
-            landed=stats.landed if stats else 0,
-            duplicates=stats.duplicates if stats else 0,
-            rejected=stats.rejected if stats else 0,
-            not_email=stats.not_email if stats else 0,
-            transformed=transformed.events,
-            rows_added=dict(sorted(transformed.rows_added.items())),
+            responses={str(status): n for status, n in sorted(self.requests.items())},
             seconds=round(time.monotonic() - self._started, 3),
         )
+        if self.lander is not None:
+            report.add(self.lander.stats)
+        report.add(self.transform.snapshot())
+        if self.emit is not None:
+            report.add(self.emit.snapshot())
+        report.rows_added = Counter(dict(sorted(report.rows_added.items())))
+        return report
 
     # -- handlers ----------------------------------------------------------------------
 
@@ -390,22 +278,10 @@ class Receiver:
         client = scope.get("client")
         origin = f"webhook:{client[0] if client else 'unknown'}:{datetime.now(UTC).isoformat()}"
 
-        batch = RecordBatch()
-        reasons: list[str] = []
-        total = 1
-        if size > limit:
-            reason = (
-                f"body is {size} bytes, over the limit of {limit} "
-                "(raise serve --max-body-bytes to accept it)"
-            )
-            batch.reject(reason, origin=origin, raw=bytes(body), size=size, load_id=self.load_id)
-            reasons.append(reason)
-        elif _ARRAY.match(body):
-            total = self._add_array(batch, bytes(body), origin, reasons)
-        else:
-            bad = batch.add(origin, bytes(body), load_id=self.load_id)
-            if bad is not None:
-                reasons.append(bad)
+        parsed = parse_body(
+            bytes(body), size=size, limit=limit, origin=origin, load_id=self.load_id
+        )
+        batch, reasons, total = parsed.batch, parsed.reasons, parsed.total
 
         if total == 0:
             await self._send(send, 200, b'{"received":0}')
@@ -454,19 +330,6 @@ class Receiver:
         )
         await send({"type": "http.response.body", "body": content})
 
-    def _add_array(self, batch: RecordBatch, body: bytes, origin: str, reasons: list[str]) -> int:
-        """Add each element of a JSON array body; return how many there are."""
-        try:
-            elements = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            reasons.append(batch.add(origin, body, load_id=self.load_id) or "not JSON")
-            return 1
-        for index, element in enumerate(elements):
-            reason = batch.add(f"{origin}[{index}]", orjson.dumps(element), load_id=self.load_id)
-            if reason is not None:
-                reasons.append(f"[{index}] {reason}")
-        return len(elements)
-
     async def healthz(self, request: Request) -> Response:
         """``GET /healthz``: 200 when the database answers (and the schema is ready), else 503."""
         loop = asyncio.get_running_loop()
@@ -477,12 +340,43 @@ class Receiver:
         except LoaderError as exc:
             detail = str(exc)
         else:
-            return Response(b'{"status":"ok"}', media_type="application/json")
+            reasons = self.degraded()
+            if not reasons:
+                return Response(b'{"status":"ok"}', media_type="application/json")
+            # Still 200: the events are stored, so Drip must keep sending; a monitor that
+            # reads the body sees that they are not going further.
+            return Response(
+                orjson.dumps({"status": "degraded", "reason": "; ".join(reasons)}),
+                media_type="application/json",
+            )
         return Response(
             orjson.dumps({"status": "unavailable", "detail": detail}),
             status_code=503,
             media_type="application/json",
         )
+
+    def worker_states(self) -> list[WorkerState]:
+        """The state of each background worker (transform, then emit when on)."""
+        workers = [self.transformer] if self.emitter is None else [self.transformer, self.emitter]
+        return [worker.state() for worker in workers]
+
+    def degraded(self) -> list[str]:
+        """Why the receiver is degraded: each worker failing for over ``degraded_after``
+        seconds, or stopped while the receiver runs; empty when it is not."""
+        if self.lander is None:  # not started (or already stopped): no worker is expected
+            return []
+        now = time.time()
+        reasons = []
+        for state in self.worker_states():
+            failing = state.failing_for(now)
+            if not state.alive:
+                reasons.append(f"{state.name} is not running (last error: {state.last_error})")
+            elif failing > self.options.degraded_after:
+                reasons.append(
+                    f"{state.name} has failed for {failing:.0f} s ({state.errors} error(s) so "
+                    f"far), last: {state.last_error}"
+                )
+        return reasons
 
     def _check(self) -> None:
         self.prepare()
@@ -497,8 +391,16 @@ class Receiver:
             lag = await asyncio.wait_for(loop.run_in_executor(self._probe, self._lag), 5.0)
         except (TimeoutError, LoaderError):
             lag = None
+        report = self.report()
         return Response(
-            self._exposition(lag).encode(),
+            exposition(
+                report,
+                responses=report.responses,
+                commits=self.lander.commits if self.lander else 0,
+                queued=self.lander.queued if self.lander else 0,
+                workers=self.worker_states(),
+                lag=lag,
+            ).encode(),
             media_type="text/plain; version=0.0.4; charset=utf-8",
         )
 
@@ -508,83 +410,6 @@ class Receiver:
             row = conn.execute(text(read_sql("serve/transform_lag.sql"))).one()
             conn.rollback()
         return int(row.pending), float(row.lag_seconds)
-
-    def _exposition(self, lag: tuple[int, float] | None) -> str:
-        lines: list[str] = []
-
-        def metric(name: str, kind: str, help_: str, samples: list[tuple[str, float]]) -> None:
-            lines.append(f"# HELP {name} {help_}")
-            lines.append(f"# TYPE {name} {kind}")
-            lines.extend(f"{name}{labels} {value:g}" for labels, value in samples)
-
-        report = self.report()
-        stats = self.lander.stats if self.lander else None
-        metric(
-            "drip_loader_webhook_requests_total",
-            "counter",
-            "Webhook requests answered, by HTTP status.",
-            [(f'{{status="{s}"}}', n) for s, n in report.requests.items()],
-        )
-        metric(
-            "drip_loader_webhook_events_total",
-            "counter",
-            "Events received by webhook, by outcome (landed: new; duplicate: already stored).",
-            [
-                ('{outcome="landed"}', report.landed),
-                ('{outcome="duplicate"}', report.duplicates),
-                ('{outcome="rejected"}', report.rejected),
-            ],
-        )
-        metric(
-            "drip_loader_webhook_not_email_events_total",
-            "counter",
-            "Landed or duplicate events that are not email events (kept raw only).",
-            [("", report.not_email)],
-        )
-        metric(
-            "drip_loader_group_commits_total",
-            "counter",
-            "Landing transactions (each commits many requests).",
-            [("", stats.commits if stats else 0)],
-        )
-        metric(
-            "drip_loader_queued_events",
-            "gauge",
-            "Events waiting for a landing transaction.",
-            [("", self.lander.queued if self.lander else 0)],
-        )
-        metric(
-            "drip_loader_transformed_events_total",
-            "counter",
-            "Pending events this process mapped into the collection tables and tracks.",
-            [("", report.transformed)],
-        )
-        metric(
-            "drip_loader_transform_runs_total",
-            "counter",
-            "Passes of the background transform over the queue, empty ones included.",
-            [("", self.transformer.snapshot().runs)],
-        )
-        metric(
-            "drip_loader_database_up",
-            "gauge",
-            "1 when the last database query of /metrics succeeded.",
-            [("", 0 if lag is None else 1)],
-        )
-        if lag is not None:
-            metric(
-                "drip_loader_pending_events",
-                "gauge",
-                "Landed events waiting for the transform (from any process).",
-                [("", lag[0])],
-            )
-            metric(
-                "drip_loader_transform_lag_seconds",
-                "gauge",
-                "Age of the oldest event waiting for the transform; 0 when none.",
-                [("", round(lag[1], 3))],
-            )
-        return "\n".join(lines) + "\n"
 
 
 def create_app(receiver: Receiver) -> ASGIApp:
@@ -748,7 +573,11 @@ def run_server(
                 f"Receiving Drip webhooks on http://{_url_host(host)}:{port}/webhooks/drip/<token> "
                 f"(token from ${TOKEN_ENV}; run {load_id}); Ctrl-C or SIGTERM stops."
             )
-            _Server(config).run(sockets=[sock])
+            try:
+                _Server(config).run(sockets=[sock])
+            except BaseException as exc:
+                receiver.finish(receiver.report(), error=exc)
+                raise
             report = receiver.report()
             receiver.finish(report)
             return report

@@ -7,12 +7,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from . import migrate
 from .db import translating
 from .mapping import in_order
 from .registry import COLLECTIONS, DEFAULT_ON
+from .runs import is_alive
 from .tables import build_metadata
 
 
@@ -78,7 +79,7 @@ def warehouse_status(engine: Engine, *, schema: str, runs: int = 5) -> dict[str,
             {
                 "load_id": r["load_id"],
                 "command": r["command"],
-                "status": r["status"],
+                "status": _status(conn, r["load_id"], r["status"]),
                 "started_at": r["started_at"].isoformat(),
                 "finished_at": r["finished_at"].isoformat() if r["finished_at"] else None,
                 "counts": r["counts"],
@@ -87,3 +88,14 @@ def warehouse_status(engine: Engine, *, schema: str, runs: int = 5) -> dict[str,
             for r in recent
         ]
     return status
+
+
+GONE = "not running (process gone)"
+"""The status shown for a run recorded ``running`` whose process no longer holds its lock
+(killed outright: it could not record its end)."""
+
+
+def _status(conn: Connection, load_id: str, recorded: str) -> str:
+    if recorded == "running" and not is_alive(conn, load_id):
+        return GONE
+    return recorded

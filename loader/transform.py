@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
-from .db import translating
+from .db import batch_session, set_search_path, translating
 from .mapping import enabled_collections, map_params, mapping_statement, truncate_statement
 from .registry import DEFAULT_ON
 from .sqlfiles import read_sql
@@ -45,21 +45,6 @@ class TransformResult:
     batches: int = 0
     rows_added: Counter[str] = field(default_factory=Counter)
     """Rows inserted per table."""
-
-
-def set_search_path(conn: Connection, schema: str) -> None:
-    """Make the statements of ``sql/`` (which use bare table names) address ``schema``."""
-    conn.execute(text("SELECT set_config('search_path', :schema, false)"), {"schema": schema})
-
-
-def batch_session(conn: Connection, schema: str) -> None:
-    """Set up ``conn`` for the landing, mapping and merging statements on ``schema``.
-
-    Besides the search path: each chunk's statement sorts its rows twice (lock order,
-    latest subscriber snapshot); at the default 4 MB of work_mem those sorts spill to disk.
-    """
-    set_search_path(conn, schema)
-    conn.execute(text("SELECT set_config('work_mem', '32MB', false)"))
 
 
 def transform_batch(conn: Connection, *, batch_size: int) -> tuple[int, Counter[str]]:

@@ -20,6 +20,7 @@ from loader.config import Settings
 from loader.pipeline import RunReport, run_pipeline
 from loader.transform import requeue_all, run_transforms
 from tests.analyst_cases import BATCH_1, BATCH_2, at, webhook, write_ndjson
+from tests.support.warehouse import queue_records
 
 D = Decimal
 
@@ -305,13 +306,9 @@ def test_queued_events_and_rebuild_give_the_same_subscribers(
 ) -> None:
     # The webhook path queues events; the transform claims them in batches of 3 here, so
     # one subscriber's events are spread over several batches, in file order.
-    from loader.land import land_records
 
     records = [(f"case:{n}", body, len(body)) for n, body in enumerate(BATCH_1 + BATCH_2)]
-    land_records(
-        engine, records, schema="drip", load_id="q", batch_size=100, max_record_bytes=1 << 20,
-        transform=False,
-    )  # fmt: skip
+    queue_records(engine, records, load_id="q")
     run_transforms(engine, schema="drip", batch_size=3)
     expected = [EVE_1, ANN_2, BOB_2, CAT_1, FAY_2]
     assert rows(engine, SUBSCRIBERS) == expected
@@ -400,7 +397,6 @@ def test_concurrent_transforms_of_the_same_subscribers(engine: Engine) -> None:
     # upserts lock subscribers in id order, so they wait for each other but never deadlock
     # (a deadlock would fail a batch: run_transforms does not retry), and whichever commits
     # last, each row ends with the newer snapshot and the whole seen span.
-    from loader.land import land_records
 
     subscribers = [f"s{n:03}" for n in range(300)]
     old = [
@@ -418,10 +414,7 @@ def test_concurrent_transforms_of_the_same_subscribers(engine: Engine) -> None:
             conn.execute(text("TRUNCATE drip.subscribers, drip._raw_events, drip._pending"))
         batches = [new, old] if round_ % 2 else [old, new]
         records = [(f"c:{n}", b, len(b)) for n, b in enumerate(batches[0] + batches[1])]
-        land_records(
-            engine, records, schema="drip", load_id=f"r{round_}", batch_size=1000,
-            max_record_bytes=1 << 20, transform=False,
-        )  # fmt: skip
+        queue_records(engine, records, load_id=f"r{round_}")
         start = threading.Barrier(2)
         errors: list[BaseException] = []
         threads = [threading.Thread(target=_transform, args=(engine, start, errors)) for _ in "ab"]
@@ -441,8 +434,8 @@ def test_an_older_snapshot_committed_last_does_not_win(engine: Engine) -> None:
     # Merge 1 upserts 50 subscribers' newer snapshots and keeps its transaction open; merge
     # 2, on their older snapshots, has to wait for those rows; when 1 commits, 2 re-checks
     # against the committed rows: the newer snapshots stay, first_seen_at widens.
-    from loader.land import land_records
-    from loader.transform import merge_subscribers, set_search_path, transform_batch
+    from loader.db import set_search_path
+    from loader.transform import merge_subscribers, transform_batch
 
     subscribers = [f"s{n:02}" for n in range(50)]
     new = [
@@ -461,10 +454,7 @@ def test_an_older_snapshot_committed_last_does_not_win(engine: Engine) -> None:
         # the newer snapshots are queued first, so the first merge takes exactly them
         for n, bodies in enumerate((new, old)):
             records = [(f"c{n}:{i}", b, len(b)) for i, b in enumerate(bodies)]
-            land_records(
-                engine, records, schema="drip", load_id=f"w{n}", batch_size=1000,
-                max_record_bytes=1 << 20, transform=False,
-            )  # fmt: skip
+            queue_records(engine, records, load_id=f"w{n}")
             with first.begin():
                 assert transform_batch(first, batch_size=50)[0] == 50
         first.begin()
@@ -505,8 +495,8 @@ def test_a_merge_split_in_parts_ends_like_one_merge(engine: Engine) -> None:
     # 120 subscribers, each with an older and a newer snapshot queued in either order: the
     # merge split three ways (as a load with --writers 3 ends) and the single merge leave
     # the same rows, and the split one took every queued snapshot.
-    from loader.land import land_records
-    from loader.transform import merge_in_parallel, set_search_path, transform_batch
+    from loader.db import set_search_path
+    from loader.transform import merge_in_parallel, transform_batch
 
     bodies = []
     for n in range(120):
@@ -522,10 +512,7 @@ def test_a_merge_split_in_parts_ends_like_one_merge(engine: Engine) -> None:
         with engine.begin() as conn:
             conn.execute(text("TRUNCATE drip.subscribers, drip._raw_events, drip._pending"))
         records = [(f"m{parts}:{i}", b, len(b)) for i, b in enumerate(bodies)]
-        land_records(
-            engine, records, schema="drip", load_id=f"m{parts}", batch_size=1000,
-            max_record_bytes=1 << 20, transform=False,
-        )  # fmt: skip
+        queue_records(engine, records, load_id=f"m{parts}")
         with engine.connect() as conn:
             set_search_path(conn, "drip")
             conn.commit()

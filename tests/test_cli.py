@@ -7,15 +7,45 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from loader.cli import app
 from tests.casefiles import case_bytes
 
 BIN = [sys.executable, "-m", "loader"]
-COMMANDS = ["migrate", "load", "status", "sample", "sql", "psql", "rebuild"]
+HEAVY = ("sqlalchemy", "psycopg2", "pandas", "alembic")
+
+
+def _command_paths() -> list[tuple[str, ...]]:
+    """Every command and sub-command of the app, groups walked, as argument tuples."""
+    paths: list[tuple[str, ...]] = []
+
+    def walk(group: Any, prefix: tuple[str, ...]) -> None:
+        # a group (Typer's own click, or click) is whatever has sub-commands
+        for name, command in sorted(group.commands.items()):
+            paths.append((*prefix, name))
+            if isinstance(getattr(command, "commands", None), dict):
+                walk(command, (*prefix, name))
+
+    walk(typer.main.get_command(app), ())
+    return paths
+
+
+COMMANDS = _command_paths()
+# What an argument list imports, printed as the last line (sys.modules after the exit).
+_IMPORTED = f"""
+import json, sys
+from loader.cli import app
+try:
+    app(sys.argv[1:], prog_name="drip-loader")
+except SystemExit:
+    pass
+print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))
+"""
 
 
 def _run(
@@ -39,11 +69,37 @@ def _run(
     )
 
 
-@pytest.mark.parametrize("command", COMMANDS)
-def test_every_command_has_help_without_any_environment(command: str) -> None:
-    result = CliRunner().invoke(app, [command, "--help"], env={"DRIP_LOADER_DATABASE_URL": ""})
+def test_the_command_list_is_the_apps() -> None:
+    names = {path[0] for path in COMMANDS}
+    documented = {"migrate", "load", "status", "sample", "sql", "psql", "rebuild", "emit"}
+    assert documented | {"serve", "report"} <= names
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_every_command_has_help_without_any_environment(command: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(app, [*command, "--help"], env={"DRIP_LOADER_DATABASE_URL": ""})
     assert result.exit_code == 0, result.output
     assert "Usage" in result.output
+
+
+@pytest.mark.parametrize(
+    "args", [("--help",), ("--version",), *((*c, "--help") for c in COMMANDS)], ids=" ".join
+)
+def test_help_and_version_import_no_database_or_dataframe_library(args: tuple[str, ...]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPORTED, *args], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == [], f"{' '.join(args)} imports them"
+
+
+def test_import_loader_does_not_import_the_pipeline() -> None:
+    check = "import json, loader, sys; print(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    imported = set(json.loads(done.stdout))
+    assert {"loader", "loader.config", "loader.errors"} <= imported
+    assert not imported & {"loader.pipeline", "loader.land", "loader.db", *HEAVY}
 
 
 def test_python_dash_m_loader_works() -> None:

@@ -9,6 +9,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from loader.config import default_home
 
 
@@ -54,8 +56,14 @@ def test_load_twice_on_the_embedded_server_keeps_data_and_adds_nothing() -> None
         assert not (home / "pgdata" / "postmaster.pid").exists()
 
 
-def test_default_home_keeps_root_out_of_root() -> None:
+def test_default_home_keeps_root_out_of_root(monkeypatch: pytest.MonkeyPatch) -> None:
     assert default_home({"DRIP_LOADER_HOME": "/srv/drip"}) == Path("/srv/drip")
-    home = default_home({})
-    if os.geteuid() == 0:
-        assert not home.is_relative_to("/root")
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    # root: a system location, not under /root (whoever runs the tests)
+    monkeypatch.setenv("HOME", "/root")
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert default_home({}) == Path("/var/lib/drip-loader")
+    # anyone else: the user's data folder
+    monkeypatch.setenv("HOME", "/home/ana")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert default_home({}) == Path("/home/ana/.local/share/drip-loader")

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import gzip
+import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from sqlalchemy.engine import Engine
 
 from loader.config import Settings
+from loader.errors import StepFailed
 from loader.pipeline import run_pipeline
 from loader.sample import generate_events
 from tests.support.warehouse import one, write_ndjson
@@ -67,3 +72,39 @@ def test_the_number_of_writers_changes_nothing_in_the_tables(
         seen.append((report.landed, report.duplicates, raw["h"], tracks["h"]))
     assert seen[0] == seen[1]
     assert seen[0][0] > 5_000 and seen[0][1] > 0
+
+
+def test_a_read_failure_lands_every_record_read_before_it_and_says_so(
+    settings: Settings, engine: Engine, tmp_path: Path
+) -> None:
+    # One chunk would hold the whole file: before the failure nothing had been flushed.
+    settings = replace(settings, batch_size=100_000)
+    lines = [
+        json.dumps(
+            {
+                "event": "subscriber.opened_email",
+                "data": {"subscriber": {"id": f"s{n}", "email": f"u{n}@example.com"}},
+                "occurred_at": f"2026-10-06T15:{n // 60 % 60:02}:{n % 60:02}Z",
+                "padding": "x" * 500,
+                "n": n,
+            }
+        ).encode()
+        for n in range(8000)
+    ]
+    whole = gzip.compress(b"".join(line + b"\n" for line in lines))
+    path = tmp_path / "cut.ndjson.gz"
+    path.write_bytes(whole[: len(whole) * 2 // 3])  # the transfer broke off
+    with pytest.raises(StepFailed) as failed:
+        run_pipeline(settings, [str(path)])
+    said = re.search(r"read failed after ([\d,]+) record\(s\)", str(failed.value))
+    assert said, failed.value
+    read = int(said.group(1).replace(",", ""))
+    assert 0 < read < len(lines)
+    assert "those are landed" in str(failed.value) and "run the same command again" in str(
+        failed.value
+    )
+    assert one(engine, "SELECT count(*) AS n FROM drip._raw_events")["n"] == read
+    # The rerun with the whole file lands the rest, nothing twice.
+    path.write_bytes(whole)
+    report = run_pipeline(settings, [str(path)])
+    assert (report.landed, report.duplicates) == (len(lines) - read, read)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -9,8 +10,10 @@ import socket
 import subprocess
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,11 +25,11 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from loader.cli import app
-from loader.db import make_engine
+from loader.counts import Counts
+from loader.db import make_engine, set_search_path
 from loader.events import COLLECTIONS, parse_record
-from loader.land import RecordBatch, land_batch
+from loader.receive import GroupCommitLander, RecordBatch
 from loader.sample import generate_events
-from loader.transform import set_search_path
 from tests.casefiles import case
 from tests.support.serve import BIN, TOKEN, ServeProcess
 
@@ -535,30 +538,40 @@ def test_serve_help_lists_its_options() -> None:
 # -- the group-commit statement -----------------------------------------------------------
 
 
-def test_land_batch_lands_each_event_once_and_keeps_rejects(engine: Engine) -> None:
+def test_the_group_commit_lands_each_event_once_and_keeps_rejects(engine: Engine) -> None:
     batch = RecordBatch()
     assert batch.add("webhook:a", body(CLICK), load_id="L") is None
     assert batch.add("webhook:b", body(CLICK), load_id="L") is None  # same event again
     assert batch.add("webhook:c", body(APPLIED_TAG), load_id="L") is None
     assert batch.add("webhook:d", b"[]", load_id="L") == "not a JSON object (got an array)"
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        set_search_path(conn, "drip")
-        result = land_batch(conn, batch, load_id="L")
-        again = land_batch(conn, batch, load_id="L")
-        raw = conn.execute(
-            sa.text("SELECT _event_key, origin, payload FROM _raw_events ORDER BY origin")
-        ).all()
-        pending = conn.execute(sa.text("SELECT _event_key FROM _pending ORDER BY 1")).scalars()
-        rejects = conn.execute(sa.text("SELECT reason, origin, raw_text FROM _rejects")).all()
-        assert (result.read, result.landed, result.duplicates, result.rejected) == (4, 2, 1, 1)
-        assert (result.not_email, again.landed, again.duplicates) == (1, 0, 3)
-        assert [(k, o) for k, o, _ in raw] == [
-            (key(CLICK), "webhook:a"),
-            (key(APPLIED_TAG), "webhook:c"),
-        ]
-        assert raw[0][2] == CLICK
-        assert sorted(pending) == sorted([key(CLICK), key(APPLIED_TAG)])
-        assert rejects == [("not a JSON object (got an array)", "webhook:d", "[]")]
+
+    async def twice() -> tuple[Counts, Counts]:
+        lander = GroupCommitLander(engine, schema="drip", load_id="L", writers=1)
+        lander.start()
+        try:
+            await lander.submit(batch)
+            first = replace(lander.stats, rows_added=Counter(lander.stats.rows_added))
+            await lander.submit(batch)
+        finally:
+            await lander.stop()
+        return first, lander.stats
+
+    first, both = asyncio.run(twice())
+    assert (first.read, first.landed, first.duplicates, first.rejected) == (4, 2, 1, 1)
+    assert (first.not_email, both.landed - first.landed, both.duplicates - first.duplicates) == (
+        1,
+        0,
+        3,
+    )
+    assert rows(engine, "SELECT _event_key, origin, payload FROM _raw_events ORDER BY origin") == [
+        {"_event_key": key(CLICK), "origin": "webhook:a", "payload": CLICK},
+        {"_event_key": key(APPLIED_TAG), "origin": "webhook:c", "payload": APPLIED_TAG},
+    ]
+    pending = [r["_event_key"] for r in rows(engine, "SELECT _event_key FROM _pending")]
+    assert sorted(pending) == sorted([key(CLICK), key(APPLIED_TAG)])
+    assert rows(engine, "SELECT reason, origin, raw_text FROM _rejects") == [  # once
+        {"reason": "not a JSON object (got an array)", "origin": "webhook:d", "raw_text": "[]"}
+    ]
 
 
 def test_serve_emit_forwards_received_events_to_segment(db_url: str, tmp_path: Path) -> None:

@@ -11,10 +11,10 @@ from sqlalchemy.engine import Engine
 
 from loader import __version__
 from loader.config import Settings
-from loader.land import land_records
+from loader.events import parse_record
 from loader.transform import ADDED_COUNTS, requeue_all, run_transforms
 from tests.casefiles import case, case_bytes, line
-from tests.support.warehouse import TABLES, load_lines, one, rows, snapshot
+from tests.support.warehouse import TABLES, load_lines, one, queue_records, rows, snapshot
 
 OPENED_ID = "drip-c9daf0b892cbfee91c07ed550280e13e04820e09"
 CLICKED_ID = "drip-40337f85b1c3e203d8f906b08faa5ba3152f011c"
@@ -215,15 +215,7 @@ def test_pending_path_gives_the_same_tables_as_a_file_load(
             )
         )
     records = ((f"mem:{i}", raw, len(raw)) for i, raw in enumerate(lines, 1))
-    landed = land_records(
-        engine,
-        records,
-        schema="drip",
-        load_id="p",
-        batch_size=700,
-        max_record_bytes=1 << 20,
-        transform=False,
-    )
+    landed = queue_records(engine, records, load_id="p")
     assert landed.rows_added == {}
     assert one(engine, "SELECT count(*) AS n FROM drip.tracks")["n"] == 0
     result = run_transforms(engine, schema="drip", batch_size=1000)
@@ -237,10 +229,16 @@ def test_rebuild_from_raw_reproduces_the_tables(
 ) -> None:
     from loader.sample import generate_events
 
-    load_lines(settings, tmp_path, generate_events(events=2000, seed=9))
+    lines = list(generate_events(events=2000, seed=9))
+    load_lines(settings, tmp_path, lines)
     before = snapshot(engine)
     queued = requeue_all(engine, schema="drip")
-    assert queued == one(engine, "SELECT count(*) AS n FROM drip._raw_events")["n"]
+    # every event of the input, counted from the input itself (retries are one event)
+    events = {parse_record(raw).key for raw in lines}
+    assert queued == len(events) < len(lines)
+    pending = {r["_event_key"] for r in rows(engine, "SELECT _event_key FROM drip._pending")}
+    assert pending == events
+    assert one(engine, "SELECT count(*) AS n FROM drip.tracks")["n"] == 0
     run_transforms(engine, schema="drip", batch_size=500)
     assert snapshot(engine) == before
 
@@ -279,15 +277,7 @@ def test_an_event_whose_landing_commits_late_is_not_skipped(
     thread.start()
     assert landed.wait(10)
     # meanwhile another event lands and the scheduled transform runs
-    land_records(
-        engine,
-        [("now:1", first, len(first))],
-        schema="drip",
-        load_id="n",
-        batch_size=10,
-        max_record_bytes=1 << 20,
-        transform=False,
-    )
+    queue_records(engine, [("now:1", first, len(first))], load_id="n")
     assert run_transforms(engine, schema="drip", batch_size=10).events == 1
     release.set()
     thread.join()

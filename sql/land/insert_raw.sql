@@ -1,11 +1,11 @@
--- name: insert_raw (head; the tail is transform/map_and_insert.sql or land/queue_pending.sql)
+-- name: insert_raw (head; the tail is transform/map_and_insert.sql)
 -- Land the staged chunk (each event once: the first copy wins, a retry with a changed
 -- subscriber snapshot is the same event) and hand exactly the newly landed events, as
 -- `src`, to the tail in the same statement: a file load maps what it lands without a
 -- second read, and a duplicate is never mapped (or queued) twice.
 WITH src AS (
     INSERT INTO _raw_events (_event_key, event, occurred_at, received_at, is_email, _load_id, origin, payload)
-    SELECT _event_key, event, occurred_at, coalesce(CAST(:received_at AS timestamptz), now()),
+    SELECT _event_key, event, occurred_at, now(),
            is_email, :load_id, origin, payload
     FROM _stage
     -- One lock order for every lander, so overlapping loads cannot deadlock; among copies

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -13,8 +14,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from loader.config import Settings
+from loader.counts import Counts
 from loader.events import COLLECTIONS
+from loader.extract import RawRecord
 from loader.pipeline import RunReport, run_pipeline
+from loader.receive import GroupCommitLander, RecordBatch
 
 TABLES = ("tracks", *COLLECTIONS)
 
@@ -28,6 +32,27 @@ def load_lines(
     settings: Settings, tmp_path: Path, lines: Iterable[bytes], name: str = "in.ndjson"
 ) -> RunReport:
     return run_pipeline(settings, [str(write_ndjson(tmp_path / name, lines))])
+
+
+def queue_records(engine: Engine, records: Iterable[RawRecord], *, load_id: str) -> Counts:
+    """Land ``records`` as the webhook receiver does (one group commit): into
+    ``_raw_events`` and queued in ``_pending`` for a later transform, not mapped yet."""
+    batch = RecordBatch()
+    for origin, raw, _ in records:
+        batch.add(origin, raw, load_id=load_id)
+
+    async def land() -> Counts:
+        lander = GroupCommitLander(
+            engine, schema="drip", load_id=load_id, writers=1, max_queued_events=len(batch) + 1
+        )
+        lander.start()
+        try:
+            await lander.submit(batch)
+        finally:
+            await lander.stop()
+        return lander.stats
+
+    return asyncio.run(land())
 
 
 def rows(engine: Engine, sql: str, **params: Any) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from loader.drip_api import (
     resolve_account,
 )
 from loader.errors import ConfigError, DripApiError, DripGaveUp, DripNotFound
-from tests.support.fake_drip import ACCOUNT, TOKEN, FakeClock, Fault, FakeDrip
+from tests.support.fake_drip import ACCOUNT, TOKEN, FakeClock, FakeDrip, Fault
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from .drip_api import DripClient, DripSettings, resolve_account
 from .errors import ConfigError, DripApiError, DripNotFound
@@ -70,7 +70,7 @@ def mask_url(url: str) -> str:
         after_drip = i > 0 and segments[i - 1] == "drip" and bool(segment)
         if after_drip or _SECRET_LOOKING.match(segment):
             segments[i] = "***"
-    query = urlencode([(k, "***") for k, _ in parse_qsl(parts.query, keep_blank_values=True)])
+    query = "&".join(f"{k}=***" for k, _ in parse_qsl(parts.query, keep_blank_values=True))
     netloc = parts.hostname or ""
     if parts.port:
         netloc += f":{parts.port}"

@@ -218,6 +218,10 @@ class DripClient:
         """``GET path`` and its JSON object."""
         return _json_object(self.request("GET", path, params=params), f"GET /{path}")
 
+    def post(self, path: str, body: Any) -> dict[str, Any]:
+        """``POST path`` with a JSON ``body``, and the JSON object answered."""
+        return _json_object(self.request("POST", path, body=body), f"POST /{path}")
+
     def pages(
         self,
         path: str,

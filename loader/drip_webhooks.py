@@ -23,6 +23,7 @@ from .serve import _TOKEN as SERVE_TOKEN  # the rule serve applies to its secret
 
 RECEIVED_EMAIL = "subscriber.received_email"
 _RECEIVER_PATH = re.compile(r"^/webhooks/drip/([^/]*)$")
+_WEBHOOK_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SECRET_LOOKING = re.compile(r"^[A-Za-z0-9._~-]{16,}$")
 
 
@@ -91,7 +92,7 @@ class Webhook:
     @classmethod
     def from_api(cls, record: Any) -> Webhook:
         if not isinstance(record, dict) or record.get("id") is None:
-            raise DripApiError(f"Drip answered a webhook without an id: {record!r:.200}")
+            raise DripApiError("Drip answered a webhook without an id; check --drip-api-url")
         events = record.get("events")
         version = record.get("version")  # "1" in the docs, a number in the wild
         return cls(
@@ -233,8 +234,7 @@ def create_webhook(
                 }
             ]
         }
-        answer = client.request("POST", f"{account_id}/webhooks", body=body).json()
-        items = answer.get("webhooks") if isinstance(answer, dict) else None
+        items = client.post(f"{account_id}/webhooks", body).get("webhooks")
         if not isinstance(items, list) or not items:
             raise DripApiError("Drip answered the webhook creation without the webhook")
         return WebhookCreated(account_id, Webhook.from_api(items[0]), created=True)
@@ -253,7 +253,7 @@ def delete_webhook(
     drip: DripSettings, *, webhook_id: str, sleep: Callable[[float], None] = time.sleep
 ) -> WebhookDeleted:
     """Delete one webhook; one that is already gone (404) counts as done."""
-    if not webhook_id.strip() or "/" in webhook_id:
+    if not _WEBHOOK_ID.match(webhook_id.strip()):
         raise ConfigError(f"invalid webhook id {webhook_id!r}: see drip-loader drip webhook list")
     with _client(drip, sleep) as client:
         account_id = resolve_account(client, drip.account_id)

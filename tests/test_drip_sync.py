@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -289,6 +290,28 @@ def test_giving_up_past_max_wait_leaves_each_table_wholly_old_or_wholly_new(
     # the next run starts over and finishes
     report = _sync(settings, drip)
     assert report.tables["drip_broadcasts"] == TableSync(seen=249, added=0, deleted=1)
+
+
+def test_a_query_during_a_sync_sees_the_table_as_it_was(
+    settings: Settings, engine: Engine, drip: FakeDrip
+) -> None:
+    first = _sync(settings, drip)
+    drip.data["subscribers"].pop(0)
+    drip.plan("subscribers", Fault(200), Fault(200), Fault(200, delay=1.0))  # page 3 is slow
+    done: list[SyncReport] = []
+    sync = threading.Thread(target=lambda: done.append(_sync(settings, drip)))
+    sync.start()
+    try:
+        assert drip.delaying.wait(30)
+        during = one(
+            engine,
+            "SELECT count(*) FILTER (WHERE deleted_at IS NULL) AS listed, "
+            "min(synced_at) AS oldest, max(synced_at) AS newest FROM drip.drip_subscribers",
+        )
+    finally:
+        sync.join(60)
+    assert during == {"listed": 2100, "oldest": first.started_at, "newest": first.started_at}
+    assert done[0].tables["drip_subscribers"] == TableSync(seen=2099, deleted=1)
 
 
 def test_max_wait_zero_on_the_first_table_changes_nothing(

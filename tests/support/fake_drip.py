@@ -240,6 +240,8 @@ class FakeDrip:
         self._plans: list[tuple[str, deque[Fault]]] = []
         self._inserts: dict[tuple[str, int], dict[str, Any]] = {}
         self._remaining = RATE_LIMIT
+        self.delaying = threading.Event()
+        """Set when a planned slow answer starts waiting (a test can act meanwhile)."""
         self._next_webhook = 77777
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -443,6 +445,7 @@ class FakeDrip:
                                 headers["Retry-After"] = fault.retry_after
                     record.status = status
                 if fault is not None and fault.delay:
+                    fake.delaying.set()
                     time.sleep(fault.delay)
                 try:
                     self._answer(status, answer, headers)

@@ -23,7 +23,21 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, MetaData, Table, exists, func, insert, literal, null, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Identity,
+    MetaData,
+    Table,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection, Engine
 
@@ -173,7 +187,7 @@ def sync_resource(
             ):
                 rows = [row for row in (to_row(resource, item) for item in items) if row]
                 if rows:
-                    _stage_rows(conn, stage, rows, key=resource.key)
+                    _stage_rows(conn, stage, rows)
                     conn.commit()
             result = _apply(conn, target, stage, key=resource.key, synced_at=synced_at)
             stage.drop(conn)
@@ -190,31 +204,32 @@ def _stage_table(target: Table) -> Table:
     return Table(
         f"_stage_{target.name}",
         MetaData(),
-        *(
-            Column(c.name, c.type, primary_key=c.primary_key)
-            for c in target.columns
-            if c.name not in ("synced_at", "deleted_at")
-        ),
+        Column("_seq", BigInteger, Identity(), nullable=False),
+        *(Column(c.name, c.type) for c in target.columns if c.name not in _STAMPS),
         prefixes=["TEMPORARY"],
     )
 
 
-def _stage_rows(conn: Connection, stage: Table, rows: list[dict[str, Any]], *, key: str) -> None:
-    statement = pg_insert(stage)
-    # Drip's pages can shift while we read them: a record seen twice is kept once (the later).
-    conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=[key],
-            set_={c.name: statement.excluded[c.name] for c in stage.columns if c.name != key},
-        ),
-        rows,
-    )
+_STAMPS = ("synced_at", "deleted_at")
+
+
+def _stage_rows(conn: Connection, stage: Table, rows: list[dict[str, Any]]) -> None:
+    # A plain INSERT of many rows is sent as multi-row VALUES batches (SQLAlchemy's
+    # insertmanyvalues), not a round trip per record.
+    conn.execute(insert(stage), rows)
 
 
 def _apply(
     conn: Connection, target: Table, stage: Table, *, key: str, synced_at: datetime
 ) -> TableSync:
     """The diff, in the caller's one transaction: upsert what Drip listed, mark what it did not."""
+    # Two syncs applying the same table at once would lock its rows in different orders.
+    name = f"drip-loader sync {target.schema}.{target.name}"
+    conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(name))))
+    columns = [c.name for c in stage.columns if c.name != "_seq"]
+    # Drip's pages can shift while we read them: a record met twice counts once (the later).
+    later = stage.alias("later")
+    conn.execute(delete(stage).where(stage.c[key] == later.c[key], stage.c._seq < later.c._seq))
     listed = stage.c[key]
     result = TableSync()
     result.seen = int(conn.execute(select(func.count()).select_from(stage)).scalar_one())
@@ -222,15 +237,16 @@ def _apply(
         conn.execute(
             select(func.count())
             .select_from(stage)
-            .where(
-                ~exists().where(target.c[key] == listed, target.c.deleted_at.is_(None)),
-            )
+            .where(~exists().where(target.c[key] == listed, target.c.deleted_at.is_(None)))
         ).scalar_one()
     )
-    columns = [c.name for c in stage.columns]
     upsert = pg_insert(target).from_select(
-        [*columns, "synced_at", "deleted_at"],
-        select(*stage.columns, literal(synced_at, target.c.synced_at.type), null()),
+        [*columns, *_STAMPS],
+        select(
+            *(stage.c[name] for name in columns),
+            literal(synced_at, target.c.synced_at.type),
+            null(),
+        ),
     )
     conn.execute(
         upsert.on_conflict_do_update(

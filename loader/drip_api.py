@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -56,7 +57,10 @@ class DripSettings:
     """Seconds to wait for one answer before counting it a timeout (retried)."""
 
     def __post_init__(self) -> None:
-        if not self.api_url.startswith(("http://", "https://")):
+        if (
+            not self.api_url.startswith(("http://", "https://"))
+            or not urlsplit(self.api_url).hostname
+        ):
             raise ConfigError(
                 f"invalid Drip API URL {self.api_url!r}: use a URL such as {DEFAULT_API_URL} "
                 f"(--drip-api-url / {URL_ENV})"
@@ -183,9 +187,14 @@ class DripClient:
             except httpx.TimeoutException:
                 failures += 1
                 problem = "timed out"
-            except httpx.TransportError as exc:
+            except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 failures += 1
                 problem = f"failed ({type(exc).__name__})"
+            except httpx.TransportError as exc:  # a proxy or protocol problem: no retry helps
+                raise DripApiError(
+                    f"Drip API {what} failed ({type(exc).__name__}: {self.scrub(str(exc))}); "
+                    f"check --drip-api-url / {URL_ENV}"
+                ) from None
             else:
                 self._note_rate_limit(response)
                 if response.status_code == 429:

@@ -223,3 +223,22 @@ def test_settings_need_a_token_and_never_show_it() -> None:
     assert TOKEN not in repr(settings)
     with pytest.raises(ConfigError, match="invalid Drip account id 'acme'"):
         DripSettings(token=TOKEN, account_id="acme")
+
+
+def test_a_closed_port_is_retried_then_reported() -> None:
+    with FakeDrip() as gone:
+        url = gone.url  # the port is closed once the fake has stopped
+    clock = FakeClock()
+    settings = DripSettings(token=TOKEN, api_url=url)
+    with DripClient(settings, sleep=clock) as client, pytest.raises(DripApiError) as caught:
+        client.get("accounts")
+    assert str(caught.value) == (
+        "Drip API GET /accounts failed (ConnectError) 5 times in a row; Drip may be down "
+        "(https://status.drip.com): run the same command again later"
+    )
+    assert clock.sleeps == [1, 2, 4, 8]
+
+
+def test_an_api_url_without_a_host_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"invalid Drip API URL 'https://'"):
+        DripSettings(token=TOKEN, api_url="https://")

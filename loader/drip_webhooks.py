@@ -106,8 +106,13 @@ class Webhook:
 
     def missing(self) -> tuple[str, ...]:
         """The events the warehouse maps that this webhook does not send (received email first)."""
-        # An empty list: Drip sends "all events except received_email" (contract §4).
-        sent = set(self.events) if self.events else set(EMAIL_EVENTS) - {RECEIVED_EMAIL}
+        # No list: Drip sends every event but received email, unless the flag asks for it
+        # (contract §4).  With a list, received email needs both the flag and the list entry.
+        if self.events:
+            sent = set(self.events)
+        else:
+            sent = set(mapped_events()) - {RECEIVED_EMAIL}
+            sent |= {RECEIVED_EMAIL} if self.include_received_email else set()
         if not self.include_received_email:
             sent.discard(RECEIVED_EMAIL)
         gone = [e for e in mapped_events() if e not in sent]

@@ -301,3 +301,12 @@ def test_sync_and_status_through_the_cli(drip: FakeDrip, db_url: str) -> None:
         " completed; drip_subscribers 2,100, drip_campaigns 3, drip_broadcasts 250, "
         "drip_workflows 2, drip_tags 3, drip_custom_fields 3"
     )
+
+
+def test_a_webhook_without_an_event_list_misses_only_received_email() -> None:
+    # Drip: no events given means "all events except subscriber.received_email"
+    from loader.drip_webhooks import Webhook
+
+    hook = Webhook(id="1", post_url=URL, events=(), include_received_email=False)
+    assert hook.missing() == ("subscriber.received_email",)
+    assert Webhook(id="2", post_url=URL, events=(), include_received_email=True).missing() == ()

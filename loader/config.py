@@ -144,7 +144,7 @@ class Settings:
 TOKEN_ENV = "DRIP_LOADER_WEBHOOK_TOKEN"
 
 # URL-safe and long enough to be unguessable: the token is the only authentication.
-_TOKEN = re.compile(r"^[A-Za-z0-9._~-]{16,256}$")
+WEBHOOK_TOKEN = re.compile(r"^[A-Za-z0-9._~-]{16,256}$")
 _MAKE_TOKEN = f"export {TOKEN_ENV}=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
 
 
@@ -195,7 +195,7 @@ class ServeOptions:
     ``/healthz`` says ``degraded`` (still 200: the events are stored)."""
 
     def __post_init__(self) -> None:
-        if not _TOKEN.match(self.token):
+        if not WEBHOOK_TOKEN.match(self.token):
             raise ConfigError(
                 f"{TOKEN_ENV} must be 16 to 256 URL-safe characters (letters, digits, . _ ~ -); "
                 f"create one with: {_MAKE_TOKEN}"

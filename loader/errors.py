@@ -11,6 +11,9 @@ edge can translate it into one line on stderr and a non-zero exit::
     ├── EmbeddedServerError          the embedded PostgreSQL could not be started
     ├── EmitError                    Segment unreachable or refusing (events stay pending)
     ├── ServeError                   the webhook receiver cannot listen (address in use, ...)
+    ├── DripApiError                 Drip's REST API refused a request or kept failing
+    │   ├── DripNotFound             404: the webhook (or account) is not there
+    │   └── DripGaveUp               waiting for Drip's rate limit would pass --max-wait
     └── StepFailed                   a pipeline step failed; wraps the cause with the step and load id
 
 Bad *records* are not exceptions: they are counted and stored in the rejects table, and
@@ -66,6 +69,31 @@ class EmitError(LoaderError):
 
 class ServeError(LoaderError):
     """The webhook receiver could not start listening (``drip-loader serve``)."""
+
+
+class DripApiError(LoaderError):
+    """Drip's REST API refused a request (4xx) or kept failing (5xx, timeouts).
+
+    The message never holds the API token (:mod:`loader.drip_api` scrubs it).
+    ``status`` is the HTTP status, or None when no response came.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class DripNotFound(DripApiError):
+    """Drip answered 404: the resource does not exist (or no longer does)."""
+
+
+class DripGaveUp(DripApiError):
+    """A sync stopped because waiting longer for the rate limit would pass ``--max-wait``.
+
+    Tables finished before it are wholly new, the others wholly as they were.
+    """
+
+    transient = True
 
 
 class StepFailed(LoaderError):

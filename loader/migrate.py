@@ -24,7 +24,7 @@ from .sqlfiles import read_sql
 if TYPE_CHECKING:
     from alembic.config import Config
 
-HEAD = "0005"
+HEAD = "0006"
 """The newest revision of ``migrations/`` (a test checks it against the script directory)."""
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from . import migrate
 from .db import translating
+from .drip_resources import RESOURCES, SYNC_COMMAND
 from .mapping import in_order
 from .registry import COLLECTIONS, DEFAULT_ON
 from .runs import is_alive
@@ -71,6 +72,8 @@ def warehouse_status(engine: Engine, *, schema: str, runs: int = 5) -> dict[str,
                 # below revision 0004 every transform queued events: forwarding was always on
                 "on": not exists("_forwarding") or count("_forwarding") > 0,
             }
+        if exists("drip_subscribers"):
+            status["drip_sync"] = drip_sync_status(conn, schema=schema)
         run_table = tables[f"{schema}._runs"]
         recent = conn.execute(
             select(run_table).order_by(run_table.c.started_at.desc()).limit(runs)
@@ -99,3 +102,38 @@ def _status(conn: Connection, load_id: str, recorded: str) -> str:
     if recorded == "running" and not is_alive(conn, load_id):
         return GONE
     return recorded
+
+
+def drip_sync_status(conn: Connection, *, schema: str) -> dict[str, Any]:
+    """The last ``drip sync`` (time, status, error) and the rows Drip lists now, per table.
+
+    ``last`` is None when no sync ran yet.
+    """
+    tables = build_metadata(schema).tables
+    runs = tables[f"{schema}._runs"]
+    last = (
+        conn.execute(
+            select(runs.c.started_at, runs.c.finished_at, runs.c.status, runs.c.error)
+            .where(runs.c.command == SYNC_COMMAND)
+            .order_by(runs.c.started_at.desc())
+            .limit(1)
+        )
+        .mappings()
+        .first()
+    )
+    rows: dict[str, int] = {}
+    for resource in RESOURCES.values():
+        table = tables[f"{schema}.{resource.table}"]
+        query = select(func.count()).select_from(table).where(table.c.deleted_at.is_(None))
+        rows[resource.table] = int(conn.execute(query).scalar_one())
+    return {
+        "last": None
+        if last is None
+        else {
+            "started_at": last["started_at"].isoformat(),
+            "finished_at": last["finished_at"].isoformat() if last["finished_at"] else None,
+            "status": last["status"],
+            "error": last["error"],
+        },
+        "rows": rows,
+    }

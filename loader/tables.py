@@ -8,6 +8,8 @@ schema by :func:`build_metadata`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -28,7 +30,9 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeEngine
 
+from .drip_resources import RESOURCES, DripResource, Kind
 from .registry import COLLECTIONS, Property
 
 KEY = Text(collation="C")
@@ -83,6 +87,36 @@ def _event_table(metadata: MetaData, name: str, properties: tuple[Property, ...]
         # BRIN: appended in time order; a B-tree cost four insertions per email event
         Index(f"ix_{name}_received_at", "received_at", postgresql_using="brin"),
         Index(f"ix_{name}_timestamp", "timestamp", postgresql_using="brin"),
+    )
+
+
+_DRIP_TYPES: dict[Kind, type[TypeEngine[Any]] | TypeEngine[Any]] = {
+    "text": Text,
+    "bool": Boolean,
+    "int": Integer,
+    "bigint": BigInteger,
+    "numeric": Numeric,
+    "timestamp": DateTime(timezone=True),
+    "json": JSONB,
+}
+
+
+def drip_table(metadata: MetaData, resource: DripResource) -> Table:
+    """The table ``drip sync`` keeps ``resource`` in: its documented fields, typed, then
+    ``raw`` (the record as received), ``synced_at`` (the last sync that saw it) and
+    ``deleted_at`` (the first sync that no longer did; rows are never dropped)."""
+    return Table(
+        resource.table,
+        metadata,
+        *(
+            Column(name, _DRIP_TYPES[kind], primary_key=name == resource.key)
+            for name, kind in resource.fields
+        ),
+        Column("raw", JSONB, nullable=False),
+        _ts("synced_at", nullable=False),
+        _ts("deleted_at"),
+        comment=f"Drip's {resource.name} as the last `drip-loader drip sync` saw them "
+        "(deleted_at: gone from Drip since).",
     )
 
 
@@ -199,4 +233,6 @@ def build_metadata(schema: str) -> MetaData:
         Index("ix__outbox_pending", "queued_at", "id", postgresql_where=text("status = 'pending'")),
         comment="Forwarding to Segment: one row per email event; sent once Segment accepted it.",
     )
+    for resource in RESOURCES.values():
+        drip_table(metadata, resource)
     return metadata

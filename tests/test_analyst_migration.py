@@ -81,7 +81,7 @@ def test_head_revision_carries_the_current_sql_files() -> None:
     # file without a revision replacing the object would never reach a warehouse.
     frozen = _frozen_objects()
     files = sorted([*sql_dir().glob("views/*.sql"), *sql_dir().glob("functions/*.sql")])
-    assert len(files) == 4
+    assert len(files) == 5
     for path in files:
         body = path.read_text(encoding="utf-8")
         name = re.match(r"-- name: (.+) \((view|function)\)\n", body)

@@ -76,6 +76,7 @@ def test_head_matches_tables_metadata(engine: Engine) -> None:
             opts={
                 "include_schemas": True,
                 "include_name": lambda name, type_, _: type_ != "schema" or name == "drip",
+                "version_table": migrate.VERSION_TABLE,
                 "version_table_schema": "drip",
             },
         )

@@ -1,0 +1,15 @@
+-- name: attribution_columns
+-- The columns of :schema.:table (a table or a view) and whether each is numeric: how the
+-- attribution report checks its --conversions table and the identifies table beside it.
+SELECT a.attname AS name,
+       t.typcategory = 'N' AS numeric
+FROM pg_catalog.pg_attribute a
+JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+WHERE n.nspname = :schema
+  AND c.relname = :table
+  AND c.relkind IN ('r', 'v', 'm', 'p', 'f')
+  AND a.attnum > 0
+  AND NOT a.attisdropped
+ORDER BY a.attnum

@@ -47,6 +47,12 @@ COLUMNS = (
 
 _COUNTS = ("touches", "people_touched", "conversions", "people_converted")
 _DECIMALS = ("conversion_rate", "value", "median_hours_to_convert")
+PLANNER = {"jit": "off", "enable_mergejoin": "off", "work_mem": "64MB"}
+"""Settings for the report's transaction.  The planner cannot estimate joins on a CTE or on
+normalised emails and guesses billions of rows: it then compiles the query (JIT, seconds)
+and merge-joins, sorting millions of text keys under the database collation, where hashing
+them is several times faster; the hash tables of a million conversions want more than the
+default 4 MB."""
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _WINDOW = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
@@ -269,7 +275,7 @@ def run_attribution(
         "has_value": value_column is not None,
         "has_identifies": has_identifies,
     }
-    return _readable(query_frame(engine, query, schema=schema, params=params))
+    return _readable(query_frame(engine, query, schema=schema, params=params, settings=PLANNER))
 
 
 def _readable(frame: pd.DataFrame) -> pd.DataFrame:

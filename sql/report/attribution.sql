@@ -27,56 +27,83 @@ WITH conversions AS (
     WHERE CAST(:has_identifies AS boolean)
       AND nullif(lower(trim(CAST(coalesce({i_email}, {i_traits_email}) AS text))), '')
           IS NOT NULL
-), conversion_keys AS (
-    -- (rule, kind, key): a conversion matches a touch with the same (kind, key)
-    SELECT conversion_no, converted_at, 1 AS rule, 'u' AS kind, user_id AS key
-    FROM conversions WHERE user_id IS NOT NULL
+), candidates AS (
+    -- every touch of the same person in the window, with the rule that matched it; each
+    -- rule is its own equi-join on the touch table (hashed), the time range lets the BRIN
+    -- index on "timestamp" skip what no conversion in range can reach
+    SELECT c.conversion_no, c.converted_at, c.value, 1 AS rule,
+           t.id, t."timestamp" AS touched_at, t.email_id,
+           coalesce(t.context_drip_subscriber_id, t.user_id, t.anonymous_id) AS person
+    FROM conversions c
+    JOIN {touch_table} t ON t.user_id = c.user_id
+    WHERE t."timestamp" BETWEEN c.converted_at - CAST(:window AS interval) AND c.converted_at
+      AND (CAST(:since AS timestamptz) IS NULL
+           OR t."timestamp" >= CAST(:since AS timestamptz) - CAST(:window AS interval))
+      AND (CAST(:until AS timestamptz) IS NULL OR t."timestamp" < CAST(:until AS timestamptz))
     UNION ALL
-    SELECT conversion_no, converted_at, 2, 'e', email
-    FROM conversions WHERE email IS NOT NULL
+    SELECT c.conversion_no, c.converted_at, c.value, 2,
+           t.id, t."timestamp", t.email_id,
+           coalesce(t.context_drip_subscriber_id, t.user_id, t.anonymous_id)
+    FROM conversions c
+    JOIN {touch_table} t ON nullif(lower(trim(t.context_traits_email)), '') = c.email
+    WHERE t."timestamp" BETWEEN c.converted_at - CAST(:window AS interval) AND c.converted_at
+      AND (CAST(:since AS timestamptz) IS NULL
+           OR t."timestamp" >= CAST(:since AS timestamptz) - CAST(:window AS interval))
+      AND (CAST(:until AS timestamptz) IS NULL OR t."timestamp" < CAST(:until AS timestamptz))
     UNION ALL
-    SELECT conversion_no, converted_at, 3, 'e', email
+    -- rule 2 again with the subscriber's current email (Drip's subscribers dimension)
+    SELECT c.conversion_no, c.converted_at, c.value, 2,
+           t.id, t."timestamp", t.email_id,
+           coalesce(t.context_drip_subscriber_id, t.user_id, t.anonymous_id)
+    FROM conversions c
+    JOIN {subscribers} s ON nullif(lower(trim(s.email)), '') = c.email
+    JOIN {touch_table} t ON t.context_drip_subscriber_id = s.id
+    WHERE t."timestamp" BETWEEN c.converted_at - CAST(:window AS interval) AND c.converted_at
+      AND (CAST(:since AS timestamptz) IS NULL
+           OR t."timestamp" >= CAST(:since AS timestamptz) - CAST(:window AS interval))
+      AND (CAST(:until AS timestamptz) IS NULL OR t."timestamp" < CAST(:until AS timestamptz))
+    UNION ALL
+    SELECT k.conversion_no, k.converted_at, k.value, 3,
+           t.id, t."timestamp", t.email_id,
+           coalesce(t.context_drip_subscriber_id, t.user_id, t.anonymous_id)
     FROM (
-        SELECT c.conversion_no, c.converted_at, i.email
+        SELECT c.conversion_no, c.converted_at, c.value, i.email
         FROM conversions c JOIN identified i ON i.anonymous_id = c.anonymous_id
-        UNION
-        SELECT c.conversion_no, c.converted_at, i.email
+        UNION ALL  -- a conversion found both ways: DISTINCT ON in credited keeps one
+        SELECT c.conversion_no, c.converted_at, c.value, i.email
         FROM conversions c JOIN identified i ON i.user_id = c.user_id
-    ) by_identify
+    ) k
+    JOIN {touch_table} t ON nullif(lower(trim(t.context_traits_email)), '') = k.email
+    WHERE t."timestamp" BETWEEN k.converted_at - CAST(:window AS interval) AND k.converted_at
+      AND (CAST(:since AS timestamptz) IS NULL
+           OR t."timestamp" >= CAST(:since AS timestamptz) - CAST(:window AS interval))
+      AND (CAST(:until AS timestamptz) IS NULL OR t."timestamp" < CAST(:until AS timestamptz))
     UNION ALL
-    SELECT conversion_no, converted_at, 4, 'a', anonymous_id
-    FROM conversions WHERE anonymous_id IS NOT NULL
+    SELECT c.conversion_no, c.converted_at, c.value, 4,
+           t.id, t."timestamp", t.email_id,
+           coalesce(t.context_drip_subscriber_id, t.user_id, t.anonymous_id)
+    FROM conversions c
+    JOIN {touch_table} t ON t.anonymous_id = c.anonymous_id
+    WHERE t."timestamp" BETWEEN c.converted_at - CAST(:window AS interval) AND c.converted_at
+      AND (CAST(:since AS timestamptz) IS NULL
+           OR t."timestamp" >= CAST(:since AS timestamptz) - CAST(:window AS interval))
+      AND (CAST(:until AS timestamptz) IS NULL OR t."timestamp" < CAST(:until AS timestamptz))
+), credited AS (
+    -- the first rule that finds a touch in the window decides; its latest touch wins
+    SELECT DISTINCT ON (conversion_no) conversion_no, converted_at, value, touched_at,
+           email_id, person
+    FROM candidates
+    WHERE email_id IS NOT NULL
+    ORDER BY conversion_no, rule, touched_at DESC, id DESC
 ), touches AS (
     -- every touch that can explain a conversion in range: [since - window, until)
     SELECT t.id, t."timestamp" AS touched_at, t.email_id, t.email_subject,
-           coalesce(t.context_drip_subscriber_id, t.user_id, t.anonymous_id) AS person,
-           t.user_id, t.anonymous_id,
-           nullif(lower(trim(t.context_traits_email)), '') AS email,
-           nullif(lower(trim(s.email)), '') AS subscriber_email
+           coalesce(t.context_drip_subscriber_id, t.user_id, t.anonymous_id) AS person
     FROM {touch_table} t
-    LEFT JOIN {subscribers} s ON s.id = t.context_drip_subscriber_id
     WHERE t.email_id IS NOT NULL
       AND (CAST(:since AS timestamptz) IS NULL
            OR t."timestamp" >= CAST(:since AS timestamptz) - CAST(:window AS interval))
       AND (CAST(:until AS timestamptz) IS NULL OR t."timestamp" < CAST(:until AS timestamptz))
-), touch_keys AS (
-    SELECT id, touched_at, 'u' AS kind, user_id AS key FROM touches WHERE user_id IS NOT NULL
-    UNION ALL
-    SELECT id, touched_at, 'e', email FROM touches WHERE email IS NOT NULL
-    UNION ALL
-    SELECT id, touched_at, 'e', subscriber_email FROM touches
-    WHERE subscriber_email IS NOT NULL AND subscriber_email IS DISTINCT FROM email
-    UNION ALL
-    SELECT id, touched_at, 'a', anonymous_id FROM touches WHERE anonymous_id IS NOT NULL
-), credited AS (
-    -- the first rule that finds a touch in the window decides; its latest touch wins
-    SELECT DISTINCT ON (k.conversion_no) k.conversion_no, tk.id AS touch_id
-    FROM conversion_keys k
-    JOIN touch_keys tk
-      ON tk.kind = k.kind AND tk.key = k.key
-     AND tk.touched_at <= k.converted_at
-     AND tk.touched_at >= k.converted_at - CAST(:window AS interval)
-    ORDER BY k.conversion_no, k.rule, tk.touched_at DESC, tk.id DESC
 ), per_email AS (
     SELECT email_id,
            -- the latest subject wins, as in the email_performance view
@@ -87,17 +114,15 @@ WITH conversions AS (
     FROM touches
     GROUP BY email_id
 ), converted AS (
-    SELECT t.email_id,
+    SELECT email_id,
            count(*) AS conversions,
-           count(DISTINCT t.person) AS people_converted,
-           sum(c.value) AS value,
+           count(DISTINCT person) AS people_converted,
+           sum(value) AS value,
            percentile_cont(0.5) WITHIN GROUP (
-               ORDER BY extract(epoch FROM c.converted_at - t.touched_at) / 3600
+               ORDER BY extract(epoch FROM converted_at - touched_at) / 3600
            ) AS median_hours_to_convert
-    FROM credited cr
-    JOIN touches t ON t.id = cr.touch_id
-    JOIN conversions c ON c.conversion_no = cr.conversion_no
-    GROUP BY t.email_id
+    FROM credited
+    GROUP BY email_id
 ), report AS (
     SELECT p.email_id, p.email_subject, p.touches, p.people_touched,
            coalesce(v.conversions, 0) AS conversions,

@@ -62,8 +62,8 @@ _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 class _Relation:
     schema: str
     table: str
-    columns: dict[str, bool]
-    """Column name → whether it is numeric."""
+    columns: dict[str, str]
+    """Column name → its type category (``N`` numeric, ``D`` date/time, ...)."""
 
 
 def parse_window(value: str | timedelta) -> timedelta:
@@ -116,7 +116,7 @@ def _relation(conn: Connection, schema: str, table: str) -> _Relation | None:
     ).all()
     if not rows:
         return None
-    return _Relation(schema, table, {str(name): bool(numeric) for name, numeric in rows})
+    return _Relation(schema, table, {str(name): str(category) for name, category in rows})
 
 
 def _conversions(
@@ -137,6 +137,11 @@ def _conversions(
             "Segment's warehouse layout (timestamp, and user_id, anonymous_id or "
             "context_traits_email)"
         )
+    if found.columns["timestamp"] != "D":
+        raise ConfigError(
+            f"conversions table {schema}.{table}: its timestamp column is not a date/time "
+            "type, so it cannot be compared with the touches' times"
+        )
     if not any(c in found.columns for c in IDENTITY_COLUMNS):
         raise ConfigError(
             f"conversions table {schema}.{table} has none of {', '.join(IDENTITY_COLUMNS)}: "
@@ -149,7 +154,7 @@ def _conversions(
                 f"--value-column {value_column}: {schema}.{table} has no such column "
                 f"(it has {', '.join(found.columns)})"
             )
-        if not found.columns[value_column]:
+        if found.columns[value_column] != "N":
             raise ConfigError(
                 f"--value-column {value_column}: {schema}.{table}.{value_column} is not "
                 "numeric, so it cannot be summed"

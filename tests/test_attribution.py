@@ -106,6 +106,7 @@ INSERT INTO website.tracks VALUES
 CREATE TABLE website.signups (id text, user_id text, "timestamp" timestamptz, plan text);
 CREATE TABLE website.no_time (id text, user_id text, revenue numeric);
 CREATE TABLE website.no_identity (id text, "timestamp" timestamptz, revenue numeric);
+CREATE TABLE website.text_time (id text, user_id text, "timestamp" text);
 """  # noqa: E501
 
 COLUMNS = (
@@ -305,6 +306,11 @@ def test_identifies_is_optional(shop: str, engine: Engine) -> None:
             "conversions table website.no_time has no timestamp column: attribution needs "
             "Segment's warehouse layout (timestamp, and user_id, anonymous_id or "
             "context_traits_email)",
+        ),
+        (
+            ["--conversions", "website.text_time"],
+            "conversions table website.text_time: its timestamp column is not a date/time "
+            "type, so it cannot be compared with the touches' times",
         ),
         (
             ["--conversions", "website.no_identity"],

@@ -1,8 +1,9 @@
 -- name: attribution_columns
--- The columns of :schema.:table (a table or a view) and whether each is numeric: how the
--- attribution report checks its --conversions table and the identifies table beside it.
+-- The columns of :schema.:table (a table or a view) and their type category (N numeric,
+-- D date/time, S string, ...): how the attribution report checks its --conversions table
+-- and the identifies table beside it.
 SELECT a.attname AS name,
-       t.typcategory = 'N' AS numeric
+       t.typcategory AS category
 FROM pg_catalog.pg_attribute a
 JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace

@@ -614,6 +614,7 @@ def test_the_head_revision_matches_the_metadata_of_loader_tables(engine):
         context = MigrationContext.configure(
             conn,
             opts={
+                "version_table": migrate.VERSION_TABLE,
                 "version_table_schema": "drip",
                 "include_schemas": True,
                 "include_name": lambda name, kind, parent: kind != "schema" or name == "drip",

@@ -27,83 +27,64 @@ WITH conversions AS (
     WHERE CAST(:has_identifies AS boolean)
       AND nullif(lower(trim(CAST(coalesce({i_email}, {i_traits_email}) AS text))), '')
           IS NOT NULL
+), touches AS (
+    -- every touch that can explain a conversion in range: [since - window, until), read once
+    SELECT t.id, t."timestamp" AS touched_at, t.email_id, t.email_subject,
+           coalesce(t.context_drip_subscriber_id, t.user_id, t.anonymous_id) AS person,
+           t.user_id, t.anonymous_id,
+           nullif(lower(trim(t.context_traits_email)), '') AS email,
+           nullif(lower(trim(s.email)), '') AS subscriber_email
+    FROM {touch_table} t
+    LEFT JOIN {subscribers} s ON s.id = t.context_drip_subscriber_id
+    WHERE t.email_id IS NOT NULL
+      AND (CAST(:since AS timestamptz) IS NULL
+           OR t."timestamp" >= CAST(:since AS timestamptz) - CAST(:window AS interval))
+      AND (CAST(:until AS timestamptz) IS NULL OR t."timestamp" < CAST(:until AS timestamptz))
 ), candidates AS (
-    -- every touch of the same person in the window, with the rule that matched it; each
-    -- rule is its own equi-join on the touch table (hashed), the time range lets the BRIN
-    -- index on "timestamp" skip what no conversion in range can reach
+    -- every touch of the same person in the window, with the rule that matched it: one
+    -- hash join per rule
     SELECT c.conversion_no, c.converted_at, c.value, 1 AS rule,
-           t.id, t."timestamp" AS touched_at, t.email_id,
-           coalesce(t.context_drip_subscriber_id, t.user_id, t.anonymous_id) AS person
+           t.id, t.touched_at, t.email_id, t.person
     FROM conversions c
-    JOIN {touch_table} t ON t.user_id = c.user_id
-    WHERE t."timestamp" BETWEEN c.converted_at - CAST(:window AS interval) AND c.converted_at
-      AND (CAST(:since AS timestamptz) IS NULL
-           OR t."timestamp" >= CAST(:since AS timestamptz) - CAST(:window AS interval))
-      AND (CAST(:until AS timestamptz) IS NULL OR t."timestamp" < CAST(:until AS timestamptz))
+    JOIN touches t ON t.user_id = c.user_id
+    WHERE t.touched_at BETWEEN c.converted_at - CAST(:window AS interval) AND c.converted_at
     UNION ALL
     SELECT c.conversion_no, c.converted_at, c.value, 2,
-           t.id, t."timestamp", t.email_id,
-           coalesce(t.context_drip_subscriber_id, t.user_id, t.anonymous_id)
+           t.id, t.touched_at, t.email_id, t.person
     FROM conversions c
-    JOIN {touch_table} t ON nullif(lower(trim(t.context_traits_email)), '') = c.email
-    WHERE t."timestamp" BETWEEN c.converted_at - CAST(:window AS interval) AND c.converted_at
-      AND (CAST(:since AS timestamptz) IS NULL
-           OR t."timestamp" >= CAST(:since AS timestamptz) - CAST(:window AS interval))
-      AND (CAST(:until AS timestamptz) IS NULL OR t."timestamp" < CAST(:until AS timestamptz))
+    JOIN touches t ON t.email = c.email
+    WHERE t.touched_at BETWEEN c.converted_at - CAST(:window AS interval) AND c.converted_at
     UNION ALL
-    -- rule 2 again with the subscriber's current email (Drip's subscribers dimension)
+    -- rule 2 with the subscriber's current email (Drip's subscribers dimension)
     SELECT c.conversion_no, c.converted_at, c.value, 2,
-           t.id, t."timestamp", t.email_id,
-           coalesce(t.context_drip_subscriber_id, t.user_id, t.anonymous_id)
+           t.id, t.touched_at, t.email_id, t.person
     FROM conversions c
-    JOIN {subscribers} s ON nullif(lower(trim(s.email)), '') = c.email
-    JOIN {touch_table} t ON t.context_drip_subscriber_id = s.id
-    WHERE t."timestamp" BETWEEN c.converted_at - CAST(:window AS interval) AND c.converted_at
-      AND (CAST(:since AS timestamptz) IS NULL
-           OR t."timestamp" >= CAST(:since AS timestamptz) - CAST(:window AS interval))
-      AND (CAST(:until AS timestamptz) IS NULL OR t."timestamp" < CAST(:until AS timestamptz))
+    JOIN touches t ON t.subscriber_email = c.email
+    WHERE t.touched_at BETWEEN c.converted_at - CAST(:window AS interval) AND c.converted_at
     UNION ALL
-    SELECT k.conversion_no, k.converted_at, k.value, 3,
-           t.id, t."timestamp", t.email_id,
-           coalesce(t.context_drip_subscriber_id, t.user_id, t.anonymous_id)
+    SELECT c.conversion_no, c.converted_at, c.value, 3,
+           t.id, t.touched_at, t.email_id, t.person
     FROM (
         SELECT c.conversion_no, c.converted_at, c.value, i.email
         FROM conversions c JOIN identified i ON i.anonymous_id = c.anonymous_id
         UNION ALL  -- a conversion found both ways: DISTINCT ON in credited keeps one
         SELECT c.conversion_no, c.converted_at, c.value, i.email
         FROM conversions c JOIN identified i ON i.user_id = c.user_id
-    ) k
-    JOIN {touch_table} t ON nullif(lower(trim(t.context_traits_email)), '') = k.email
-    WHERE t."timestamp" BETWEEN k.converted_at - CAST(:window AS interval) AND k.converted_at
-      AND (CAST(:since AS timestamptz) IS NULL
-           OR t."timestamp" >= CAST(:since AS timestamptz) - CAST(:window AS interval))
-      AND (CAST(:until AS timestamptz) IS NULL OR t."timestamp" < CAST(:until AS timestamptz))
+    ) c
+    JOIN touches t ON t.email = c.email
+    WHERE t.touched_at BETWEEN c.converted_at - CAST(:window AS interval) AND c.converted_at
     UNION ALL
     SELECT c.conversion_no, c.converted_at, c.value, 4,
-           t.id, t."timestamp", t.email_id,
-           coalesce(t.context_drip_subscriber_id, t.user_id, t.anonymous_id)
+           t.id, t.touched_at, t.email_id, t.person
     FROM conversions c
-    JOIN {touch_table} t ON t.anonymous_id = c.anonymous_id
-    WHERE t."timestamp" BETWEEN c.converted_at - CAST(:window AS interval) AND c.converted_at
-      AND (CAST(:since AS timestamptz) IS NULL
-           OR t."timestamp" >= CAST(:since AS timestamptz) - CAST(:window AS interval))
-      AND (CAST(:until AS timestamptz) IS NULL OR t."timestamp" < CAST(:until AS timestamptz))
+    JOIN touches t ON t.anonymous_id = c.anonymous_id
+    WHERE t.touched_at BETWEEN c.converted_at - CAST(:window AS interval) AND c.converted_at
 ), credited AS (
     -- the first rule that finds a touch in the window decides; its latest touch wins
     SELECT DISTINCT ON (conversion_no) conversion_no, converted_at, value, touched_at,
            email_id, person
     FROM candidates
-    WHERE email_id IS NOT NULL
     ORDER BY conversion_no, rule, touched_at DESC, id DESC
-), touches AS (
-    -- every touch that can explain a conversion in range: [since - window, until)
-    SELECT t.id, t."timestamp" AS touched_at, t.email_id, t.email_subject,
-           coalesce(t.context_drip_subscriber_id, t.user_id, t.anonymous_id) AS person
-    FROM {touch_table} t
-    WHERE t.email_id IS NOT NULL
-      AND (CAST(:since AS timestamptz) IS NULL
-           OR t."timestamp" >= CAST(:since AS timestamptz) - CAST(:window AS interval))
-      AND (CAST(:until AS timestamptz) IS NULL OR t."timestamp" < CAST(:until AS timestamptz))
 ), per_email AS (
     SELECT email_id,
            -- the latest subject wins, as in the email_performance view

@@ -651,14 +651,6 @@ def serve(
     )
 
 
-class ReportName(StrEnum):
-    """The analyst reports (each reads one view)."""
-
-    email_performance = "email-performance"
-    daily = "daily"
-    unsubscribes = "unsubscribes"
-
-
 class ReportFormat(StrEnum):
     """How ``report`` prints: for a person, or for a script."""
 
@@ -667,56 +659,57 @@ class ReportFormat(StrEnum):
     json = "json"
 
 
-@app.command()
-def report(
-    name: Annotated[
-        ReportName,
-        typer.Argument(
-            help="email-performance: one row per email (sends, opens, clicks, rates); "
-            "daily: events and people per UTC day and event; unsubscribes: per campaign, "
-            "plus a row without campaign for unsubscribe-from-all.",
-            show_default=False,
-        ),
-    ],
-    since: Annotated[
-        str | None,
-        typer.Option(
-            "--since",
-            help="Only rows with activity at or after this UTC date or time "
-            "(2026-10-01 or 2026-10-01T12:00:00Z). Figures stay all-time.",
-            show_default=False,
-        ),
-    ] = None,
-    until: Annotated[
-        str | None,
-        typer.Option(
-            "--until",
-            help="Only rows with activity before this UTC date or time (exclusive).",
-            show_default=False,
-        ),
-    ] = None,
-    fmt: Annotated[
-        ReportFormat,
-        typer.Option("--format", help="table (for reading), csv or json (for scripts)."),
-    ] = ReportFormat.table,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out", help="Write the report to this file instead of stdout.", show_default=False
-        ),
-    ] = None,
-    database_url: DatabaseUrl = None,
-    schema: Schema = None,
-) -> None:
-    """Print an analyst report read from the warehouse views."""
-    from .report import report_text
+class Touch(StrEnum):
+    """What counts as an email touch for attribution."""
+
+    click = "click"
+    open = "open"
+
+
+# `report` is a group, one subcommand per report: `drip-loader report daily --format csv`
+# reads as before, and each report's --help shows only the options that apply to it
+# (attribution has its own).
+report_app = typer.Typer(
+    name="report",
+    help="Print an analyst report read from the warehouse.",
+    no_args_is_help=True,
+)
+app.add_typer(report_app)
+
+Since = Annotated[
+    str | None,
+    typer.Option(
+        "--since",
+        help="Only rows with activity at or after this UTC date or time "
+        "(2026-10-01 or 2026-10-01T12:00:00Z). Figures stay all-time.",
+        show_default=False,
+    ),
+]
+Until = Annotated[
+    str | None,
+    typer.Option(
+        "--until",
+        help="Only rows with activity before this UTC date or time (exclusive).",
+        show_default=False,
+    ),
+]
+Format = Annotated[
+    ReportFormat,
+    typer.Option("--format", help="table (for reading), csv or json (for scripts)."),
+]
+Out = Annotated[
+    Path | None,
+    typer.Option(
+        "--out", help="Write the report to this file instead of stdout.", show_default=False
+    ),
+]
+
+
+def _print_report(make: Callable[[], tuple[str, int]], *, out: Path | None) -> None:
+    """Run ``make`` (it returns the rendered report and its rows); print it or write ``out``."""
 
     def action() -> str:
-        settings = _settings(database_url, schema)
-        with _database(settings) as engine:
-            text, rows = report_text(
-                engine, name.value, schema=settings.schema, fmt=fmt.value, since=since, until=until
-            )
+        text, rows = make()
         if out is not None:
             try:
                 out.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
@@ -728,6 +721,174 @@ def report(
     text = _guard(action)
     if out is None:
         typer.echo(text, nl=not text.endswith("\n"))
+
+
+def _view_report(
+    name: str,
+    *,
+    since: str | None,
+    until: str | None,
+    fmt: ReportFormat,
+    out: Path | None,
+    database_url: str | None,
+    schema: str | None,
+) -> None:
+    from .report import report_text
+
+    def make() -> tuple[str, int]:
+        settings = _settings(database_url, schema)
+        with _database(settings) as engine:
+            return report_text(
+                engine, name, schema=settings.schema, fmt=fmt.value, since=since, until=until
+            )
+
+    _print_report(make, out=out)
+
+
+@report_app.command("email-performance")
+def report_email_performance(
+    since: Since = None,
+    until: Until = None,
+    fmt: Format = ReportFormat.table,
+    out: Out = None,
+    database_url: DatabaseUrl = None,
+    schema: Schema = None,
+) -> None:
+    """One row per email: sends, opens, clicks, bounces, spam reports and rates."""
+    _view_report(
+        "email-performance",
+        since=since,
+        until=until,
+        fmt=fmt,
+        out=out,
+        database_url=database_url,
+        schema=schema,
+    )
+
+
+@report_app.command("daily")
+def report_daily(
+    since: Since = None,
+    until: Until = None,
+    fmt: Format = ReportFormat.table,
+    out: Out = None,
+    database_url: DatabaseUrl = None,
+    schema: Schema = None,
+) -> None:
+    """Events and people per UTC day and event."""
+    _view_report(
+        "daily",
+        since=since,
+        until=until,
+        fmt=fmt,
+        out=out,
+        database_url=database_url,
+        schema=schema,
+    )
+
+
+@report_app.command("unsubscribes")
+def report_unsubscribes(
+    since: Since = None,
+    until: Until = None,
+    fmt: Format = ReportFormat.table,
+    out: Out = None,
+    database_url: DatabaseUrl = None,
+    schema: Schema = None,
+) -> None:
+    """Unsubscribes per campaign, plus a row without campaign for unsubscribe-from-all."""
+    _view_report(
+        "unsubscribes",
+        since=since,
+        until=until,
+        fmt=fmt,
+        out=out,
+        database_url=database_url,
+        schema=schema,
+    )
+
+
+@report_app.command("attribution")
+def report_attribution(
+    conversions: Annotated[
+        str,
+        typer.Option(
+            "--conversions",
+            help="SCHEMA.TABLE of conversions in Segment's warehouse layout, in the same "
+            "database (e.g. website.order_completed, or website.tracks with --event). It "
+            "needs timestamp and user_id, anonymous_id or context_traits_email.",
+            show_default=False,
+        ),
+    ],
+    event: Annotated[
+        str | None,
+        typer.Option(
+            "--event",
+            help="Only conversions of this event (its event_text or event column), e.g. "
+            "'Order Completed' in website.tracks.",
+            show_default=False,
+        ),
+    ] = None,
+    window: Annotated[
+        str,
+        typer.Option(
+            "--window", help="How long before a conversion a touch counts: 7d, 24h or 90m."
+        ),
+    ] = "7d",
+    touch: Annotated[
+        Touch,
+        typer.Option("--touch", help="click (email_link_clicked) or open (email_opened)."),
+    ] = Touch.click,
+    value_column: Annotated[
+        str | None,
+        typer.Option(
+            "--value-column",
+            help="Numeric column of the conversions table to sum as value (e.g. revenue).",
+            show_default=False,
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="Only conversions at or after this UTC date or time (2026-10-01 or "
+            "2026-10-01T12:00:00Z).",
+            show_default=False,
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until",
+            help="Only conversions before this UTC date or time (exclusive).",
+            show_default=False,
+        ),
+    ] = None,
+    fmt: Format = ReportFormat.table,
+    out: Out = None,
+    database_url: DatabaseUrl = None,
+    schema: Schema = None,
+) -> None:
+    """Which emails led to conversions: last touch within --window, per email (README)."""
+    from .attribution import attribution_text
+
+    def make() -> tuple[str, int]:
+        settings = _settings(database_url, schema)
+        with _database(settings) as engine:
+            return attribution_text(
+                engine,
+                fmt=fmt.value,
+                schema=settings.schema,
+                conversions=conversions,
+                event=event,
+                window=window,
+                touch=touch.value,
+                value_column=value_column,
+                since=since,
+                until=until,
+            )
+
+    _print_report(make, out=out)
 
 
 collections_app = typer.Typer(

@@ -67,14 +67,26 @@ def parse_bound(value: str | datetime | None, *, option: str) -> datetime | None
 
 
 def query_frame(
-    engine: Engine, sql: str, *, schema: str, params: Mapping[str, Any] | None = None
+    engine: Engine,
+    sql: str,
+    *,
+    schema: str,
+    params: Mapping[str, Any] | None = None,
+    settings: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
-    """Run one analyst query (bare table names resolve in ``schema``) in a read-only transaction."""
+    """Run one analyst query (bare table names resolve in ``schema``) in a read-only transaction.
+
+    ``settings`` are server settings for that transaction only (``set_config(..., true)``).
+    """
     import pandas as pd
 
     with translating(), engine.connect() as conn:
         conn.exec_driver_sql("SET TRANSACTION READ ONLY")
         set_search_path(conn, schema)
+        for name, value in (settings or {}).items():
+            conn.execute(
+                text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value}
+            )
         result = conn.execute(text(sql), dict(params or {}))
         if not result.returns_rows:
             return pd.DataFrame()

@@ -16,6 +16,7 @@ from sqlalchemy.schema import CreateSchema
 
 from loader.config import Settings
 from loader.db import open_database
+from loader.migrate import VERSION_TABLE, rename_legacy_version_table
 from loader.tables import build_metadata
 
 config = context.config
@@ -32,9 +33,13 @@ def run_migrations(connection: Connection, schema: str) -> None:
         select(func.pg_advisory_xact_lock(func.hashtext(f"drip-loader:migrate:{schema}")))
     )
     connection.execute(CreateSchema(schema, if_not_exists=True))
+    # A warehouse migrated before the version table had spec §5's `_` prefix: rename it
+    # under the lock, so alembic finds its revision and concurrent upgraders rename once.
+    rename_legacy_version_table(connection, schema=schema)
     context.configure(
         connection=connection,
         target_metadata=build_metadata(schema),
+        version_table=VERSION_TABLE,
         version_table_schema=schema,
         include_schemas=True,
         include_name=lambda name, type_, parent: type_ != "schema" or name == schema,
@@ -61,6 +66,7 @@ def run_offline() -> None:
     context.configure(
         dialect_name="postgresql",
         target_metadata=build_metadata(schema),
+        version_table=VERSION_TABLE,
         version_table_schema=schema,
         literal_binds=True,
     )

@@ -23,13 +23,12 @@ from loader.db import make_engine
 from loader.emit import emit_events
 from loader.events import parse_record
 from loader.extract import RawRecord
-from loader.land import land_records
 from loader.mapping import ALL
 from loader.sample import write_sample
 from loader.transform import requeue_all, run_transforms
 from tests.casefiles import CASES, case_bytes
 from tests.support.segment_sink import SegmentSink
-from tests.support.warehouse import load_lines, one, rows, snapshot, start_load
+from tests.support.warehouse import load_lines, one, queue_records, rows, snapshot, start_load
 
 SUB = {"id": "z1togz2hcjrkpp5treip", "email": "john@acme.com", "user_id": "u_123"}
 PROPERTIES: dict[str, dict[str, Any]] = {
@@ -271,15 +270,7 @@ def test_events_still_queued_are_left_to_the_transform(engine: Engine) -> None:
     # The webhook receiver lands events in _pending; the backfill leaves them to the
     # transform, which now maps them: each lands in its table once.
     bodies = [body(e, p) for e, p in PROPERTIES.items()]
-    land_records(
-        engine,
-        _records(bodies),
-        schema="drip",
-        load_id="receiver",
-        batch_size=100,
-        max_record_bytes=1 << 20,
-        transform=False,
-    )
+    queue_records(engine, _records(bodies), load_id="receiver")
     change = enable_collections(engine, schema="drip")
     assert change.rows_added == {}
     result = run_transforms(engine, schema="drip", batch_size=5)

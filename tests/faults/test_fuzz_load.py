@@ -6,7 +6,7 @@ import itertools
 from pathlib import Path
 
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from loader.config import Settings
@@ -30,6 +30,10 @@ _files = itertools.count()
 def test_every_record_is_landed_once_a_duplicate_or_rejected(
     lines: list[bytes], settings: Settings, engine: sa.Engine, tmp_path: Path
 ) -> None:
+    # A file that starts with gzip's magic bytes is read as gzip (detected by content, not
+    # by name): a fuzzed first line that happens to start with them makes a corrupt gzip
+    # file, which is a whole-file error by design (tests/test_pipeline.py covers it).
+    assume(not lines[0].startswith(b"\x1f\x8b"))
     path = tmp_path / f"fuzz-{next(_files)}.ndjson"
     path.write_bytes(b"\n".join(lines) + b"\n")
     nonblank = sum(1 for line in lines if line.strip())

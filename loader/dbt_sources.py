@@ -7,11 +7,11 @@ event tables: ``unique`` and ``not_null`` on ``id``, ``not_null`` on ``event``,
 ``timestamp`` and ``received_at``, ``accepted_values`` on ``event``, and a ``relationships``
 test from each collection's ``id`` to ``tracks.id`` (every event has its row in both).
 
-What comes from where, so nothing is copied: the collections from :func:`_collections`
-(the one adapter to the collection registry), the columns of every table from
-:func:`loader.tables.build_metadata`, the views from the files in ``sql/views/`` (name and
-description from each file's header comment).  Only descriptions are written here: the
-common columns of spec §5, ``subscribers``' columns and the views' columns.
+What comes from where, so nothing is copied: the collections from the registry
+(:mod:`loader.registry`), every table, column and description from the metadata
+(:func:`loader.tables.build_metadata`, whose comments revision 0007 put in Postgres), the
+views from the files in ``sql/views/`` (name and description from each file's header
+comment).  Only the views' column descriptions are written here.
 
 Every collection is declared, on or off: its table exists either way, so the file depends
 only on the loader's version and the schema name (it can be committed to a dbt project and
@@ -42,9 +42,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from typing import Any
+
+from sqlalchemy import Column, Table
 
 from . import registry
 from .sqlfiles import sql_dir
@@ -56,46 +57,6 @@ ERROR_AFTER_HOURS = 24
 FRESHNESS_FILTER = f"received_at >= now() - interval '{2 * ERROR_AFTER_HOURS} hours'"
 """The freshness query's WHERE clause: a range on ``received_at`` that BRIN can prune."""
 
-
-@dataclass(frozen=True)
-class CollectionDoc:
-    """What the sources file needs to know about one collection."""
-
-    table: str
-    events: tuple[str, ...]
-    """The values of its ``event`` column (``accepted_values``)."""
-    description: str
-    properties: tuple[tuple[str, str], ...]
-    """``(column, description)`` of each property column."""
-
-
-def _collections() -> list[CollectionDoc]:
-    """Every collection the sources file declares, in the registry's order."""
-    return [
-        CollectionDoc(
-            table=c.name,
-            events=(c.name,),
-            description=c.description,
-            properties=tuple((p.column, p.description) for p in c.properties),
-        )
-        for c in registry.COLLECTIONS
-    ]
-
-
-SUBSCRIBER_COLUMNS = {
-    "id": "Drip subscriber id.",
-    "email": "The subscriber's email.",
-    "user_id": "The subscriber's user_id in Drip.",
-    "status": "Drip's status of the subscriber, e.g. active or unsubscribed.",
-    "tags": "Drip tags (JSON array).",
-    "custom_fields": "Drip custom fields (JSON object).",
-    "time_zone": "The subscriber's time zone.",
-    "lead_score": "Drip lead score.",
-    "lifetime_value": "Drip lifetime value.",
-    "created_at": "When the subscriber was created in Drip.",
-    "first_seen_at": "occurred_at of the subscriber's earliest event in the warehouse.",
-    "last_seen_at": "occurred_at of the event whose snapshot this row holds (the latest).",
-}
 
 VIEW_COLUMNS: dict[str, dict[str, str]] = {
     "campaign_unsubscribes": {
@@ -127,6 +88,28 @@ VIEW_COLUMNS: dict[str, dict[str, str]] = {
         "first_event_at": "The email's first event.",
         "last_event_at": "The email's last event.",
     },
+    "subscribers_webhook_and_api": {
+        "id": "Drip subscriber id.",
+        "in_webhooks": "Whether any webhook event of the subscriber was loaded (table subscribers).",
+        "in_api": "Whether the last drip sync found the subscriber in Drip (not deleted).",
+        "webhook_email": "Email in the snapshot of the subscriber's latest webhook event.",
+        "webhook_status": "Status in that snapshot.",
+        "webhook_tags": "Tags in that snapshot (JSON array).",
+        "webhook_custom_fields": "Custom fields in that snapshot (JSON object).",
+        "webhook_lead_score": "Lead score in that snapshot.",
+        "webhook_lifetime_value": "Lifetime value in that snapshot.",
+        "webhook_first_seen_at": "occurred_at of the subscriber's earliest webhook event.",
+        "webhook_last_seen_at": "occurred_at of the event whose snapshot this is.",
+        "api_email": "Email as Drip's API returned it at the last drip sync.",
+        "api_status": "Status from Drip's API.",
+        "api_tags": "Tags from Drip's API (JSON array).",
+        "api_custom_fields": "Custom fields from Drip's API (JSON object).",
+        "api_lead_score": "Lead score from Drip's API.",
+        "api_lifetime_value": "Lifetime value from Drip's API.",
+        "api_created_at": "When the subscriber was created in Drip (API).",
+        "api_synced_at": "The last drip sync that saw the subscriber.",
+        "api_deleted_at": "The first drip sync that no longer found the subscriber.",
+    },
 }
 """Descriptions of the views' columns, in the views' column order (a test compares them
 with the views of a migrated warehouse)."""
@@ -135,28 +118,22 @@ _VIEW_TESTS: dict[str, dict[str, list[Any]]] = {
     "email_performance": {"email_id": ["unique", "not_null"]},
     "daily_email_activity": {"day": ["not_null"], "event": ["not_null"]},
     "campaign_unsubscribes": {"campaign_id": ["unique"]},
+    "subscribers_webhook_and_api": {"id": ["unique", "not_null"]},
 }
-"""The grain of each view: one row per email; per day and event; per campaign (NULL once)."""
+"""The grain of each view: one row per email; per day and event; per campaign (NULL once);
+per subscriber."""
 
 
 def sources_document(*, schema: str) -> dict[str, Any]:
     """The sources file of ``schema`` (already validated) as plain data, in file order."""
-    collections = _collections()
     metadata = build_metadata(schema)
+    names = [c.name for c in registry.COLLECTIONS]
     tracks_id = f"source('{schema}', 'tracks')"
     tables = [
-        _event_table(metadata.tables[f"{schema}.{c.table}"].columns.keys(), c, in_tracks=tracks_id)
-        for c in collections
+        _event_table(metadata.tables[f"{schema}.{name}"], (name,), in_tracks=tracks_id)
+        for name in names
     ]
-    tracks = CollectionDoc(
-        table="tracks",
-        events=tuple(e for c in collections for e in c.events),
-        description=registry.TRACKS_DESCRIPTION,
-        properties=(),
-    )
-    tables.append(
-        _event_table(metadata.tables[f"{schema}.tracks"].columns.keys(), tracks, in_tracks=None)
-    )
+    tables.append(_event_table(metadata.tables[f"{schema}.tracks"], tuple(names), in_tracks=None))
     subscribers = metadata.tables[f"{schema}.subscribers"]
     tables.append(
         {
@@ -164,9 +141,11 @@ def sources_document(*, schema: str) -> dict[str, Any]:
             "description": subscribers.comment,
             "columns": [
                 _column(
-                    name, SUBSCRIBER_COLUMNS[name], ["unique", "not_null"] if name == "id" else []
+                    column.name,
+                    _described(column),
+                    ["unique", "not_null"] if column.name == "id" else [],
                 )
-                for name in subscribers.columns.keys()
+                for column in subscribers.columns
             ],
         }
     )
@@ -205,29 +184,27 @@ def sources_yaml(*, schema: str) -> str:
     return header + "".join(f"{line}\n" for line in _yaml(sources_document(schema=schema), 0))
 
 
-def _event_table(
-    columns: Sequence[str], collection: CollectionDoc, *, in_tracks: str | None
-) -> dict[str, Any]:
+def _event_table(table: Table, events: tuple[str, ...], *, in_tracks: str | None) -> dict[str, Any]:
     """A collection table or ``tracks``: described columns and their tests.
 
+    ``events`` are the values its ``event`` column takes (``accepted_values``);
     ``in_tracks`` is dbt's reference to ``tracks`` for a collection table (its ``id`` must
     be there too), None for ``tracks`` itself.
     """
-    properties = dict(collection.properties)
     tests: dict[str, list[Any]] = {
         "id": ["unique", "not_null"],
         "event": [
             "not_null",
-            {"accepted_values": {"arguments": {"values": list(collection.events)}}},
+            {"accepted_values": {"arguments": {"values": list(events)}}},
         ],
         "timestamp": ["not_null"],
         "received_at": ["not_null"],
     }
     if in_tracks is not None:
         tests["id"].append({"relationships": {"arguments": {"to": in_tracks, "field": "id"}}})
-    table: dict[str, Any] = {"name": collection.table, "description": collection.description}
-    if collection.table == FRESHNESS_TABLE:
-        table["config"] = {
+    doc: dict[str, Any] = {"name": table.name, "description": table.comment}
+    if table.name == FRESHNESS_TABLE:
+        doc["config"] = {
             "loaded_at_field": "received_at",
             "freshness": {
                 "warn_after": {"count": WARN_AFTER_HOURS, "period": "hour"},
@@ -235,13 +212,18 @@ def _event_table(
                 "filter": FRESHNESS_FILTER,
             },
         }
-    table["columns"] = [
-        _column(
-            name, properties.get(name) or registry.COMMON_DESCRIPTIONS[name], tests.get(name, [])
-        )
-        for name in columns
+    doc["columns"] = [
+        _column(column.name, _described(column), tests.get(column.name, []))
+        for column in table.columns
     ]
-    return table
+    return doc
+
+
+def _described(column: Column[Any]) -> str:
+    """The column's description: its comment in the metadata (Postgres has it too)."""
+    if not column.comment:
+        raise ValueError(f"{column.table.name}.{column.name} has no description")
+    return column.comment
 
 
 def _column(name: str, description: str, tests: list[Any]) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeEngine
 
 from .drip_resources import RESOURCES, DripResource, Kind
-from .registry import COLLECTIONS, Property
+from .registry import COLLECTIONS, COMMON_DESCRIPTIONS, TRACKS_DESCRIPTION, Property
 
 KEY = Text(collation="C")
 """Event ids are ASCII: bytewise comparison keeps the unique indexes cheap on any database locale."""
@@ -41,12 +41,6 @@ KEY = Text(collation="C")
 COLLECTION_PROPERTIES: dict[str, tuple[str, ...]] = {c.name: c.columns for c in COLLECTIONS}
 """Property columns each collection adds to the common ones (spec §2, §9; from the registry)."""
 
-COMMON_TEXT_COLUMNS = (
-    "anonymous_id",
-    "user_id",
-    "event",
-    "event_text",
-)
 CONTEXT_COLUMNS = (
     "context_library_name",
     "context_library_version",
@@ -65,28 +59,38 @@ def _ts(name: str, **kwargs: object) -> Column[object]:
 
 
 def _property(p: Property) -> Column[object]:
-    return Column(p.column, JSONB if p.type == "jsonb" else Text)
+    return Column(p.column, JSONB if p.type == "jsonb" else Text, comment=p.description)
 
 
-def _event_table(metadata: MetaData, name: str, properties: tuple[Property, ...]) -> Table:
+def _common(name: str, kind: Any = Text, **kwargs: Any) -> Column[object]:
+    """A common column of spec §5, with its description as the Postgres comment (``dbt docs``
+    and BI tools read them)."""
+    return Column(name, kind, comment=COMMON_DESCRIPTIONS[name], **kwargs)
+
+
+def _event_table(
+    metadata: MetaData, name: str, properties: tuple[Property, ...], *, comment: str
+) -> Table:
+    timestamp = DateTime(timezone=True)
     return Table(
         name,
         metadata,
-        Column("id", KEY, primary_key=True),
-        Column("anonymous_id", Text),
-        Column("user_id", Text),
-        Column("event", Text, nullable=False),
-        Column("event_text", Text, nullable=False),
-        _ts("original_timestamp", nullable=False),
-        _ts("timestamp", nullable=False),
-        _ts("received_at", nullable=False),
-        _ts("sent_at", nullable=False),
-        _ts("uuid_ts", nullable=False, server_default=func.now()),
-        *(Column(c, Text) for c in CONTEXT_COLUMNS),
+        _common("id", KEY, primary_key=True),
+        _common("anonymous_id"),
+        _common("user_id"),
+        _common("event", nullable=False),
+        _common("event_text", nullable=False),
+        _common("original_timestamp", timestamp, nullable=False),
+        _common("timestamp", timestamp, nullable=False),
+        _common("received_at", timestamp, nullable=False),
+        _common("sent_at", timestamp, nullable=False),
+        _common("uuid_ts", timestamp, nullable=False, server_default=func.now()),
+        *(_common(c) for c in CONTEXT_COLUMNS),
         *(_property(p) for p in properties),
         # BRIN: appended in time order; a B-tree cost four insertions per email event
         Index(f"ix_{name}_received_at", "received_at", postgresql_using="brin"),
         Index(f"ix_{name}_timestamp", "timestamp", postgresql_using="brin"),
+        comment=comment,
     )
 
 
@@ -124,8 +128,10 @@ def build_metadata(schema: str) -> MetaData:
     """All warehouse tables in ``schema`` (already validated by :class:`Settings`)."""
     metadata = MetaData(schema=schema)
     for collection in COLLECTIONS:
-        _event_table(metadata, collection.name, collection.properties)
-    _event_table(metadata, "tracks", ())
+        _event_table(
+            metadata, collection.name, collection.properties, comment=collection.description
+        )
+    _event_table(metadata, "tracks", (), comment=TRACKS_DESCRIPTION)
     Table(
         "_collections",
         metadata,
@@ -138,18 +144,28 @@ def build_metadata(schema: str) -> MetaData:
     Table(
         "subscribers",
         metadata,
-        Column("id", Text, primary_key=True),
-        Column("email", Text),
-        Column("user_id", Text),
-        Column("status", Text),
-        Column("tags", JSONB),
-        Column("custom_fields", JSONB),
-        Column("time_zone", Text),
-        Column("lead_score", Numeric),
-        Column("lifetime_value", Numeric),
-        _ts("created_at"),
-        _ts("first_seen_at", nullable=False),
-        _ts("last_seen_at", nullable=False),
+        Column("id", Text, primary_key=True, comment="Drip subscriber id."),
+        Column("email", Text, comment="The subscriber's email."),
+        Column("user_id", Text, comment="The subscriber's user_id in Drip."),
+        Column(
+            "status", Text, comment="Drip's status of the subscriber, e.g. active or unsubscribed."
+        ),
+        Column("tags", JSONB, comment="Drip tags (JSON array)."),
+        Column("custom_fields", JSONB, comment="Drip custom fields (JSON object)."),
+        Column("time_zone", Text, comment="The subscriber's time zone."),
+        Column("lead_score", Numeric, comment="Drip lead score."),
+        Column("lifetime_value", Numeric, comment="Drip lifetime value."),
+        _ts("created_at", comment="When the subscriber was created in Drip."),
+        _ts(
+            "first_seen_at",
+            nullable=False,
+            comment="occurred_at of the subscriber's earliest event in the warehouse.",
+        ),
+        _ts(
+            "last_seen_at",
+            nullable=False,
+            comment="occurred_at of the event whose snapshot this row holds (the latest).",
+        ),
         Index("ix_subscribers_email", "email", postgresql_using="hash"),
         comment="One row per Drip subscriber id: the snapshot of its latest event.",
         postgresql_with={

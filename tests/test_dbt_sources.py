@@ -35,7 +35,12 @@ from tests.analyst_cases import BATCH_1, BATCH_2, write_ndjson
 
 COLLECTIONS = tuple(c.name for c in registry.COLLECTIONS)
 """Every collection, on or off: the file declares them all (their tables exist either way)."""
-VIEWS = ("campaign_unsubscribes", "daily_email_activity", "email_performance")
+VIEWS = (
+    "campaign_unsubscribes",
+    "daily_email_activity",
+    "email_performance",
+    "subscribers_webhook_and_api",
+)
 DBT = Path(sys.executable).parent / "dbt"
 
 

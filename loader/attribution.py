@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from .db import translating
 from .errors import ConfigError
-from .report import parse_bound, query_frame, render
+from .report import parse_range, query_frame, render
 from .sqlfiles import read_sql
 
 if TYPE_CHECKING:
@@ -257,12 +257,7 @@ def run_attribution(
         DatabaseError: the query failed.
     """
     span = parse_window(window)
-    start = parse_bound(since, option="--since")
-    end = parse_bound(until, option="--until")
-    if start is not None and end is not None and end <= start:
-        raise ConfigError(
-            f"--until ({end.isoformat()}) must be after --since ({start.isoformat()})"
-        )
+    start, end = parse_range(since, until)
     with translating(), engine.connect() as conn:
         query, has_identifies = attribution_query(
             conn,

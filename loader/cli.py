@@ -723,89 +723,49 @@ def _print_report(make: Callable[[], tuple[str, int]], *, out: Path | None) -> N
         typer.echo(text, nl=not text.endswith("\n"))
 
 
-def _view_report(
-    name: str,
-    *,
-    since: str | None,
-    until: str | None,
-    fmt: ReportFormat,
-    out: Path | None,
-    database_url: str | None,
-    schema: str | None,
-) -> None:
-    from .report import report_text
-
-    def make() -> tuple[str, int]:
-        settings = _settings(database_url, schema)
-        with _database(settings) as engine:
-            return report_text(
-                engine, name, schema=settings.schema, fmt=fmt.value, since=since, until=until
-            )
-
-    _print_report(make, out=out)
-
-
-@report_app.command("email-performance")
-def report_email_performance(
-    since: Since = None,
-    until: Until = None,
-    fmt: Format = ReportFormat.table,
-    out: Out = None,
-    database_url: DatabaseUrl = None,
-    schema: Schema = None,
-) -> None:
-    """One row per email: sends, opens, clicks, bounces, spam reports and rates."""
-    _view_report(
+VIEW_REPORTS = (
+    (
         "email-performance",
-        since=since,
-        until=until,
-        fmt=fmt,
-        out=out,
-        database_url=database_url,
-        schema=schema,
-    )
-
-
-@report_app.command("daily")
-def report_daily(
-    since: Since = None,
-    until: Until = None,
-    fmt: Format = ReportFormat.table,
-    out: Out = None,
-    database_url: DatabaseUrl = None,
-    schema: Schema = None,
-) -> None:
-    """Events and people per UTC day and event."""
-    _view_report(
-        "daily",
-        since=since,
-        until=until,
-        fmt=fmt,
-        out=out,
-        database_url=database_url,
-        schema=schema,
-    )
-
-
-@report_app.command("unsubscribes")
-def report_unsubscribes(
-    since: Since = None,
-    until: Until = None,
-    fmt: Format = ReportFormat.table,
-    out: Out = None,
-    database_url: DatabaseUrl = None,
-    schema: Schema = None,
-) -> None:
-    """Unsubscribes per campaign, plus a row without campaign for unsubscribe-from-all."""
-    _view_report(
+        "One row per email: sends, opens, clicks, bounces, spam reports and rates.",
+    ),
+    ("daily", "Events and people per UTC day and event."),
+    (
         "unsubscribes",
-        since=since,
-        until=until,
-        fmt=fmt,
-        out=out,
-        database_url=database_url,
-        schema=schema,
-    )
+        "Unsubscribes per campaign, plus a row without campaign for unsubscribe-from-all.",
+    ),
+)
+"""The reports read from the analyst views (``loader.report.REPORTS``, which imports pandas:
+named here so that ``--help`` imports nothing heavy; a test checks the two agree)."""
+
+
+def _view_report(name: str, summary: str) -> Callable[..., None]:
+    """The ``report NAME`` command of one view report (they share their options)."""
+
+    def command(
+        since: Since = None,
+        until: Until = None,
+        fmt: Format = ReportFormat.table,
+        out: Out = None,
+        database_url: DatabaseUrl = None,
+        schema: Schema = None,
+    ) -> None:
+        from .report import report_text
+
+        def make() -> tuple[str, int]:
+            settings = _settings(database_url, schema)
+            with _database(settings) as engine:
+                return report_text(
+                    engine, name, schema=settings.schema, fmt=fmt.value, since=since, until=until
+                )
+
+        _print_report(make, out=out)
+
+    command.__doc__ = summary
+    return command
+
+
+for _name, _summary in VIEW_REPORTS:
+    report_app.command(_name)(_view_report(_name, _summary))
 
 
 @report_app.command("attribution")

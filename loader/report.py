@@ -66,6 +66,23 @@ def parse_bound(value: str | datetime | None, *, option: str) -> datetime | None
     return parsed
 
 
+def parse_range(
+    since: str | datetime | None, until: str | datetime | None
+) -> tuple[datetime | None, datetime | None]:
+    """``--since``/``--until`` as the window ``[since, until)``, either end open when None.
+
+    Raises:
+        ConfigError: a bound is not a date or time, or the window is empty.
+    """
+    start = parse_bound(since, option="--since")
+    end = parse_bound(until, option="--until")
+    if start is not None and end is not None and end <= start:
+        raise ConfigError(
+            f"--until ({end.isoformat()}) must be after --since ({start.isoformat()})"
+        )
+    return start, end
+
+
 def query_frame(
     engine: Engine,
     sql: str,
@@ -128,12 +145,7 @@ def run_report(
     report = REPORTS.get(name)
     if report is None:
         raise ConfigError(f"unknown report {name!r}: use one of {', '.join(REPORTS)}")
-    start = parse_bound(since, option="--since")
-    end = parse_bound(until, option="--until")
-    if start is not None and end is not None and end <= start:
-        raise ConfigError(
-            f"--until ({end.isoformat()}) must be after --since ({start.isoformat()})"
-        )
+    start, end = parse_range(since, until)
     with translating(), engine.connect() as conn:
         found = conn.execute(text("SELECT to_regclass(:name)"), {"name": f"{schema}.{report.view}"})
         if found.scalar_one() is None:

@@ -224,3 +224,11 @@ def test_each_report_has_help(name: str) -> None:
     assert result.exit_code == 0
     for option in ("--since", "--until", "--format", "--out", "--database-url", "--schema"):
         assert option in result.stdout
+
+
+def test_the_cli_offers_exactly_the_view_reports_of_the_library() -> None:
+    # cli.VIEW_REPORTS names them without importing pandas; loader.report.REPORTS runs them
+    from loader.cli import VIEW_REPORTS
+    from loader.report import REPORTS
+
+    assert [name for name, _ in VIEW_REPORTS] == list(REPORTS)

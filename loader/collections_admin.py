@@ -89,19 +89,7 @@ def enable_collections(
         DatabaseError: the database failed; nothing changed.
     """
     wanted = in_order(BY_NAME) if names is None else resolve(names)
-    _require_head(engine, schema=schema)
-    change = CollectionChange()
-    with translating(), engine.connect() as conn:
-        batch_session(conn, schema)
-        conn.commit()
-        with conn.begin():
-            changed = _set(conn, wanted, enabled=True, change=change)
-            if changed:
-                row = conn.execute(backfill_statement(changed), map_params(changed))
-                counts = {k: int(v) for k, v in row.mappings().one().items()}
-                counts.pop("events")
-                change.rows_added.update({k: v for k, v in counts.items() if v})
-    return change
+    return _change(engine, schema=schema, names=wanted, enabled=True)
 
 
 def disable_collections(engine: Engine, *, schema: str, names: Sequence[str]) -> CollectionChange:
@@ -111,14 +99,25 @@ def disable_collections(engine: Engine, *, schema: str, names: Sequence[str]) ->
         ConfigError: an unknown name, or the schema is not at the newest revision.
         DatabaseError: the database failed; nothing changed.
     """
-    wanted = resolve(names)
+    return _change(engine, schema=schema, names=resolve(names), enabled=False)
+
+
+def _change(
+    engine: Engine, *, schema: str, names: tuple[str, ...], enabled: bool
+) -> CollectionChange:
+    """Set ``names`` on or off in one transaction; turning on backfills them from raw."""
     _require_head(engine, schema=schema)
     change = CollectionChange()
     with translating(), engine.connect() as conn:
         batch_session(conn, schema)
         conn.commit()
         with conn.begin():
-            _set(conn, wanted, enabled=False, change=change)
+            changed = _set(conn, names, enabled=enabled, change=change)
+            if enabled and changed:
+                row = conn.execute(backfill_statement(changed), map_params(changed))
+                counts = {k: int(v) for k, v in row.mappings().one().items()}
+                counts.pop("events")
+                change.rows_added.update({k: v for k, v in counts.items() if v})
     return change
 
 

@@ -27,11 +27,13 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
+
+from tests.support.local_http import LocalHTTPServer
 
 TOKEN = "drip-test-token-5f2b9c1e7a"
 ACCOUNT = "9999999"
@@ -243,24 +245,19 @@ class FakeDrip:
         self.delaying = threading.Event()
         """Set when a planned slow answer starts waiting (a test can act meanwhile)."""
         self._next_webhook = 77777
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._http = LocalHTTPServer(self._handler())
 
     @property
     def url(self) -> str:
         """The base URL including /v2 (what --drip-api-url takes)."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/v2"
+        return f"{self._http.origin}/v2"
 
     def __enter__(self) -> FakeDrip:
-        self._thread.start()
+        self._http.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
+        self._http.stop()
 
     def plan(self, resource: str, *faults: Fault) -> None:
         """Answer the next requests to ``/v2/<account>/<resource>...`` with ``faults``."""

@@ -23,10 +23,12 @@ import base64
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import orjson
+
+from tests.support.local_http import LocalHTTPServer
 
 MAX_REQUEST_BYTES = 500_000
 MAX_MESSAGE_BYTES = 32 * 1024
@@ -69,24 +71,19 @@ class SegmentSink:
         self._plan: deque[int | tuple[int, str] | Stall] = deque()
         self._lock = threading.Lock()
         self._expected = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._http = LocalHTTPServer(self._handler())
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._http.origin
 
     def __enter__(self) -> SegmentSink:
-        self._thread.start()
+        self._http.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._release.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
+        self._http.stop()
 
     def plan(self, *answers: int | tuple[int, str] | Stall) -> None:
         """Answer the next requests: a status, ``(429, "1")`` (with a Retry-After), or a Stall."""
@@ -194,7 +191,7 @@ def main() -> None:
     args = parser.parse_args()
     sink = SegmentSink(write_key=args.write_key, keep_messages=False)
     print(sink.url, flush=True)
-    sink._server.serve_forever()
+    sink._http.server.serve_forever()
 
 
 if __name__ == "__main__":

@@ -884,6 +884,7 @@ def collections_list(
         rows = [{**vars(s), "drip_events": list(s.drip_events)} for s in states]
         typer.echo(json.dumps(rows, indent=2, default=str))
         return
+    typer.echo(f"  {'collection':<42}{'':<5}{'rows':>12}  Drip event(s)")
     for s in states:
         on = "on" if s.enabled else "off"
         typer.echo(f"  {s.name:<42}{on:<5}{s.rows:>12,}  {', '.join(s.drip_events)}")

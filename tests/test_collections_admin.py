@@ -389,8 +389,9 @@ def test_the_collections_commands(db_url: str, settings: Settings, tmp_path: Pat
     listed = runner.invoke(app, ["collections", "list"], env=env)
     assert listed.exit_code == 0, listed.output
     lines = listed.output.splitlines()
-    assert len(lines) == 28
-    assert lines[0].split() == ["email_delivered", "on", "1", "subscriber.received_email"]
+    assert len(lines) == 1 + 28
+    assert lines[0].split() == ["collection", "rows", "Drip", "event(s)"]
+    assert lines[1].split() == ["email_delivered", "on", "1", "subscriber.received_email"]
     assert lines[-1].split() == [
         "subscriber_performed_custom_event",
         "off",

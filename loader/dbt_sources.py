@@ -1,7 +1,8 @@
 """A dbt sources file for the warehouse (``drip-loader dbt-sources``): generated, never kept by hand.
 
 It declares every analyst-facing relation of the schema (the collection tables, ``tracks``,
-``subscribers`` and the views of ``sql/views/``; never the ``_`` bookkeeping tables), with
+``subscribers``, the ``drip_*`` tables of ``drip sync`` and the views of ``sql/views/``;
+never the ``_`` bookkeeping tables), with
 a description for each column and the tests an analytics engineer expects of Segment-like
 event tables: ``unique`` and ``not_null`` on ``id``, ``not_null`` on ``event``,
 ``timestamp`` and ``received_at``, ``accepted_values`` on ``event``, and a ``relationships``
@@ -48,6 +49,7 @@ from typing import Any
 from sqlalchemy import Column, Table
 
 from . import registry
+from .drip_resources import RESOURCES
 from .sqlfiles import sql_dir
 from .tables import build_metadata
 
@@ -149,6 +151,22 @@ def sources_document(*, schema: str) -> dict[str, Any]:
             ],
         }
     )
+    for resource in RESOURCES.values():
+        # Drip's own records (drip sync): the key and bookkeeping columns, which the
+        # metadata describes; the API's fields are as Drip documents them.
+        table = metadata.tables[f"{schema}.{resource.table}"]
+        key_tests = {resource.key: ["unique", "not_null"], "synced_at": ["not_null"]}
+        tables.append(
+            {
+                "name": table.name,
+                "description": table.comment,
+                "columns": [
+                    _column(column.name, _described(column), key_tests.get(column.name, []))
+                    for column in table.columns
+                    if column.comment
+                ],
+            }
+        )
     for name, description in _views():
         tests = _VIEW_TESTS.get(name, {})
         tables.append(

@@ -105,6 +105,12 @@ _DRIP_TYPES: dict[Kind, type[TypeEngine[Any]] | TypeEngine[Any]] = {
 }
 
 
+def _drip_key_comment(resource: DripResource) -> str:
+    if resource.bare_strings:
+        return f"The {resource.name.removesuffix('s').replace('_', ' ')} itself: Drip lists them as bare strings."
+    return "Drip's id of the record (text, as the API sends it)."
+
+
 def drip_table(metadata: MetaData, resource: DripResource) -> Table:
     """The table ``drip sync`` keeps ``resource`` in: its documented fields, typed, then
     ``raw`` (the record as received), ``synced_at`` (the last sync that saw it) and
@@ -113,12 +119,20 @@ def drip_table(metadata: MetaData, resource: DripResource) -> Table:
         resource.table,
         metadata,
         *(
-            Column(name, _DRIP_TYPES[kind], primary_key=name == resource.key)
+            Column(
+                name,
+                _DRIP_TYPES[kind],
+                primary_key=name == resource.key,
+                comment=_drip_key_comment(resource) if name == resource.key else None,
+            )
             for name, kind in resource.fields
         ),
-        Column("raw", JSONB, nullable=False),
-        _ts("synced_at", nullable=False),
-        _ts("deleted_at"),
+        Column("raw", JSONB, nullable=False, comment="The record as Drip's API returned it."),
+        _ts("synced_at", nullable=False, comment="The last drip sync that saw the record."),
+        _ts(
+            "deleted_at",
+            comment="The first drip sync that no longer found the record (NULL while Drip has it).",
+        ),
         comment=f"Drip's {resource.name} as the last `drip-loader drip sync` saw them "
         "(deleted_at: gone from Drip since).",
     )

@@ -232,6 +232,53 @@ _TABLES: dict[str, tuple[str, dict[str, str]]] = {
 }
 """Table -> (its comment, the comments of its columns other than the common ones)."""
 
+_DRIP_COLUMNS: dict[str, dict[str, str]] = {
+    "drip_subscribers": {
+        "id": "Drip's id of the record (text, as the API sends it).",
+        "raw": "The record as Drip's API returned it.",
+        "synced_at": "The last drip sync that saw the record.",
+        "deleted_at": "The first drip sync that no longer found the record (NULL "
+        "while Drip has it).",
+    },
+    "drip_campaigns": {
+        "id": "Drip's id of the record (text, as the API sends it).",
+        "raw": "The record as Drip's API returned it.",
+        "synced_at": "The last drip sync that saw the record.",
+        "deleted_at": "The first drip sync that no longer found the record (NULL "
+        "while Drip has it).",
+    },
+    "drip_broadcasts": {
+        "id": "Drip's id of the record (text, as the API sends it).",
+        "raw": "The record as Drip's API returned it.",
+        "synced_at": "The last drip sync that saw the record.",
+        "deleted_at": "The first drip sync that no longer found the record (NULL "
+        "while Drip has it).",
+    },
+    "drip_workflows": {
+        "id": "Drip's id of the record (text, as the API sends it).",
+        "raw": "The record as Drip's API returned it.",
+        "synced_at": "The last drip sync that saw the record.",
+        "deleted_at": "The first drip sync that no longer found the record (NULL "
+        "while Drip has it).",
+    },
+    "drip_tags": {
+        "name": "The tag itself: Drip lists them as bare strings.",
+        "raw": "The record as Drip's API returned it.",
+        "synced_at": "The last drip sync that saw the record.",
+        "deleted_at": "The first drip sync that no longer found the record (NULL while "
+        "Drip has it).",
+    },
+    "drip_custom_fields": {
+        "identifier": "The custom field itself: Drip lists them as bare strings.",
+        "raw": "The record as Drip's API returned it.",
+        "synced_at": "The last drip sync that saw the record.",
+        "deleted_at": "The first drip sync that no longer found the record "
+        "(NULL while Drip has it).",
+    },
+}
+"""The key and bookkeeping columns of the ``drip sync`` tables (revision 0006 commented the
+tables themselves)."""
+
 _VIEWS: dict[str, tuple[str, dict[str, str]]] = {
     "campaign_unsubscribes": (
         "One row per campaign_id for campaign-scoped unsubscribes, plus one "
@@ -344,6 +391,10 @@ def _apply(keep: bool) -> None:
         _comment("TABLE", target, comment if keep else None)
         every = columns if table == "subscribers" else {**_COMMON, **columns}
         for column, text in every.items():
+            _comment("COLUMN", f"{target}.{quote(column)}", text if keep else None)
+    for table, columns in _DRIP_COLUMNS.items():
+        target = f"{quote(schema)}.{quote(table)}"
+        for column, text in columns.items():
             _comment("COLUMN", f"{target}.{quote(column)}", text if keep else None)
     for view, (comment, columns) in _VIEWS.items():
         target = f"{quote(schema)}.{quote(view)}"

@@ -16,6 +16,9 @@ then the peak RSS of ``load`` for each size in ``--rss-events``.
 With ``--preload N`` it then loads N other events (another seed: no key in common) into a
 second warehouse, vacuums it as autovacuum would have by then, and times the same load
 into it: the ratio empty/preloaded says whether a load's cost grows with the warehouse.
+Both timed loads start right after a CHECKPOINT (the first change to a page after one
+writes the whole page to WAL, so where a checkpoint falls would otherwise decide the
+figure), and it prints the WAL each wrote (pg_stat_wal: bytes, full-page images).
 
 It also prints the wall time of process start: ``python -c pass``, ``drip-loader --help``
 and an empty ``drip-loader load`` (schema at head, nothing pending), best of three.
@@ -158,13 +161,47 @@ def _start_times(url: str) -> float:
         return min(_timed_load(url, Path(nothing.name))[2] for _ in range(3))
 
 
-def _vacuum(url: str) -> None:
+def _wal(url: str) -> tuple[int, int, int]:
+    """The server's WAL so far: bytes, full-page images, checkpoints (pg_stat_wal, PG 14+)."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(
+                sa.text(
+                    "SELECT wal_bytes, wal_fpi, (SELECT checkpoints_timed + checkpoints_req "
+                    "FROM pg_stat_bgwriter) FROM pg_stat_wal"
+                )
+            ).one()
+    finally:
+        engine.dispose()
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def _wal_line(name: str, before: tuple[int, int, int], after: tuple[int, int, int], n: int) -> str:
+    wal, fpi, checkpoints = (a - b for a, b in zip(after, before, strict=True))
+    return (
+        f"  {name:9} WAL {wal / n:7,.0f} bytes/event, {fpi / n:5.2f} full-page images/event, "
+        f"{checkpoints} checkpoint(s)"
+    )
+
+
+def _vacuum(url: str, *, analyze: bool = True) -> None:
+    """VACUUM ANALYZE (or not), then a CHECKPOINT: each timed load starts just after one,
+    as its first change to a page after a checkpoint writes the whole page to WAL."""
     engine = make_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
-            conn.execute(sa.text("VACUUM ANALYZE"))
+            if analyze:
+                conn.execute(sa.text("VACUUM ANALYZE"))
+            conn.execute(sa.text("CHECKPOINT"))
     finally:
         engine.dispose()
+
+
+def n_events(path: Path) -> int:
+    """Lines (events) in an NDJSON sample."""
+    with open(path, "rb") as handle:
+        return sum(1 for _ in handle)
 
 
 def _preloaded(
@@ -177,7 +214,9 @@ def _preloaded(
     preload_s, _, _ = _timed_load(url, preload_path)
     preload_path.unlink()
     _vacuum(url)
+    wal = _wal(url)
     seconds, rss, _ = _timed_load(url, path)
+    print(_wal_line("preloaded", wal, _wal(url), n_events(path)))
     print(
         f"preload {events:,} events: {preload_s:6.2f} s  {events / preload_s:>9,.0f} events/s; "
         f"then the same load: {seconds:6.2f} s, peak RSS {rss / 1024:.0f} MB"
@@ -198,11 +237,20 @@ def main() -> None:
     parser.add_argument(
         "--fast-server", action="store_true", help="a local server with the tests' fsync=off"
     )
+    parser.add_argument(
+        "--server-settings",
+        default="",
+        help="more options for a local server, e.g. '-c wal_compression=lz4'",
+    )
     args = parser.parse_args()
 
     with (
         tempfile.TemporaryDirectory(prefix="drip-bench-") as tmp,
-        postgres_server(durable=not args.fast_server) as (admin_url, how, _),
+        postgres_server(durable=not args.fast_server, settings=args.server_settings) as (
+            admin_url,
+            how,
+            _,
+        ),
     ):
         print(f"server: {how}; machine: {os.cpu_count()} cores")
         path = Path(tmp) / "events.ndjson"
@@ -212,10 +260,13 @@ def main() -> None:
         url = fresh_database(admin_url, "bench_load")
         env = {**os.environ, "DRIP_LOADER_DATABASE_URL": url}
         subprocess.run([str(BIN), "migrate"], env=env, check=True, capture_output=True)
+        _vacuum(url, analyze=False)
         server = _ServerCpu(url)
         pg = [server.seconds()]
+        wal = _wal(url)
         load_s, load_rss, load_cpu = _timed_load(url, path)
         pg.append(server.seconds())
+        load_wal = _wal_line("load", wal, _wal(url), args.events)
         rerun_s, _, rerun_cpu = _timed_load(url, path)
         pg.append(server.seconds())
         floor_s = _copy_floor(fresh_database(admin_url, "bench_floor"), path)
@@ -236,6 +287,8 @@ def main() -> None:
             f"floor  (plain COPY into one jsonb column):   {floor_s:6.2f} s  {n / floor_s:>9,.0f} events/s"
         )
         print(f"ratio load/floor: {floor_s / load_s:.2f}   rerun/floor: {floor_s / rerun_s:.2f}")
+        print("WAL of the load (the whole server):")
+        print(load_wal)
         if None not in pg:
             marks = [float(m or 0.0) for m in pg]
             load_pg, rerun_pg, floor_pg = (marks[i + 1] - marks[i] for i in range(3))

@@ -63,9 +63,11 @@ class LocalServer:
     Postgres's default durability (``durable``: fsync and synchronous commit on), as a
     user's warehouse runs, for benchmarks."""
 
-    def __init__(self, bindir: Path, *, durable: bool = False) -> None:
+    def __init__(self, bindir: Path, *, durable: bool = False, settings: str = "") -> None:
         self.bindir = bindir
         self.durable = durable
+        self.settings = settings
+        """More ``-c name=value`` options (benchmarks: what a server setting changes)."""
         self.datadir = Path(tempfile.mkdtemp(prefix="drip-test-pg-"))
         self.port = _free_port()
         self.as_root = os.geteuid() == 0
@@ -87,8 +89,8 @@ class LocalServer:
         )
         return (
             f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.datadir} {fast}"
-            "-c max_connections=300 -c shared_buffers=256MB"
-        )
+            f"-c max_connections=300 -c shared_buffers=256MB {self.settings}"
+        ).strip()
 
     def start(self) -> str:
         pgdata = str(self.datadir / "data")
@@ -135,7 +137,9 @@ class LocalServer:
 
 
 @contextlib.contextmanager
-def postgres_server(*, durable: bool = False) -> Iterator[tuple[str, str, object | None]]:
+def postgres_server(
+    *, durable: bool = False, settings: str = ""
+) -> Iterator[tuple[str, str, object | None]]:
     """Yield ``(admin_url, how, handle)`` for a server that lives as long as the block.
 
     ``durable``: a local server from Debian's binaries is started with Postgres's default
@@ -153,10 +157,11 @@ def postgres_server(*, durable: bool = False) -> Iterator[tuple[str, str, object
         return
     bindir = debian_bin()
     if bindir is not None:
-        server = LocalServer(bindir, durable=durable)
-        settings = "default durability (fsync on)" if durable else "fsync off"
+        server = LocalServer(bindir, durable=durable, settings=settings)
+        how = "default durability (fsync on)" if durable else "fsync off"
+        how += f", {settings}" if settings else ""
         try:
-            yield server.start(), f"debian binaries {bindir}, {settings}", server
+            yield server.start(), f"debian binaries {bindir}, {how}", server
         finally:
             server.stop()
         return

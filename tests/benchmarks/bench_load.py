@@ -1,6 +1,7 @@
 """Benchmark ``drip-loader load`` against the floor of its design: a plain COPY of the same lines.
 
 Run:  .venv/bin/python -m tests.benchmarks.bench_load [--events 200000] [--rss-events 100000 1000000]
+                                                      [--preload 2000000] [--fast-server]
 
 It generates the events with ``drip-loader sample``, then in one run on one server:
   0. ``drip-loader load FILE`` into an empty database: the first load on a new server, which
@@ -10,8 +11,22 @@ It generates the events with ``drip-loader sample``, then in one run on one serv
   2. the same command again (a rerun: everything is a duplicate);
   3. a server-side COPY of the same lines into a one-column jsonb table (the floor);
 and prints events/s for each, the ratio load/floor and the peak RSS of the ``load`` process,
-then the peak RSS of ``load`` for each size in ``--rss-events``.  The server is the one the
-tests use (DRIP_LOADER_TEST_DATABASE_URL, else Debian's binaries, else embedded).
+then the peak RSS of ``load`` for each size in ``--rss-events``.
+
+With ``--preload N`` it then loads N other events (another seed: no key in common) into a
+second warehouse, vacuums it as autovacuum would have by then, and times the same load
+into it: the ratio empty/preloaded says whether a load's cost grows with the warehouse.
+Both timed loads start right after a CHECKPOINT (the first change to a page after one
+writes the whole page to WAL, so where a checkpoint falls would otherwise decide the
+figure), and it prints the WAL each wrote (pg_stat_wal: bytes, full-page images).
+
+It also prints the wall time of process start: ``python -c pass``, ``drip-loader --help``
+and an empty ``drip-loader load`` (schema at head, nothing pending), best of three.
+
+The server is the tests' (DRIP_LOADER_TEST_DATABASE_URL, else Debian's binaries, else
+embedded), but a local one from Debian's binaries is started with Postgres's default
+durability (fsync and synchronous commit on), as a user's warehouse runs, not with the
+tests' fsync=off (``--fast-server`` for that); the first line says which it used.
 
 When the server runs on this machine it also prints where the CPU goes: seconds of CPU per
 event in the ``load`` process and in Postgres (every process of the server), for the load
@@ -122,6 +137,93 @@ def _copy_floor(url: str, path: Path) -> float:
     return seconds
 
 
+def _best_wall(command: list[str], env: dict[str, str] | None = None) -> float:
+    """Best of three wall times of a command (start-up figures: the least disturbed run)."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        subprocess.run(command, env=env, check=True, capture_output=True)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def _start_times(url: str) -> float:
+    """Print start-up wall times; return the CPU seconds of an empty load."""
+    env = {**os.environ, "DRIP_LOADER_DATABASE_URL": url}
+    bare = _best_wall([sys.executable, "-c", "pass"])
+    helped = _best_wall([str(BIN), "--help"])
+    empty = _best_wall([str(BIN), "load", "--json"], env)
+    print(
+        f"start (best of 3): python -c pass {bare:.3f} s   drip-loader --help {helped:.3f} s   "
+        f"empty load {empty:.3f} s"
+    )
+    with tempfile.NamedTemporaryFile(suffix=".ndjson") as nothing:
+        return min(_timed_load(url, Path(nothing.name))[2] for _ in range(3))
+
+
+def _wal(url: str) -> tuple[int, int, int]:
+    """The server's WAL so far: bytes, full-page images, checkpoints (pg_stat_wal, PG 14+)."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(
+                sa.text(
+                    "SELECT wal_bytes, wal_fpi, (SELECT checkpoints_timed + checkpoints_req "
+                    "FROM pg_stat_bgwriter) FROM pg_stat_wal"
+                )
+            ).one()
+    finally:
+        engine.dispose()
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def _wal_line(name: str, before: tuple[int, int, int], after: tuple[int, int, int], n: int) -> str:
+    wal, fpi, checkpoints = (a - b for a, b in zip(after, before, strict=True))
+    return (
+        f"  {name:9} WAL {wal / n:7,.0f} bytes/event, {fpi / n:5.2f} full-page images/event, "
+        f"{checkpoints} checkpoint(s)"
+    )
+
+
+def _vacuum(url: str, *, analyze: bool = True) -> None:
+    """VACUUM ANALYZE (or not), then a CHECKPOINT: each timed load starts just after one,
+    as its first change to a page after a checkpoint writes the whole page to WAL."""
+    engine = make_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            if analyze:
+                conn.execute(sa.text("VACUUM ANALYZE"))
+            conn.execute(sa.text("CHECKPOINT"))
+    finally:
+        engine.dispose()
+
+
+def n_events(path: Path) -> int:
+    """Lines (events) in an NDJSON sample."""
+    with open(path, "rb") as handle:
+        return sum(1 for _ in handle)
+
+
+def _preloaded(
+    admin_url: str, tmp: str, events: int, seed: int, path: Path, empty_s: float
+) -> None:
+    """Time the load of ``path`` into a warehouse that already holds ``events`` others."""
+    preload_path = Path(tmp) / "preload.ndjson"
+    _sample(preload_path, events, seed + 1_000)
+    url = fresh_database(admin_url, "bench_preload")
+    preload_s, _, _ = _timed_load(url, preload_path)
+    preload_path.unlink()
+    _vacuum(url)
+    wal = _wal(url)
+    seconds, rss, _ = _timed_load(url, path)
+    print(_wal_line("preloaded", wal, _wal(url), n_events(path)))
+    print(
+        f"preload {events:,} events: {preload_s:6.2f} s  {events / preload_s:>9,.0f} events/s; "
+        f"then the same load: {seconds:6.2f} s, peak RSS {rss / 1024:.0f} MB"
+    )
+    print(f"ratio empty/preloaded: {empty_s / seconds:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -129,11 +231,26 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--rss-events", type=int, nargs="*", default=[100_000, 1_000_000])
+    parser.add_argument(
+        "--preload", type=int, default=0, help="also time the load into a warehouse of N events"
+    )
+    parser.add_argument(
+        "--fast-server", action="store_true", help="a local server with the tests' fsync=off"
+    )
+    parser.add_argument(
+        "--server-settings",
+        default="",
+        help="more options for a local server, e.g. '-c wal_compression=lz4'",
+    )
     args = parser.parse_args()
 
     with (
         tempfile.TemporaryDirectory(prefix="drip-bench-") as tmp,
-        postgres_server() as (admin_url, how, _),
+        postgres_server(durable=not args.fast_server, settings=args.server_settings) as (
+            admin_url,
+            how,
+            _,
+        ),
     ):
         print(f"server: {how}; machine: {os.cpu_count()} cores")
         path = Path(tmp) / "events.ndjson"
@@ -143,10 +260,13 @@ def main() -> None:
         url = fresh_database(admin_url, "bench_load")
         env = {**os.environ, "DRIP_LOADER_DATABASE_URL": url}
         subprocess.run([str(BIN), "migrate"], env=env, check=True, capture_output=True)
+        _vacuum(url, analyze=False)
         server = _ServerCpu(url)
         pg = [server.seconds()]
+        wal = _wal(url)
         load_s, load_rss, load_cpu = _timed_load(url, path)
         pg.append(server.seconds())
+        load_wal = _wal_line("load", wal, _wal(url), args.events)
         rerun_s, _, rerun_cpu = _timed_load(url, path)
         pg.append(server.seconds())
         floor_s = _copy_floor(fresh_database(admin_url, "bench_floor"), path)
@@ -167,6 +287,8 @@ def main() -> None:
             f"floor  (plain COPY into one jsonb column):   {floor_s:6.2f} s  {n / floor_s:>9,.0f} events/s"
         )
         print(f"ratio load/floor: {floor_s / load_s:.2f}   rerun/floor: {floor_s / rerun_s:.2f}")
+        print("WAL of the load (the whole server):")
+        print(load_wal)
         if None not in pg:
             marks = [float(m or 0.0) for m in pg]
             load_pg, rerun_pg, floor_pg = (marks[i + 1] - marks[i] for i in range(3))
@@ -182,6 +304,15 @@ def main() -> None:
                     f"{total / n * 1e6:5.1f} us   at most {n * cores / total:>9,.0f} events/s"
                 )
             print(f"  floor  Postgres {floor_pg / n * 1e6:5.1f} us (one connection: one core)")
+        start_cpu = _start_times(url)
+        if None not in pg:
+            print(
+                f"load process CPU / floor Postgres CPU, per event: {load_cpu / floor_pg:.2f}"
+                f"  (without the empty load's {start_cpu:.2f} CPU-s of start: "
+                f"{(load_cpu - start_cpu) / floor_pg:.2f})"
+            )
+        if args.preload:
+            _preloaded(admin_url, tmp, args.preload, args.seed, path, load_s)
         for events in args.rss_events:
             rss_path = Path(tmp) / f"rss-{events}.ndjson"
             _sample(rss_path, events, args.seed)

@@ -1,9 +1,12 @@
 """Benchmark ``drip-loader serve``: durable webhooks per second against a bare endpoint.
 
 Run:  .venv/bin/python -m tests.benchmarks.bench_serve [--events 20000] [--clients 64] [--rounds 3]
+                                                       [--preload 2000000] [--fast-server]
 
 On the tests' PostgreSQL (DRIP_LOADER_TEST_DATABASE_URL, else Debian's binaries, else
-embedded) it starts, on 127.0.0.1:
+embedded; a local one from Debian's binaries runs with Postgres's default durability, fsync
+and synchronous commit on, unless ``--fast-server``; the first line says which) it starts,
+on 127.0.0.1:
   * ``drip-loader serve --port 0`` against a fresh database, and
   * a bare endpoint of the same stack (Starlette on uvicorn, same settings) that reads the
     body and answers 200 without any database;
@@ -14,6 +17,10 @@ after a pause, as Drip would.  Rounds alternate so that both see the same machin
 work on a shared machine moves absolute figures a lot; the ratio per round much less).
 Finally it stops serve with SIGTERM and checks that every event answered 2xx is in
 ``_raw_events``, and every such email event in ``tracks``.
+
+With ``--preload N`` a second serve runs on a database that already holds N other events
+(loaded with ``drip-loader load``, then vacuumed) and gets the same bodies in each round:
+the ratio preloaded/empty says whether serve's cost grows with the warehouse.
 
 Prints, per round and overall: durable events/s, p50/p99 latency, the ratio serve/bare,
 serve's CPU time per event, and how long the transform took to catch up.
@@ -32,6 +39,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -167,6 +175,90 @@ def _start(args: list[str], log: Path, env: dict[str, str]) -> tuple[subprocess.
     return proc, _wait_port(log, proc)
 
 
+@dataclass
+class _Serve:
+    """One ``drip-loader serve`` process, its database and what it answered."""
+
+    name: str
+    url: str
+    proc: subprocess.Popen[bytes]
+    port: int
+    accepted: list[int] = field(default_factory=list)
+    rates: list[float] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    cpu: float = 0.0
+
+    def round(self, bodies: list[bytes], start: int, clients: int) -> tuple[float, str]:
+        """Post one round; return its events/s and its printed line."""
+        before = _cpu_seconds(self.proc.pid)
+        seconds, latencies, ok, retries = _run_load(self.port, bodies, clients)
+        self.cpu += _cpu_seconds(self.proc.pid) - before
+        self.accepted.extend(start + i for i in ok)
+        self.latencies.extend(latencies)
+        rate = len(latencies) / seconds
+        self.rates.append(rate)
+        return rate, _line(self.name, seconds, latencies, retries)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(60)
+
+
+def _preload(url: str, tmp: str, events: int, seed: int) -> None:
+    """``drip-loader load`` ``events`` other sample events into ``url``, then vacuum."""
+    path = Path(tmp) / "preload.ndjson"
+    env = {**os.environ, "DRIP_LOADER_DATABASE_URL": url}
+    subprocess.run(
+        [str(BIN), "sample", "--events", str(events), "--seed", str(seed), "--out", str(path)],
+        check=True,
+        capture_output=True,
+    )
+    started = time.perf_counter()
+    subprocess.run([str(BIN), "load", str(path)], env=env, check=True, capture_output=True)
+    print(f"preloaded {events:,} events in {time.perf_counter() - started:.1f} s")
+    path.unlink()
+    engine = make_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("VACUUM ANALYZE"))
+    finally:
+        engine.dispose()
+
+
+def _verify(target: _Serve, everything: list[bytes]) -> bool:
+    """Every event ``target`` answered 2xx is in ``_raw_events``, each email one in ``tracks``."""
+    keys = [parse_record(everything[i]) for i in set(target.accepted)]
+    engine = make_engine(target.url)
+    try:
+        with engine.connect() as conn:
+            raw = set(conn.execute(sa.text("SELECT _event_key FROM drip._raw_events")).scalars())
+            tracks = set(conn.execute(sa.text("SELECT id FROM drip.tracks")).scalars())
+    finally:
+        engine.dispose()
+    missing_raw = sum(1 for k in keys if k.key not in raw)
+    missing_tracks = sum(1 for k in keys if k.is_email and k.key not in tracks)
+    print(
+        f"verified {target.name}: {len({k.key for k in keys}):,} distinct events answered 2xx; "
+        f"missing from _raw_events: {missing_raw}; email events missing from tracks: "
+        f"{missing_tracks}"
+    )
+    return not (missing_raw or missing_tracks)
+
+
+def _caught_up(url: str) -> float:
+    """Seconds until the background transform has emptied ``_pending``."""
+    done_at = time.perf_counter()
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            while conn.execute(sa.text("SELECT count(*) FROM drip._pending")).scalar_one():
+                conn.rollback()
+                time.sleep(0.05)
+    finally:
+        engine.dispose()
+    return time.perf_counter() - done_at
+
+
 def main() -> None:
     if len(sys.argv) == 2 and sys.argv[1] == "--bare":
         _bare_app()
@@ -181,96 +273,108 @@ def main() -> None:
     parser.add_argument(
         "--serve-args", default="", help="extra options for serve, e.g. '--writers 4'"
     )
+    parser.add_argument(
+        "--preload",
+        type=int,
+        default=0,
+        help="also run serve on a database holding N other events, in the same rounds",
+    )
+    parser.add_argument(
+        "--fast-server", action="store_true", help="a local server with the tests' fsync=off"
+    )
     args = parser.parse_args()
 
     warmup = 1000
     everything = list(generate_events(events=warmup + args.events * args.rounds, seed=args.seed))
     with (
         tempfile.TemporaryDirectory(prefix="drip-bench-") as tmp,
-        postgres_server() as (admin_url, how, _),
+        postgres_server(durable=not args.fast_server) as (admin_url, how, _),
     ):
         print(f"server: {how}; machine: {os.cpu_count()} cores; clients: {args.clients}")
-        url = fresh_database(admin_url, "bench_serve")
-        env = {**os.environ, "DRIP_LOADER_DATABASE_URL": url, "DRIP_LOADER_WEBHOOK_TOKEN": TOKEN}
-        serve, serve_port = _start(
-            [str(BIN), "serve", "--port", "0", *args.serve_args.split()],
-            Path(tmp) / "serve.log",
-            env,
-        )
-        bare, bare_port = _start(
-            [sys.executable, "-m", "tests.benchmarks.bench_serve", "--bare"],
-            Path(tmp) / "bare.log",
-            dict(os.environ),
-        )
-        accepted: list[int] = []
+        names = ["serve"] + (["serve+"] if args.preload else [])
+        urls = [fresh_database(admin_url, f"bench_{n.replace('+', '_preloaded')}") for n in names]
+        if args.preload:
+            _preload(urls[1], tmp, args.preload, args.seed + 1_000)
+        targets: list[_Serve] = []
+        bare: subprocess.Popen[bytes] | None = None
         ratios: list[float] = []
-        rates: list[float] = []
-        latencies_all: list[float] = []
-        cpu = bare_cpu = 0.0
+        growth: list[float] = []
+        bare_cpu = 0.0
+        codes: list[int] = []
         try:
-            _run_load(serve_port, everything[:warmup], args.clients)
+            for name, url in zip(names, urls, strict=True):
+                env = {
+                    **os.environ,
+                    "DRIP_LOADER_DATABASE_URL": url,
+                    "DRIP_LOADER_WEBHOOK_TOKEN": TOKEN,
+                }
+                proc, port = _start(
+                    [str(BIN), "serve", "--port", "0", *args.serve_args.split()],
+                    Path(tmp) / f"{name}.log",
+                    env,
+                )
+                targets.append(_Serve(name, url, proc, port))
+            bare, bare_port = _start(
+                [sys.executable, "-m", "tests.benchmarks.bench_serve", "--bare"],
+                Path(tmp) / "bare.log",
+                dict(os.environ),
+            )
+            for target in targets:
+                _run_load(target.port, everything[:warmup], args.clients)
+                target.accepted.extend(range(warmup))  # warm-up events were answered 2xx too
             _run_load(bare_port, everything[:warmup], args.clients)
-            accepted.extend(range(warmup))  # warm-up events were answered 2xx too
             for round_ in range(args.rounds):
                 start = warmup + round_ * args.events
                 bodies = everything[start : start + args.events]
-                before = _cpu_seconds(serve.pid)
-                seconds, latencies, ok, retries = _run_load(serve_port, bodies, args.clients)
-                cpu += _cpu_seconds(serve.pid) - before
-                accepted.extend(start + i for i in ok)
-                latencies_all.extend(latencies)
+                lines = [target.round(bodies, start, args.clients) for target in targets]
                 before = _cpu_seconds(bare.pid)
                 b_seconds, b_latencies, _, _ = _run_load(bare_port, bodies, args.clients)
                 bare_cpu += _cpu_seconds(bare.pid) - before
-                rate, bare_rate = len(latencies) / seconds, len(b_latencies) / b_seconds
-                rates.append(rate)
+                bare_rate = len(b_latencies) / b_seconds
+                rate = lines[0][0]
                 ratios.append(rate / bare_rate)
-                print(f"round {round_ + 1}: ratio serve/bare {rate / bare_rate:.2f}")
-                print("  " + _line("serve", seconds, latencies, retries))
+                print(
+                    f"round {round_ + 1}: ratio serve/bare {rate / bare_rate:.2f}"
+                    + (f"; preloaded/empty {lines[1][0] / rate:.2f}" if args.preload else "")
+                )
+                if args.preload:
+                    growth.append(lines[1][0] / rate)
+                for _, line in lines:
+                    print("  " + line)
                 print("  " + _line("bare", b_seconds, b_latencies, 0))
-            done_at = time.perf_counter()
-            engine = make_engine(url)
-            with engine.connect() as conn:
-                while conn.execute(sa.text("SELECT count(*) FROM drip._pending")).scalar_one():
-                    conn.rollback()
-                    time.sleep(0.05)
-            caught_up = time.perf_counter() - done_at
-            group = _mean_group(serve_port)
+            caught_up = _caught_up(urls[0])
+            group = _mean_group(targets[0].port)
         finally:
-            serve.send_signal(signal.SIGTERM)
-            code = serve.wait(60)
-            bare.send_signal(signal.SIGTERM)
-            bare.wait(30)
+            codes = [target.stop() for target in targets]
+            if bare is not None:
+                bare.send_signal(signal.SIGTERM)
+                bare.wait(30)
         total = args.events * args.rounds
-        median = len(rates) // 2
+        median = len(ratios) // 2
+        rates = targets[0].rates
         print(
             f"serve durable events/s: best {max(rates):,.0f}, median {sorted(rates)[median]:,.0f}"
             f"; ratio serve/bare: best {max(ratios):.2f}, median {sorted(ratios)[median]:.2f}"
         )
+        if args.preload:
+            print(
+                f"serve with {args.preload:,} events stored: median "
+                f"{sorted(targets[1].rates)[median]:,.0f} durable events/s; ratio "
+                f"preloaded/empty: median {sorted(growth)[median]:.2f}"
+            )
+        latencies_all = targets[0].latencies
         print(
             f"serve latency over all rounds: p50 {_percentile(latencies_all, 0.5):.1f} ms, "
             f"p99 {_percentile(latencies_all, 0.99):.1f} ms"
         )
         print(
-            f"CPU per event: serve {cpu * 1e6 / total:.0f} us, "
+            f"CPU per event: serve {targets[0].cpu * 1e6 / total:.0f} us, "
             f"bare {bare_cpu * 1e6 / total:.0f} us; transform caught up "
-            f"{caught_up:.2f} s after the last answer; serve exited {code}"
+            f"{caught_up:.2f} s after the last answer; serve exited {codes}"
         )
         print(f"group commit: {group:.1f} events per landing transaction on average")
-
-        keys = [parse_record(everything[i]) for i in set(accepted)]
-        with engine.connect() as conn:
-            raw = set(conn.execute(sa.text("SELECT _event_key FROM drip._raw_events")).scalars())
-            tracks = set(conn.execute(sa.text("SELECT id FROM drip.tracks")).scalars())
-        engine.dispose()
-        missing_raw = sum(1 for k in keys if k.key not in raw)
-        missing_tracks = sum(1 for k in keys if k.is_email and k.key not in tracks)
-        print(
-            f"verified: {len({k.key for k in keys}):,} distinct events answered 2xx; "
-            f"missing from _raw_events: {missing_raw}; email events missing from tracks: "
-            f"{missing_tracks}"
-        )
-        if missing_raw or missing_tracks or code != 0:
+        verified = [_verify(target, everything) for target in targets]
+        if not all(verified) or any(codes):
             raise SystemExit(1)
 
 

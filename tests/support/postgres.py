@@ -59,10 +59,15 @@ def debian_bin() -> Path | None:
 
 
 class LocalServer:
-    """A throwaway cluster from Debian's binaries; fast settings (fsync off) for tests."""
+    """A throwaway cluster from Debian's binaries; fast settings (fsync off) for tests, or
+    Postgres's default durability (``durable``: fsync and synchronous commit on), as a
+    user's warehouse runs, for benchmarks."""
 
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, *, durable: bool = False, settings: str = "") -> None:
         self.bindir = bindir
+        self.durable = durable
+        self.settings = settings
+        """More ``-c name=value`` options (benchmarks: what a server setting changes)."""
         self.datadir = Path(tempfile.mkdtemp(prefix="drip-test-pg-"))
         self.port = _free_port()
         self.as_root = os.geteuid() == 0
@@ -77,11 +82,15 @@ class LocalServer:
         subprocess.run(cmd, check=True, capture_output=True, timeout=120)
 
     def _options(self) -> str:
-        return (
-            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.datadir} -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300 "
-            "-c shared_buffers=256MB"
+        fast = (
+            ""
+            if self.durable
+            else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
         )
+        return (
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.datadir} {fast}"
+            f"-c max_connections=300 -c shared_buffers=256MB {self.settings}"
+        ).strip()
 
     def start(self) -> str:
         pgdata = str(self.datadir / "data")
@@ -112,7 +121,8 @@ class LocalServer:
         if action == "stop":
             self._run("pg_ctl", "-D", pgdata, "-m", "fast", "-w", "stop")
         else:
-            options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.datadir} -c fsync=off"
+            options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.datadir}"
+            options += "" if self.durable else " -c fsync=off"
             self._run(
                 "pg_ctl",
                 "-D",
@@ -127,10 +137,17 @@ class LocalServer:
 
 
 @contextlib.contextmanager
-def postgres_server() -> Iterator[tuple[str, str, object | None]]:
-    """Yield ``(admin_url, how, handle)`` for a server that lives as long as the block."""
+def postgres_server(
+    *, durable: bool = False, settings: str = ""
+) -> Iterator[tuple[str, str, object | None]]:
+    """Yield ``(admin_url, how, handle)`` for a server that lives as long as the block.
+
+    ``durable``: a local server from Debian's binaries is started with Postgres's default
+    durability (fsync and synchronous commit on) instead of the tests' fast settings; a
+    server from the environment or a container is used as it is (``how`` says which).
+    """
     if os.environ.get(ENV_URL):
-        yield os.environ[ENV_URL], "environment", None
+        yield os.environ[ENV_URL], "environment (durability as configured there)", None
         return
     if _docker_answers():
         from testcontainers.postgres import PostgresContainer
@@ -140,9 +157,11 @@ def postgres_server() -> Iterator[tuple[str, str, object | None]]:
         return
     bindir = debian_bin()
     if bindir is not None:
-        server = LocalServer(bindir)
+        server = LocalServer(bindir, durable=durable, settings=settings)
+        how = "default durability (fsync on)" if durable else "fsync off"
+        how += f", {settings}" if settings else ""
         try:
-            yield server.start(), f"debian binaries {bindir}", server
+            yield server.start(), f"debian binaries {bindir}, {how}", server
         finally:
             server.stop()
         return

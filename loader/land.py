@@ -119,56 +119,51 @@ def _chunks(
     one kept, however the writers interleave, and a rerun after a crash keeps the same one.
     """
     building = [_Chunk() for _ in range(partitions)]
-    failed: SourceError | None = None
-
-    def read() -> Iterator[RawRecord]:
-        nonlocal failed
-        try:
-            yield from records
-        except SourceError as exc:  # land what was read before, then raise it
-            failed = exc
-
     events: dict[str, str] = {}  # escaped once: a file has a few dozen event names
     # A key's partition from its last byte, looked up rather than parsed per record.
     parts = {f"{byte:02x}": byte % partitions for byte in range(256)}
-    for origin, raw, size in read():
-        if size > max_record_bytes:
-            part = 0
-            building[0].rejects.append(
-                reject_row(
-                    reason=f"record is {size} bytes, over the limit of {max_record_bytes} "
-                    "(raise --max-record-bytes / DRIP_LOADER_MAX_RECORD_BYTES to accept it)",
-                    origin=origin,
-                    raw=raw,
-                    size=size,
-                    load_id=load_id,
-                )
-            )
-        else:
-            try:
-                key, event, occurred_at, is_email, payload = parse_for_copy(raw)
-            except BadRecord as bad:
+    failed: SourceError | None = None
+    try:
+        for origin, raw, size in records:
+            if size > max_record_bytes:
                 part = 0
                 building[0].rejects.append(
                     reject_row(
-                        reason=bad.reason, origin=origin, raw=raw, size=size, load_id=load_id
+                        reason=f"record is {size} bytes, over the limit of {max_record_bytes} "
+                        "(raise --max-record-bytes / DRIP_LOADER_MAX_RECORD_BYTES to accept it)",
+                        origin=origin,
+                        raw=raw,
+                        size=size,
+                        load_id=load_id,
                     )
                 )
             else:
-                part = parts[key[-2:]]
-                chunk = building[part]
-                chunk.accepted += 1
-                if not is_email:
-                    chunk.not_email += 1
-                name = events.get(event)
-                if name is None:
-                    name = events[event] = _escape_text(event)
-                chunk.keys.append(key)
-                chunk.rows += (name, occurred_at, is_email, origin, payload)
-        chunk = building[part]
-        if chunk.accepted + len(chunk.rejects) >= batch_size:
-            yield part, chunk
-            building[part] = _Chunk()
+                try:
+                    key, event, occurred_at, is_email, payload = parse_for_copy(raw)
+                except BadRecord as bad:
+                    part = 0
+                    building[0].rejects.append(
+                        reject_row(
+                            reason=bad.reason, origin=origin, raw=raw, size=size, load_id=load_id
+                        )
+                    )
+                else:
+                    part = parts[key[-2:]]
+                    chunk = building[part]
+                    chunk.accepted += 1
+                    if not is_email:
+                        chunk.not_email += 1
+                    name = events.get(event)
+                    if name is None:
+                        name = events[event] = _escape_text(event)
+                    chunk.keys.append(key)
+                    chunk.rows += (name, occurred_at, is_email, origin, payload)
+            chunk = building[part]
+            if chunk.accepted + len(chunk.rejects) >= batch_size:
+                yield part, chunk
+                building[part] = _Chunk()
+    except SourceError as exc:  # land what was read before, then raise it
+        failed = exc
     for part, chunk in enumerate(building):
         if chunk.accepted or chunk.rejects:
             yield part, chunk
@@ -283,7 +278,6 @@ class _Writer:
         self._known = text(read_sql("land/known_keys.sql"))
         self._replaying = True
         self._chunks_seen = 0
-        self._params: dict[str, Any] = {"load_id": load_id}
         self._load_id = load_id
 
     def write(self, chunk: _Chunk) -> Counts:
@@ -312,13 +306,11 @@ class _Writer:
             accepted = chunk.accepted - len(refused)
             rejects = chunk.rejects + [row for row, _ in refused]
             if fresh:
-                names = enabled_collections(
-                    conn
-                )  # which collections are on, locked until the commit
+                # which collections are on, locked until the commit
+                names = enabled_collections(conn)
                 statement = mapping_statement("land/insert_raw.sql", names)
-                row = (
-                    conn.execute(statement, {**map_params(names), **self._params}).mappings().one()
-                )
+                params = {**map_params(names), "load_id": self._load_id}
+                row = conn.execute(statement, params).mappings().one()
                 counts = {k: int(v) for k, v in row.items()}
                 result.landed = counts.pop("events")
                 result.rows_added.update(counts)

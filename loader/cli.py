@@ -495,7 +495,7 @@ def emit(
     ] = 2500,
     as_json: JsonFlag = False,
 ) -> None:
-    """Forward every landed email event Segment has not confirmed yet to Segment's HTTP API."""
+    """Forward every event in the warehouse Segment has not confirmed yet to Segment's HTTP API."""
     from .pipeline import forward
 
     def action() -> Any:

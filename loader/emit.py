@@ -1,7 +1,8 @@
-"""Emit: forward landed email events to Segment's HTTP Tracking API through an outbox.
+"""Emit: forward the warehouse's events to Segment's HTTP Tracking API through an outbox.
 
 Once forwarding is on (:func:`enable_forwarding`, run by the first emit, queues every
-event already in the warehouse), the transform queues every email event it writes in
+event already in the warehouse), the transform queues every event it writes (of every
+collection that is on: the email ones, and the opt-in ones of spec §9) in
 ``_outbox`` (status ``pending``), in the statement that writes the event, so nothing is
 forwarded before it is in the warehouse.  :func:`emit_events` then repeats, until it has
 walked past every pending event:
@@ -149,7 +150,7 @@ _SIZE_REASON = "the Segment message is {size:,} bytes, over Segment's limit of 3
 
 
 def enable_forwarding(conn: Connection) -> int:
-    """Turn forwarding on, once: queue every email event already in the warehouse.
+    """Turn forwarding on, once: queue every event already in the warehouse (``tracks``).
 
     Until then the transform writes no ``_outbox`` rows (most warehouses never forward).
     ``conn`` is in a transaction, with its search path on the warehouse schema.
@@ -175,7 +176,7 @@ def emit_events(
     policy: RetryPolicy | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> Counts:
-    """Forward every pending email event to Segment; mark what it accepted.
+    """Forward every pending event to Segment; mark what it accepted.
 
     Args:
         engine: the warehouse database.

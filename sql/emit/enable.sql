@@ -1,6 +1,6 @@
 -- name: enable_forwarding
--- Turn forwarding on and queue every email event already in the warehouse (once: the row in
--- _forwarding stays).  DO NOTHING: events queued before (a warehouse upgraded from 0003)
+-- Turn forwarding on and queue every event already in the warehouse (tracks: every
+-- collection that is on), once: the row in _forwarding stays.  DO NOTHING: events queued before (a warehouse upgraded from 0003)
 -- keep their state.
 WITH enabled AS (
     INSERT INTO _forwarding DEFAULT VALUES

@@ -79,7 +79,7 @@ def run_pipeline(
     """Land every record of ``paths`` and transform everything pending.
 
     With no paths, only the transform runs (the scheduled job).  With ``emit``, then
-    forward every email event Segment has not confirmed (off, and announced, without
+    forward every event Segment has not confirmed (off, and announced, without
     ``settings.segment_write_key``).
 
     Raises:
@@ -214,7 +214,7 @@ def forward(
     retry_failed: bool = False,
     batch_size: int,
 ) -> Counts:
-    """``drip-loader emit``: check the schema is at head, then forward every email event
+    """``drip-loader emit``: check the schema is at head, then forward every event
     Segment has not confirmed (:func:`loader.emit.emit_events`).
 
     Raises:

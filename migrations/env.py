@@ -15,9 +15,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateSchema
 
 from loader.config import Settings
-from loader.db import open_database
-from loader.migrate import VERSION_TABLE, rename_legacy_version_table
-from loader.tables import build_metadata
+from loader.warehouse.db import open_database
+from loader.warehouse.migrate import VERSION_TABLE, rename_legacy_version_table
+from loader.warehouse.tables import build_metadata
 
 config = context.config
 

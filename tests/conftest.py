@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from loader import migrate
 from loader.config import Settings
-from loader.db import make_engine
+from loader.warehouse import migrate
+from loader.warehouse.db import make_engine
 from tests.support.postgres import (
     TEMPLATE,
     LocalServer,

@@ -17,8 +17,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from loader.config import Settings
-from loader.pipeline import RunReport, run_pipeline
-from loader.transform import requeue_all, run_transforms
+from loader.pipeline.run import RunReport, run_pipeline
+from loader.pipeline.transform import requeue_all, run_transforms
 from tests.analyst_cases import BATCH_1, BATCH_2, at, webhook, write_ndjson
 from tests.support.warehouse import queue_records
 
@@ -286,7 +286,7 @@ def test_snapshots_queued_before_a_crash_are_merged_by_the_next_run(
 ) -> None:
     # The landing maps each chunk and queues its subscriber snapshots; the merge runs at
     # the end of the run.  A run that died in between left them queued, not lost.
-    from loader.land import land_records
+    from loader.pipeline.land import land_records
 
     records = [(f"case:{n}", body, len(body)) for n, body in enumerate(BATCH_1)]
     land_records(
@@ -347,7 +347,7 @@ def test_odd_snapshots_never_stop_a_load(
 def test_same_instant_in_one_batch_takes_the_greater_event_key(
     settings: Settings, engine: Engine, tmp_path: Path
 ) -> None:
-    from loader.events import parse_record
+    from loader.domain.events import parse_record
 
     one = webhook("subscriber.applied_tag", {"id": "s", "status": "a"}, "2026-10-01T00:00:00Z", t=1)
     two = webhook("subscriber.applied_tag", {"id": "s", "status": "b"}, "2026-10-01T00:00:00Z", t=2)
@@ -434,8 +434,8 @@ def test_an_older_snapshot_committed_last_does_not_win(engine: Engine) -> None:
     # Merge 1 upserts 50 subscribers' newer snapshots and keeps its transaction open; merge
     # 2, on their older snapshots, has to wait for those rows; when 1 commits, 2 re-checks
     # against the committed rows: the newer snapshots stay, first_seen_at widens.
-    from loader.db import set_search_path
-    from loader.transform import merge_subscribers, transform_batch
+    from loader.pipeline.transform import merge_subscribers, transform_batch
+    from loader.warehouse.db import set_search_path
 
     subscribers = [f"s{n:02}" for n in range(50)]
     new = [
@@ -495,8 +495,8 @@ def test_a_merge_split_in_parts_ends_like_one_merge(engine: Engine) -> None:
     # 120 subscribers, each with an older and a newer snapshot queued in either order: the
     # merge split three ways (as a load with --writers 3 ends) and the single merge leave
     # the same rows, and the split one took every queued snapshot.
-    from loader.db import set_search_path
-    from loader.transform import merge_in_parallel, transform_batch
+    from loader.pipeline.transform import merge_in_parallel, transform_batch
+    from loader.warehouse.db import set_search_path
 
     bodies = []
     for n in range(120):

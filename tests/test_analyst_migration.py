@@ -13,9 +13,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from loader import migrate
-from loader.replaceable import ReplaceableObject
-from loader.sqlfiles import sql_dir
+from loader.warehouse import migrate
+from loader.warehouse.replaceable import ReplaceableObject
+from loader.warehouse.sqlfiles import sql_dir
 
 ANALYST_OBJECTS = [
     ("_to_timestamptz", "f"),
@@ -114,7 +114,7 @@ Revises: HEAD
 
 from alembic import op
 
-from loader.replaceable import ReplaceableObject
+from loader.warehouse.replaceable import ReplaceableObject
 
 revision = "9999"
 down_revision = "HEAD"

@@ -34,11 +34,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from loader.attribution import parse_window
-from loader.cli import app
+from loader.analyst.attribution import parse_window
+from loader.cli.app import app
 from loader.config import Settings
 from loader.errors import ConfigError
-from loader.pipeline import run_pipeline
+from loader.pipeline.run import run_pipeline
 from tests.analyst_cases import CLICKED, OPENED, webhook, write_ndjson
 
 runner = CliRunner()

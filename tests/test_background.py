@@ -21,10 +21,11 @@ with warnings.catch_warnings():  # starlette 1.x asks for httpx2 with httpx inst
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from loader import background, emit
 from loader.config import Settings
-from loader.events import parse_record
-from loader.serve import Receiver, ServeOptions, create_app
+from loader.domain.events import parse_record
+from loader.pipeline import emit
+from loader.serve import workers as background
+from loader.serve.app import Receiver, ServeOptions, create_app
 from tests.casefiles import case
 from tests.support.segment_sink import SegmentSink
 

@@ -13,7 +13,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from loader.cli import app
+from loader.cli.app import app
 from tests.casefiles import case_bytes
 
 BIN = [sys.executable, "-m", "loader"]
@@ -39,7 +39,7 @@ COMMANDS = _command_paths()
 # What an argument list imports, printed as the last line (sys.modules after the exit).
 _IMPORTED = f"""
 import json, sys
-from loader.cli import app
+from loader.cli.app import app
 try:
     app(sys.argv[1:], prog_name="drip-loader")
 except SystemExit:
@@ -99,7 +99,12 @@ def test_import_loader_does_not_import_the_pipeline() -> None:
     assert done.returncode == 0, done.stderr
     imported = set(json.loads(done.stdout))
     assert {"loader", "loader.config", "loader.errors"} <= imported
-    assert not imported & {"loader.pipeline", "loader.land", "loader.db", *HEAVY}
+    assert not imported & {
+        "loader.pipeline.run",
+        "loader.pipeline.land",
+        "loader.warehouse.db",
+        *HEAVY,
+    }
 
 
 def test_python_dash_m_loader_works() -> None:

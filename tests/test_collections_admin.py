@@ -11,21 +11,22 @@ import orjson
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from loader import migrate, registry
-from loader.cli import app
-from loader.collections_admin import (
+from loader.cli.app import app
+from loader.config import Settings
+from loader.domain import registry
+from loader.domain.events import parse_record
+from loader.domain.sample import write_sample
+from loader.pipeline.emit import emit_events
+from loader.pipeline.extract import RawRecord
+from loader.pipeline.transform import requeue_all, run_transforms
+from loader.warehouse import migrate
+from loader.warehouse.collections import (
     disable_collections,
     enable_collections,
     list_collections,
 )
-from loader.config import Settings
-from loader.db import make_engine
-from loader.emit import emit_events
-from loader.events import parse_record
-from loader.extract import RawRecord
-from loader.mapping import ALL
-from loader.sample import write_sample
-from loader.transform import requeue_all, run_transforms
+from loader.warehouse.db import make_engine
+from loader.warehouse.mapping import ALL
 from tests.casefiles import CASES, case_bytes
 from tests.support.segment_sink import SegmentSink
 from tests.support.warehouse import load_lines, one, queue_records, rows, snapshot, start_load

@@ -1,10 +1,10 @@
-"""loader.db: prepared statements for the webhook receiver's hot path."""
+"""loader.warehouse.db: prepared statements for the webhook receiver's hot path."""
 
 from __future__ import annotations
 
 from sqlalchemy.engine import Engine
 
-from loader.db import prepared
+from loader.warehouse.db import prepared
 
 
 def test_a_prepared_statement_takes_its_binds_by_name_even_when_one_is_used_twice(

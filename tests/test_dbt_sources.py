@@ -19,19 +19,19 @@ import yaml
 from sqlalchemy.engine import Engine, make_url
 from typer.testing import CliRunner
 
-from loader import registry
-from loader.cli import app
-from loader.config import Settings
-from loader.dbt_sources import (
+from loader.analyst.dbt_sources import (
     ERROR_AFTER_HOURS,
     FRESHNESS_FILTER,
     VIEW_COLUMNS,
     sources_document,
     sources_yaml,
 )
-from loader.drip_resources import RESOURCES
-from loader.pipeline import run_pipeline
-from loader.tables import build_metadata
+from loader.cli.app import app
+from loader.config import Settings
+from loader.domain import registry
+from loader.domain.drip_resources import RESOURCES
+from loader.pipeline.run import run_pipeline
+from loader.warehouse.tables import build_metadata
 from tests.analyst_cases import BATCH_1, BATCH_2, write_ndjson
 
 COLLECTIONS = tuple(c.name for c in registry.COLLECTIONS)

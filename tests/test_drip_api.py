@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from loader import __version__
-from loader.drip_api import (
+from loader.drip_api.client import (
     MAX_ATTEMPTS,
     DripClient,
     DripSettings,

@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from loader.config import Settings
-from loader.drip_api import DripSettings
-from loader.drip_sync import SyncReport, TableSync, sync_account
+from loader.drip_api.client import DripSettings
+from loader.drip_api.sync import SyncReport, TableSync, sync_account
 from loader.errors import DripGaveUp
-from loader.status import warehouse_status
+from loader.warehouse.status import warehouse_status
 from tests.casefiles import case, line
 from tests.support.fake_drip import (
     ACCOUNT,

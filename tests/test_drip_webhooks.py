@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 from typer.testing import CliRunner
 
-from loader import registry
-from loader.cli import app
-from loader.drip_api import DripSettings
-from loader.drip_webhooks import (
+from loader.cli.app import app
+from loader.domain import registry
+from loader.drip_api.client import DripSettings
+from loader.drip_api.webhooks import (
     check_receiver_url,
     create_webhook,
     delete_webhook,
@@ -203,11 +203,11 @@ def test_drip_help_imports_nothing_heavy() -> None:
     code = (
         "import sys\n"
         "from typer.testing import CliRunner\n"
-        "from loader.cli import app\n"
+        "from loader.cli.app import app\n"
         "before = set(sys.modules)\n"
         "for cmd in (['drip', 'sync'], ['drip', 'webhook', 'create']):\n"
         "    assert CliRunner().invoke(app, [*cmd, '--help']).exit_code == 0\n"
-        "drip = ('httpx', 'loader.drip_api', 'loader.drip_sync', 'loader.drip_webhooks')\n"
+        "drip = ('httpx', 'loader.drip_api.client', 'loader.drip_api.sync', 'loader.drip_api.webhooks')\n"
         "heavy = ('sqlalchemy', 'psycopg2', 'pandas', 'alembic', *drip)\n"
         "print(sorted(m for m in set(sys.modules) - before if m.startswith(heavy)))\n"
         "print(sorted(m for m in sys.modules if m.startswith(drip)))\n"
@@ -315,7 +315,7 @@ def test_sync_and_status_through_the_cli(drip: FakeDrip, db_url: str) -> None:
 
 def test_a_webhook_without_an_event_list_misses_only_received_email() -> None:
     # Drip: no events given means "all events except subscriber.received_email"
-    from loader.drip_webhooks import Webhook
+    from loader.drip_api.webhooks import Webhook
 
     hook = Webhook(id="1", post_url=URL, events=(), include_received_email=False)
     assert hook.missing() == ("subscriber.received_email",)

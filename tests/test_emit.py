@@ -24,19 +24,20 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from loader import __version__, migrate
-from loader.cli import app
+from loader import __version__
+from loader.cli.app import app
 from loader.config import Settings
 from loader.counts import Counts
-from loader.db import make_engine, set_search_path
-from loader.emit import emit_events, enable_forwarding
+from loader.domain.events import parse_record
+from loader.domain.sample import generate_events
 from loader.errors import EmitError
-from loader.events import parse_record
-from loader.land import land_records
-from loader.pipeline import run_pipeline
-from loader.sample import generate_events
-from loader.segment import MAX_BATCH_BYTES, RetryPolicy, _retry_after, batches
-from loader.status import warehouse_status
+from loader.pipeline.emit import emit_events, enable_forwarding
+from loader.pipeline.land import land_records
+from loader.pipeline.run import run_pipeline
+from loader.pipeline.segment import MAX_BATCH_BYTES, RetryPolicy, _retry_after, batches
+from loader.warehouse import migrate
+from loader.warehouse.db import make_engine, set_search_path
+from loader.warehouse.status import warehouse_status
 from tests.casefiles import case
 from tests.support.segment_sink import SegmentSink, Stall
 
@@ -599,7 +600,7 @@ def test_the_outbox_is_backfilled_with_events_landed_before_it_existed(settings,
 
 
 def test_a_rebuild_keeps_what_segment_already_accepted(settings, engine, tmp_path, sink):
-    from loader.transform import requeue_all, run_transforms
+    from loader.pipeline.transform import requeue_all, run_transforms
 
     ids = land_bodies(settings, tmp_path, CLICK, OPEN)
     emit(engine, sink)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from loader.events import (
+from loader.domain.events import (
     COLLECTIONS,
     EMAIL_EVENTS,
     BadRecord,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from loader.errors import SourceError
-from loader.extract import discover_sources, read_records
+from loader.pipeline.extract import discover_sources, read_records
 
 
 def _records(path: Path, limit: int = 1 << 20) -> list[tuple[str, bytes, int]]:

@@ -10,8 +10,8 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from loader.config import Settings
-from loader.pipeline import run_pipeline
-from loader.sample import generate_events
+from loader.domain.sample import generate_events
+from loader.pipeline.run import run_pipeline
 from tests.casefiles import case, case_bytes, line
 from tests.support.warehouse import load_lines, one, rows, snapshot, write_ndjson
 
@@ -214,7 +214,7 @@ def test_copy_lines_keep_instants_text_and_origins_exactly(
     settings: Settings, engine: Engine, tmp_path: Path
 ) -> None:
     """Each COPY field reaches Postgres as parsed here, whichever way its line was made."""
-    from loader.events import parse_record
+    from loader.domain.events import parse_record
 
     body = case_bytes("email_opened")
     stamps = [
@@ -260,8 +260,8 @@ def test_a_line_postgres_refuses_is_kept_as_a_reject_and_its_neighbours_land(
 ) -> None:
     # Validation in Python should leave nothing for Postgres to refuse; if it ever does, COPY
     # bisects the chunk down to the refused line (here a lone surrogate, which jsonb refuses).
-    from loader.land import _copy
-    from loader.sqlfiles import read_sql
+    from loader.pipeline.land import _copy
+    from loader.warehouse.sqlfiles import read_sql
 
     def copy_line(n: int, payload: bytes) -> bytes:
         return b"k%d\t%d\tsubscriber.created\t2026-10-01T00:00:00Z\tf\tfile:%d\t%s\n" % (

@@ -10,9 +10,9 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 
-from loader import migrate
-from loader.db import make_engine
-from loader.tables import build_metadata
+from loader.warehouse import migrate
+from loader.warehouse.db import make_engine
+from loader.warehouse.tables import build_metadata
 from tests.support.warehouse import TABLES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,7 +80,7 @@ def test_the_head_constant_names_the_newest_revision() -> None:
 
 def test_a_load_at_head_does_not_import_alembic(db_url: str) -> None:
     code = (
-        "import sys; from loader import migrate; from loader.db import make_engine; "
+        "import sys; from loader.warehouse import migrate; from loader.warehouse.db import make_engine; "
         f"migrate.upgrade(make_engine({db_url!r}), schema='drip'); "
         "print(sorted(m for m in sys.modules if m.startswith('alembic')))"
     )
@@ -147,7 +147,7 @@ def test_concurrent_upgraders_of_an_old_warehouse_rename_once(empty_db_url: str)
     # separate processes, like loaders starting at once (alembic's context is per process)
     _legacy_warehouse(empty_db_url, "drip")
     code = (
-        "from loader import migrate; from loader.db import make_engine; "
+        "from loader.warehouse import migrate; from loader.warehouse.db import make_engine; "
         f"migrate.upgrade(make_engine({empty_db_url!r}, null_pool=True), schema='drip')"
     )
     upgraders = [

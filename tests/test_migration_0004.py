@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from loader import migrate
-from loader.land import land_records
-from loader.sample import generate_events
+from loader.domain.sample import generate_events
+from loader.pipeline.land import land_records
+from loader.warehouse import migrate
 
 
 def scalar(engine: Engine, sql: str) -> object:

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from loader.config import Settings
+from loader.domain.sample import generate_events
 from loader.errors import StepFailed
-from loader.pipeline import run_pipeline
-from loader.sample import generate_events
+from loader.pipeline.run import run_pipeline
 from tests.support.warehouse import one, write_ndjson
 
 

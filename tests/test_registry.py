@@ -8,16 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from loader import mapping, registry
-from loader.emit import CLAIM_COLUMNS
+from loader.domain import registry
+from loader.domain.events import _PROPERTY_FIELDS, EMAIL_EVENTS
+from loader.domain.events import COLLECTIONS as EMAIL_COLLECTIONS
+from loader.domain.registry import COLLECTIONS, Collection, Property, Source
+from loader.domain.sample import _OTHER_EVENTS
 from loader.errors import ConfigError
-from loader.events import _PROPERTY_FIELDS, EMAIL_EVENTS
-from loader.events import COLLECTIONS as EMAIL_COLLECTIONS
-from loader.registry import COLLECTIONS, Collection, Property, Source
-from loader.sample import _OTHER_EVENTS
-from loader.sqlfiles import read_sql
-from loader.tables import COLLECTION_PROPERTIES, build_metadata
-from loader.transform import ADDED_COUNTS
+from loader.pipeline.emit import CLAIM_COLUMNS
+from loader.pipeline.transform import ADDED_COUNTS
+from loader.warehouse import mapping
+from loader.warehouse.sqlfiles import read_sql
+from loader.warehouse.tables import COLLECTION_PROPERTIES, build_metadata
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = [c.name for c in COLLECTIONS]
@@ -140,7 +141,7 @@ def test_adding_a_collection_touches_the_registry_and_a_revision() -> None:
     # Outside loader/registry.py no module or SQL file names an opt-in collection or its
     # Drip event (sample.py weighs the Drip events), so a new entry needs no other edit
     # there; its table comes from a revision (and migrate.HEAD), checked by alembic check.
-    sources = [*ROOT.glob("loader/*.py"), *ROOT.glob("sql/**/*.sql")]
+    sources = [*ROOT.glob("loader/**/*.py"), *ROOT.glob("sql/**/*.sql")]
     for c in COLLECTIONS:
         if c.email:
             continue
@@ -150,7 +151,7 @@ def test_adding_a_collection_touches_the_registry_and_a_revision() -> None:
             if c.name in path.read_text(encoding="utf-8")
             or any(f'"{e}"' in path.read_text(encoding="utf-8") for e in c.drip_events)
         }
-        assert naming == {"loader/registry.py", "loader/sample.py"}, c.name
+        assert naming == {"loader/domain/registry.py", "loader/domain/sample.py"}, c.name
     revisions = [p.read_text() for p in ROOT.glob("migrations/versions/*.py")]
     assert all(any(f'"{c.name}"' in r for r in revisions) for c in COLLECTIONS)
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from loader.cli import app
+from loader.cli.app import app
 from loader.config import Settings
-from loader.pipeline import run_pipeline
+from loader.pipeline.run import run_pipeline
 from tests.analyst_cases import BATCH_1, BATCH_2, write_ndjson
 
 runner = CliRunner()
@@ -228,7 +228,7 @@ def test_each_report_has_help(name: str) -> None:
 
 def test_the_cli_offers_exactly_the_view_reports_of_the_library() -> None:
     # cli.VIEW_REPORTS names them without importing pandas; loader.report.REPORTS runs them
-    from loader.cli import VIEW_REPORTS
-    from loader.report import REPORTS
+    from loader.analyst.report import REPORTS
+    from loader.cli.app import VIEW_REPORTS
 
     assert [name for name, _ in VIEW_REPORTS] == list(REPORTS)

@@ -9,12 +9,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from loader import pipeline
 from loader.config import Settings
+from loader.domain.sample import generate_events
 from loader.errors import DatabaseError, StepFailed
-from loader.runs import is_alive, start_run
-from loader.sample import generate_events
-from loader.status import GONE, warehouse_status
+from loader.pipeline import run as pipeline
+from loader.warehouse.runs import is_alive, start_run
+from loader.warehouse.status import GONE, warehouse_status
 from tests.support.warehouse import load_lines
 
 

@@ -24,12 +24,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from loader.cli import app
+from loader.cli.app import app
 from loader.counts import Counts
-from loader.db import make_engine, set_search_path
-from loader.events import COLLECTIONS, parse_record
-from loader.receive import GroupCommitLander, RecordBatch
-from loader.sample import generate_events
+from loader.domain.events import COLLECTIONS, parse_record
+from loader.domain.sample import generate_events
+from loader.serve.lander import GroupCommitLander, RecordBatch
+from loader.warehouse.db import make_engine, set_search_path
 from tests.casefiles import case
 from tests.support.serve import BIN, TOKEN, ServeProcess
 

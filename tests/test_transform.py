@@ -11,8 +11,8 @@ from sqlalchemy.engine import Engine
 
 from loader import __version__
 from loader.config import Settings
-from loader.events import parse_record
-from loader.transform import ADDED_COUNTS, requeue_all, run_transforms
+from loader.domain.events import parse_record
+from loader.pipeline.transform import ADDED_COUNTS, requeue_all, run_transforms
 from tests.casefiles import case, case_bytes, line
 from tests.support.warehouse import TABLES, load_lines, one, queue_records, rows, snapshot
 
@@ -201,7 +201,7 @@ def test_identity_without_email_or_user_id_uses_the_drip_id(
 def test_pending_path_gives_the_same_tables_as_a_file_load(
     settings: Settings, engine: Engine, tmp_path: Path, pg: dict[str, object]
 ) -> None:
-    from loader.sample import generate_events
+    from loader.domain.sample import generate_events
 
     lines = list(generate_events(events=3000, seed=5))
     load_lines(settings, tmp_path, lines)
@@ -227,7 +227,7 @@ def test_pending_path_gives_the_same_tables_as_a_file_load(
 def test_rebuild_from_raw_reproduces_the_tables(
     settings: Settings, engine: Engine, tmp_path: Path
 ) -> None:
-    from loader.sample import generate_events
+    from loader.domain.sample import generate_events
 
     lines = list(generate_events(events=2000, seed=9))
     load_lines(settings, tmp_path, lines)

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from loader.replaceable import ReplaceableObject
+from loader.warehouse.replaceable import ReplaceableObject
 
 revision: str = "0006"
 down_revision: str | Sequence[str] | None = "0005"

@@ -29,8 +29,8 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from loader import migrate
-from loader.db import make_engine
+from loader.warehouse import migrate
+from loader.warehouse.db import make_engine
 from tests.benchmarks.bench_load import _ServerCpu
 from tests.support.postgres import fresh_database, postgres_server
 

@@ -20,9 +20,9 @@ import time
 
 import sqlalchemy as sa
 
-from loader import migrate
-from loader.db import make_engine
-from loader.dbt_sources import FRESHNESS_FILTER
+from loader.analyst.dbt_sources import FRESHNESS_FILTER
+from loader.warehouse import migrate
+from loader.warehouse.db import make_engine
 from tests.support.postgres import fresh_database, postgres_server
 
 FILL = """

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from loader.db import make_engine
+from loader.warehouse.db import make_engine
 from tests.support.postgres import fresh_database, postgres_server
 
 BIN = Path(sys.executable).parent / "drip-loader"

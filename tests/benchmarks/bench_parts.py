@@ -24,11 +24,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from loader.db import batch_session, make_engine
-from loader.mapping import map_params, map_tail
-from loader.registry import DEFAULT_ON
-from loader.sqlfiles import read_sql
-from loader.transform import merge_all_subscribers
+from loader.domain.registry import DEFAULT_ON
+from loader.pipeline.transform import merge_all_subscribers
+from loader.warehouse.db import batch_session, make_engine
+from loader.warehouse.mapping import map_params, map_tail
+from loader.warehouse.sqlfiles import read_sql
 from tests.support.postgres import fresh_database, postgres_server
 
 BIN = Path(sys.executable).parent / "drip-loader"

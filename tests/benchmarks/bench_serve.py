@@ -45,9 +45,9 @@ from pathlib import Path
 import aiohttp
 import sqlalchemy as sa
 
-from loader.db import make_engine
-from loader.events import parse_record
-from loader.sample import generate_events
+from loader.domain.events import parse_record
+from loader.domain.sample import generate_events
+from loader.warehouse.db import make_engine
 from tests.support.postgres import fresh_database, postgres_server
 
 BIN = Path(sys.executable).parent / "drip-loader"

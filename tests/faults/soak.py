@@ -18,9 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from loader import migrate
-from loader.db import make_engine
-from loader.sample import write_sample
+from loader.domain.sample import write_sample
+from loader.warehouse import migrate
+from loader.warehouse.db import make_engine
 from tests.support.postgres import LocalServer, fresh_database, postgres_server
 from tests.support.warehouse import snapshot, start_load
 

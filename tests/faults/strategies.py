@@ -8,7 +8,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from loader.events import EMAIL_EVENTS
+from loader.domain.events import EMAIL_EVENTS
 
 EVENTS = [*EMAIL_EVENTS, "subscriber.created", "subscriber.applied_tag", "x", ""]
 ids = st.one_of(

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from loader.db import make_engine
-from loader.sample import generate_events
+from loader.domain.sample import generate_events
+from loader.warehouse.db import make_engine
 from tests.support.postgres import TEMPLATE, fresh_database
 from tests.support.serve import ServeProcess
 from tests.support.warehouse import TABLES, snapshot, write_ndjson

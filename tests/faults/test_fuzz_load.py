@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from loader.config import Settings
-from loader.pipeline import run_pipeline
+from loader.pipeline.run import run_pipeline
 from tests.faults.strategies import record_line
 from tests.support.warehouse import TABLES
 

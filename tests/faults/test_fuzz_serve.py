@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from loader.db import make_engine
-from loader.events import BadRecord, parse_record
+from loader.domain.events import BadRecord, parse_record
+from loader.warehouse.db import make_engine
 from tests.conftest import TEMPLATE, _new_database
 from tests.faults.strategies import record_line
 from tests.support.serve import ServeProcess

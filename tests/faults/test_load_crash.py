@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from loader.db import make_engine
-from loader.sample import generate_events
-from loader.status import GONE, warehouse_status
+from loader.domain.sample import generate_events
+from loader.warehouse.db import make_engine
+from loader.warehouse.status import GONE, warehouse_status
 from tests.support.postgres import TEMPLATE, LocalServer, fresh_database
 from tests.support.warehouse import snapshot, start_load, write_ndjson
 

@@ -195,7 +195,7 @@ def fresh_database(admin_url: str, name: str, *, template: str | None = None) ->
 
     For fault tests and benchmarks that compare a run with a clean one on the same server.
     """
-    from loader.db import make_engine
+    from loader.warehouse.db import make_engine
 
     copy = f' TEMPLATE "{template}"' if template else ""
     admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")

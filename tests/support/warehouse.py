@@ -15,10 +15,10 @@ from sqlalchemy.engine import Engine
 
 from loader.config import Settings
 from loader.counts import Counts
-from loader.events import COLLECTIONS
-from loader.extract import RawRecord
-from loader.pipeline import RunReport, run_pipeline
-from loader.receive import GroupCommitLander, RecordBatch
+from loader.domain.events import COLLECTIONS
+from loader.pipeline.extract import RawRecord
+from loader.pipeline.run import RunReport, run_pipeline
+from loader.serve.lander import GroupCommitLander, RecordBatch
 
 TABLES = ("tracks", *COLLECTIONS)
 

@@ -1,0 +1,1 @@
+"""The analyst side: reports, attribution, dbt sources."""

@@ -1,0 +1,1 @@
+"""The ``drip-loader`` command line."""

@@ -1,0 +1,1 @@
+"""The Drip REST side: the API client, the account sync, webhook registration."""

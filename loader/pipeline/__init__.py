@@ -1,0 +1,1 @@
+"""The file load: extract -> land -> transform -> emit, and the run that drives them."""

@@ -1,0 +1,274 @@
+"""Emit: forward the warehouse's events to Segment's HTTP Tracking API through an outbox.
+
+Once forwarding is on (:func:`enable_forwarding`, run by the first emit, queues every
+event already in the warehouse), the transform queues every event it writes (of every
+collection that is on: the email ones, and the opt-in ones of spec §9) in
+``_outbox`` (status ``pending``), in the statement that writes the event, so nothing is
+forwarded before it is in the warehouse.  :func:`emit_events` then repeats, until it has
+walked past every pending event:
+
+1. claim the next ``claim_size`` pending events, oldest first (``FOR UPDATE SKIP
+   LOCKED``: concurrent emitters split the work, never send the same events at once);
+2. build one ``track`` message per event from its warehouse row (spec §7);
+3. post them to ``{host}/v1/batch`` in batches under Segment's limits (32 KB per event,
+   500 KB and 2,500 events per request);
+4. in the transaction that holds the claim, mark each event ``sent``, ``failed`` or
+   still ``pending``, and commit.
+
+Hence: an event Segment accepted is never claimed again; a crash between Segment's 200 and
+the commit rolls the claim back, so the events go again with the same ``messageId`` (the
+event id), which Segment drops as a repeat; a batch that keeps failing (5xx, timeouts, 429
+past the wait budget) leaves its events pending for the next run and stops this one; a
+batch Segment refuses as invalid (400/413/422) is split until the bad event is alone, and
+that event, like any event over 32 KB, is marked ``failed`` with the reason, so it is not
+retried forever (``--retry-failed`` sends failed events again).
+
+The HTTP client (batching under Segment's limits, retries) is :mod:`loader.segment`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+
+from ..config import DEFAULT_SEGMENT_HOST
+from ..counts import Counts
+from ..errors import ConfigError, EmitError
+from ..warehouse.db import set_search_path, translating
+from ..warehouse.mapping import CLAIM_PROPERTIES, claim_statement, claimable_collections
+from ..warehouse.sqlfiles import read_sql
+from ..warehouse.tables import COLLECTION_PROPERTIES
+from .segment import (
+    MAX_BATCH_EVENTS,
+    MAX_EVENT_BYTES,
+    Answer,
+    Outcomes,
+    RetryPolicy,
+    SegmentBatchAPI,
+    Stop,
+    batches,
+    deliver,
+)
+
+DEFAULT_CLAIM_SIZE = 10_000
+"""Events claimed (and committed) per transaction: what a crash can make us send twice."""
+
+CLAIM_COLUMNS = (
+    "queued_at",
+    "id",
+    "event",
+    "event_text",
+    "user_id",
+    "anonymous_id",
+    "timestamp",
+    "context_traits_email",
+    "context_ip",
+    "context_user_agent",
+    "context_library_name",
+    "context_library_version",
+    "context_integration_name",
+    "context_integration_version",
+    *(p.column for p in CLAIM_PROPERTIES),
+)
+"""The columns ``sql/emit/claim.sql`` returns, in its order: the common ones, then every
+property column of the registry (:data:`loader.mapping.CLAIM_PROPERTIES`)."""
+
+
+def track_message(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The Segment ``track`` call for one collection-table row (spec §7).
+
+    Args:
+        row: the :data:`CLAIM_COLUMNS` of the event's row (``timestamp`` as ISO 8601
+            text with its offset); properties the collection does not have are None.
+    """
+    context: dict[str, Any] = {
+        "integration": {
+            "name": row["context_integration_name"],
+            "version": row["context_integration_version"],
+        },
+        "library": {"name": row["context_library_name"], "version": row["context_library_version"]},
+    }
+    if row["context_traits_email"] is not None:
+        context["traits"] = {"email": row["context_traits_email"]}
+    if row["context_ip"] is not None:
+        context["ip"] = row["context_ip"]
+    if row["context_user_agent"] is not None:
+        context["userAgent"] = row["context_user_agent"]
+    message: dict[str, Any] = {
+        "type": "track",
+        "messageId": row["id"],
+        "event": row["event_text"],
+        "timestamp": row["timestamp"],
+        "properties": {
+            name: row[name] for name in COLLECTION_PROPERTIES[row["event"]] if row[name] is not None
+        },
+        "context": context,
+    }
+    # One or the other, never both (spec §3; the transform already guarantees it).
+    if row["user_id"] is not None:
+        message["userId"] = row["user_id"]
+    else:
+        message["anonymousId"] = row["anonymous_id"]
+    return message
+
+
+def _stop_message(answer: Answer, report: Counts) -> str:
+    if answer.status in (401, 403):
+        what = (
+            f"Segment refused the write key (HTTP {answer.status}): check --segment-write-key / "
+            "SEGMENT_WRITE_KEY"
+        )
+    elif answer.status == 404:
+        what = "Segment answered 404 for /v1/batch: check --segment-host / DRIP_LOADER_SEGMENT_HOST"
+    else:
+        what = f"Segment did not accept a batch: {answer.error}"
+    return (
+        f"{what}; {report.sent:,} event(s) were forwarded before that, the rest stay pending: "
+        "run `drip-loader emit` again later"
+    )
+
+
+def _mark_params(outcomes: Outcomes) -> dict[str, Any]:
+    """Bind values of ``sql/emit/mark.sql``: sent ids as one text, the others as arrays."""
+    sent = [event_id for event_id, (status, _) in outcomes.items() if status == "sent"]
+    others = [(i, status, error) for i, (status, error) in outcomes.items() if status != "sent"]
+    return {
+        "sent": "\n".join(sent),
+        "ids": [i for i, _, _ in others],
+        "statuses": [status for _, status, _ in others],
+        "errors": [error for _, _, error in others],
+    }
+
+
+_SIZE_REASON = "the Segment message is {size:,} bytes, over Segment's limit of 32 KB per event"
+
+
+def enable_forwarding(conn: Connection) -> int:
+    """Turn forwarding on, once: queue every event already in the warehouse (``tracks``).
+
+    Until then the transform writes no ``_outbox`` rows (most warehouses never forward).
+    ``conn`` is in a transaction, with its search path on the warehouse schema.
+
+    Returns:
+        The events queued now (0 when forwarding was already on).
+    """
+    if conn.execute(text(read_sql("emit/forwarding_on.sql"))).scalar():
+        return 0
+    conn.execute(text(read_sql("emit/lock_tracks.sql")))
+    return int(conn.execute(text(read_sql("emit/enable.sql"))).rowcount)
+
+
+def emit_events(
+    engine: Engine,
+    *,
+    schema: str,
+    write_key: str | None,
+    host: str = DEFAULT_SEGMENT_HOST,
+    retry_failed: bool = False,
+    batch_size: int = MAX_BATCH_EVENTS,
+    claim_size: int = DEFAULT_CLAIM_SIZE,
+    policy: RetryPolicy | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> Counts:
+    """Forward every pending event to Segment; mark what it accepted.
+
+    Args:
+        engine: the warehouse database.
+        schema: warehouse schema (validated).
+        write_key: the Segment source's write key (HTTP Basic user); never logged.
+        host: base URL of the Tracking API; batches go to ``{host}/v1/batch``.
+        retry_failed: first put events marked failed back in the queue.
+        batch_size: most events per request (at most 2,500; requests also stay < 500 KB).
+        claim_size: events claimed and committed per transaction.
+        policy: retries and timeouts per request (default :class:`RetryPolicy`).
+        on_batch: called with the number of events of each request Segment answered.
+
+    Returns:
+        The counts of this run.
+
+    Raises:
+        ConfigError: no write key, a bad host or batch size.
+        EmitError: Segment stayed unavailable or refused the key; what it accepted before
+            is marked sent, the rest stays pending (``report`` has the counts).
+        DatabaseError: the database failed; unconfirmed events stay pending.
+    """
+    if not write_key:
+        raise ConfigError(
+            "forwarding to Segment is off: no write key; set SEGMENT_WRITE_KEY or pass "
+            "--segment-write-key"
+        )
+    if not host.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"invalid Segment host {host!r}: use a URL such as {DEFAULT_SEGMENT_HOST}"
+        )
+    if not 1 <= batch_size <= MAX_BATCH_EVENTS:
+        raise ConfigError(
+            f"batch size must be between 1 and {MAX_BATCH_EVENTS:,} events per request"
+        )
+    if claim_size < 1:
+        raise ConfigError("claim size must be at least 1")
+    started = time.perf_counter()
+    report = Counts()
+    mark = text(read_sql("emit/mark.sql"))
+    stop: Stop | None = None
+    # Where the walk over pending rows is: each claim starts after the last one returned.
+    cursor: tuple[datetime, str] = (datetime(1, 1, 1, tzinfo=UTC), "")
+    with (
+        SegmentBatchAPI(host=host, write_key=write_key, policy=policy or RetryPolicy()) as api,
+        translating(),
+        engine.connect() as conn,
+    ):
+        set_search_path(conn, schema)
+        # Timestamps are written as text in the session's zone: make them UTC.
+        conn.execute(text("SELECT set_config('TimeZone', 'UTC', false)"))
+        conn.commit()
+        with conn.begin():
+            report.queued = enable_forwarding(conn)
+        if retry_failed:
+            with conn.begin():
+                report.requeued = conn.execute(text(read_sql("emit/retry_failed.sql"))).rowcount
+        while stop is None:
+            outcomes: Outcomes = {}
+            with conn.begin():  # holds the claim's row locks until the outcomes are written
+                params = {"limit": claim_size, "after_queued_at": cursor[0], "after_id": cursor[1]}
+                claim = claim_statement(claimable_collections(conn))
+                rows = conn.execute(claim, params).all()
+                if not rows:
+                    break
+                cursor = max((row[0], row[1]) for row in rows)
+                sendable: list[tuple[str, bytes]] = []
+                for row in rows:
+                    message = track_message(dict(zip(CLAIM_COLUMNS, row, strict=True)))
+                    encoded, event_id = orjson.dumps(message), message["messageId"]
+                    if len(encoded) > MAX_EVENT_BYTES:
+                        outcomes[event_id] = ("failed", _SIZE_REASON.format(size=len(encoded)))
+                    else:
+                        sendable.append((event_id, encoded))
+                for batch in batches(sendable, max_events=batch_size):
+                    try:
+                        deliver(api, batch, outcomes)
+                    except Stop as exc:
+                        stop = exc
+                        break
+                    if on_batch is not None:
+                        on_batch(len(batch))
+                if outcomes:
+                    conn.execute(mark, _mark_params(outcomes))
+            for status, _ in outcomes.values():
+                if status == "sent":
+                    report.sent += 1
+                elif status == "failed":
+                    report.failed += 1
+                else:
+                    report.deferred += 1
+        report.requests, report.retries = api.requests, api.retries
+    report.seconds = round(time.perf_counter() - started, 3)
+    if stop is not None:
+        raise EmitError(_stop_message(stop.answer, report), report=report)
+    return report

@@ -1,0 +1,235 @@
+"""The pipeline: extract → land → transform (→ emit), as one run with a report.
+
+``run_pipeline`` is what ``drip-loader load`` calls.  Every run is recorded in ``_runs``
+(:mod:`loader.runs`) with its counts and how it ended, so ``status`` can show the last runs.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy.engine import Engine
+
+from ..config import Settings
+from ..counts import Counts
+from ..errors import LoaderError, StepFailed
+from ..warehouse import migrate
+from ..warehouse.db import open_database
+from ..warehouse.runs import recorded_run
+from .extract import Source, discover_sources, read_records
+from .land import land_records
+from .transform import ADDED_COUNTS, TransformResult, requeue_all, run_transforms
+
+
+class Progress(Protocol):
+    """What a run tells a progress display (the CLI draws a bar on a terminal)."""
+
+    def start(self, description: str, total: int | None) -> None:
+        """A new phase begins; ``total`` in bytes (landing) or events (transform), if known."""
+
+    def advance(self, amount: int) -> None:
+        """``amount`` more bytes read or events transformed."""
+
+
+class _Quiet:
+    def start(self, description: str, total: int | None) -> None:
+        pass
+
+    def advance(self, amount: int) -> None:
+        pass
+
+
+@dataclass(kw_only=True)
+class RunReport(Counts):
+    """Summary of one run, printed by the CLI (``--json`` prints :meth:`as_dict`)."""
+
+    load_id: str
+    sources: list[str] = field(default_factory=list)
+    forwarding: bool = False
+    """Whether the run forwarded to Segment (``emit=True`` with a write key): ``sent``
+    and ``failed`` count then."""
+
+
+def ensure_schema(engine: Engine, settings: Settings, *, migrate_first: bool) -> None:
+    """Migrate to head, or check the schema is there when migrating is switched off."""
+    if migrate_first:
+        migrate.upgrade(engine, schema=settings.schema)
+        return
+    migrate.require_head(
+        engine,
+        schema=settings.schema,
+        then="run `drip-loader migrate` (or drop --no-migrate)",
+    )
+
+
+def run_pipeline(
+    settings: Settings,
+    paths: Sequence[str],
+    *,
+    migrate_first: bool = True,
+    announce: Callable[[str], None] = lambda line: None,
+    progress: Progress | None = None,
+    emit: bool = False,
+) -> RunReport:
+    """Land every record of ``paths`` and transform everything pending.
+
+    With no paths, only the transform runs (the scheduled job).  With ``emit``, then
+    forward every event Segment has not confirmed (off, and announced, without
+    ``settings.segment_write_key``).
+
+    Raises:
+        LoaderError: the run could not complete (bad path, database down, ...); records
+            landed before the failure stay landed and are transformed by the next run.
+    """
+    started = time.perf_counter()
+    progress = progress or _Quiet()
+    sources = discover_sources(paths)  # fail on a bad path before touching the database
+    report = RunReport(
+        load_id=uuid.uuid4().hex,
+        sources=[s.name for s in sources],
+        rows_added=Counter(dict.fromkeys(ADDED_COUNTS, 0)),
+    )
+    with open_database(settings, announce=announce) as engine:
+        try:
+            ensure_schema(engine, settings, migrate_first=migrate_first)
+        except LoaderError as exc:
+            raise StepFailed("migrate", report.load_id, exc) from exc
+
+        def counts() -> dict[str, Any]:
+            report.seconds = round(time.perf_counter() - started, 3)
+            return {k: v for k, v in report.as_dict().items() if k not in ("load_id", "sources")}
+
+        with recorded_run(
+            engine,
+            schema=settings.schema,
+            load_id=report.load_id,
+            command="load",
+            sources="\n".join(report.sources) or None,
+            counts=counts,
+        ):
+            step = "land"
+            try:
+                for source in sources:
+                    _land_source(engine, settings, source, report, progress)
+                step = "transform"
+                progress.start("Transforming", None)
+
+                merge_shown = False
+
+                def merging(snapshots: int) -> None:
+                    nonlocal merge_shown
+                    if not merge_shown:  # the merge is a phase of its own: seconds at 1M events
+                        progress.start("Merging subscribers", None)
+                        merge_shown = True
+                    progress.advance(snapshots)
+
+                result = run_transforms(
+                    engine,
+                    schema=settings.schema,
+                    batch_size=settings.transform_batch_size,
+                    merge_parts=settings.writers,
+                    on_batch=progress.advance,
+                    on_merge=merging,
+                )
+                report.transformed += result.events
+                report.rows_added.update(result.rows_added)
+                if emit:
+                    step = "emit"
+                    _forward(engine, settings, report, announce, progress)
+            except LoaderError as exc:
+                raise StepFailed(step, report.load_id, exc) from exc
+    return report
+
+
+def _land_source(
+    engine: Engine, settings: Settings, source: Source, report: RunReport, progress: Progress
+) -> None:
+    progress.start(f"Landing {source.name}", source.size)
+    records = read_records(
+        source, max_record_bytes=settings.max_record_bytes, progress=progress.advance
+    )
+
+    def landed(result: Counts) -> None:
+        # Counted per committed chunk, so a run stopped midway records what it did.
+        report.add(result)
+        report.transformed += result.landed  # file loads map what they land at once
+
+    land_records(
+        engine,
+        records,
+        schema=settings.schema,
+        load_id=report.load_id,
+        batch_size=settings.batch_size,
+        max_record_bytes=settings.max_record_bytes,
+        workers=settings.writers,
+        on_chunk=landed,
+    )
+
+
+def _forward(
+    engine: Engine,
+    settings: Settings,
+    report: RunReport,
+    announce: Callable[[str], None],
+    progress: Progress,
+) -> None:
+    if not settings.segment_write_key:
+        announce(
+            "Forwarding to Segment is off: no write key (set SEGMENT_WRITE_KEY or pass "
+            "--segment-write-key)."
+        )
+        return
+    progress.start("Forwarding to Segment", None)
+    from .emit import emit_events  # httpx is loaded only when forwarding is on
+
+    emitted = emit_events(
+        engine,
+        schema=settings.schema,
+        write_key=settings.segment_write_key,
+        host=settings.segment_host,
+        on_batch=progress.advance,
+    )
+    report.forwarding = True
+    report.add(emitted)
+
+
+def rebuild(engine: Engine, *, schema: str, batch_size: int) -> tuple[int, TransformResult]:
+    """Empty the collection tables and ``tracks``, queue every landed event again and
+    transform it all (after a mapping fix); the events queued and what the transform did."""
+    queued = requeue_all(engine, schema=schema)
+    return queued, run_transforms(engine, schema=schema, batch_size=batch_size)
+
+
+def forward(
+    engine: Engine,
+    *,
+    schema: str,
+    write_key: str | None,
+    host: str,
+    retry_failed: bool = False,
+    batch_size: int,
+) -> Counts:
+    """``drip-loader emit``: check the schema is at head, then forward every event
+    Segment has not confirmed (:func:`loader.emit.emit_events`).
+
+    Raises:
+        LoaderError: the schema is behind head, or as :func:`loader.emit.emit_events`.
+    """
+    from .emit import emit_events  # httpx is loaded only when forwarding
+
+    migrate.require_head(
+        engine, schema=schema, then="run `drip-loader migrate` (or `drip-loader load`) first"
+    )
+    return emit_events(
+        engine,
+        schema=schema,
+        write_key=write_key,
+        host=host,
+        retry_failed=retry_failed,
+        batch_size=batch_size,
+    )

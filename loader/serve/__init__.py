@@ -1,0 +1,1 @@
+"""The webhook receiver: the HTTP app, group-commit landing, background workers, metrics."""

@@ -1,0 +1,142 @@
+"""Turn collections on and off (``drip-loader collections``), and list them.
+
+The setting lives in the warehouse (``_collections``) so that ``serve``, scheduled
+``load``s and ``rebuild`` agree.  Turning a collection on maps, in the same transaction,
+the events of its Drip event(s) already landed that the transform passed over (a
+backfill from ``_raw_events``), under the lock every mapping transaction takes
+(``sql/collections/lock_shared.sql``): each landed event is mapped exactly once, by the
+backfill or by a transform, while ``serve`` and ``load`` run.  Turning it on again adds
+nothing.  Turning one off stops mapping new events of its type; its rows stay.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import Connection, Engine
+
+from ..domain.registry import BY_NAME, COLLECTIONS, resolve
+from . import migrate
+from .db import batch_session, set_search_path, translating
+from .mapping import backfill_statement, in_order, map_params
+from .sqlfiles import read_sql
+from .tables import build_metadata
+
+
+@dataclass(frozen=True)
+class CollectionState:
+    """One collection as ``collections list`` shows it."""
+
+    name: str
+    drip_events: tuple[str, ...]
+    enabled: bool
+    rows: int
+    on_by_default: bool
+    changed_at: datetime | None
+
+
+@dataclass
+class CollectionChange:
+    """What ``collections enable`` / ``disable`` did."""
+
+    changed: list[str] = field(default_factory=list)
+    """Collections whose setting changed."""
+    unchanged: list[str] = field(default_factory=list)
+    """Collections that already had the asked setting."""
+    rows_added: Counter[str] = field(default_factory=Counter)
+    """Rows the backfill added per table (enable only)."""
+
+
+def list_collections(engine: Engine, *, schema: str) -> list[CollectionState]:
+    """Every collection of the registry, its Drip event(s), whether it is on, its rows."""
+    _require_head(engine, schema=schema)
+    tables = build_metadata(schema).tables
+    with translating(), engine.connect() as conn:
+        set_search_path(conn, schema)
+        query = text(read_sql("collections/settings.sql"))
+        settings = {row.name: row for row in conn.execute(query)}
+        states = []
+        for c in COLLECTIONS:
+            count = select(func.count()).select_from(tables[f"{schema}.{c.name}"])
+            setting = settings.get(c.name)
+            states.append(
+                CollectionState(
+                    c.name,
+                    c.drip_events,
+                    bool(setting and setting.enabled),
+                    int(conn.execute(count).scalar_one()),
+                    c.on_by_default,
+                    setting.changed_at if setting else None,
+                )
+            )
+        return states
+
+
+def enable_collections(
+    engine: Engine, *, schema: str, names: Sequence[str] | None = None
+) -> CollectionChange:
+    """Turn ``names`` (None: every collection) on and backfill them from ``_raw_events``.
+
+    Safe while loads and the webhook receiver run; waits for the mapping transactions in
+    flight to commit.
+
+    Raises:
+        ConfigError: an unknown name, or the schema is not at the newest revision.
+        DatabaseError: the database failed; nothing changed.
+    """
+    wanted = in_order(BY_NAME) if names is None else resolve(names)
+    return _change(engine, schema=schema, names=wanted, enabled=True)
+
+
+def disable_collections(engine: Engine, *, schema: str, names: Sequence[str]) -> CollectionChange:
+    """Turn ``names`` off: new events of their types are kept raw only; their rows stay.
+
+    Raises:
+        ConfigError: an unknown name, or the schema is not at the newest revision.
+        DatabaseError: the database failed; nothing changed.
+    """
+    return _change(engine, schema=schema, names=resolve(names), enabled=False)
+
+
+def _change(
+    engine: Engine, *, schema: str, names: tuple[str, ...], enabled: bool
+) -> CollectionChange:
+    """Set ``names`` on or off in one transaction; turning on backfills them from raw."""
+    _require_head(engine, schema=schema)
+    change = CollectionChange()
+    with translating(), engine.connect() as conn:
+        batch_session(conn, schema)
+        conn.commit()
+        with conn.begin():
+            changed = _set(conn, names, enabled=enabled, change=change)
+            if enabled and changed:
+                row = conn.execute(backfill_statement(changed), map_params(changed))
+                counts = {k: int(v) for k, v in row.mappings().one().items()}
+                counts.pop("events")
+                change.rows_added.update({k: v for k, v in counts.items() if v})
+    return change
+
+
+def _set(
+    conn: Connection, names: tuple[str, ...], *, enabled: bool, change: CollectionChange
+) -> tuple[str, ...]:
+    """Lock the setting (waiting for mapping transactions in flight), change it, return
+    the collections whose setting changed."""
+    conn.execute(text(read_sql("collections/lock_exclusive.sql")))
+    done: Iterable[str] = conn.execute(
+        text(read_sql("collections/set.sql")), {"names": list(names), "enabled": enabled}
+    ).scalars()
+    changed = in_order(done)
+    change.changed = list(changed)
+    change.unchanged = [n for n in names if n not in changed]
+    return changed
+
+
+def _require_head(engine: Engine, *, schema: str) -> None:
+    migrate.require_head(
+        engine, schema=schema, then="run `drip-loader migrate` first (collections came in 0005)"
+    )

@@ -1,0 +1,143 @@
+"""Schema migrations: run alembic programmatically against the warehouse schema.
+
+The revisions live in ``migrations/`` (shipped in the wheel as ``loader/_migrations``).
+Each schema keeps its own ``_alembic_version`` table, so several warehouses can share a
+database.  Upgrades take an advisory lock: two loaders starting at once migrate once.
+Warehouses migrated before the table had spec §5's ``_`` prefix keep ``alembic_version``
+until their next upgrade renames it (under the same lock, see ``migrations/env.py``).
+
+alembic is imported only when there is migrating to do: every ``load`` starts by checking
+the schema, and at head (nearly always) that is one query, not a fifth of a second of
+imports and reading the revision files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import column, select, table, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.sql import Select
+
+from ..errors import ConfigError
+from .db import translating
+from .sqlfiles import read_sql
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+HEAD = "0007"
+"""The newest revision of ``migrations/`` (a test checks it against the script directory)."""
+
+VERSION_TABLE = "_alembic_version"
+"""alembic's ``version_table`` in each schema."""
+LEGACY_VERSION_TABLE = "alembic_version"
+"""Its name before it had the ``_`` prefix of loader-owned tables (spec §5)."""
+
+
+def migrations_dir() -> Path:
+    """The alembic script directory: package data when installed, the repo's folder otherwise."""
+    packaged = Path(__file__).resolve().parent.parent / "_migrations"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent.parent / "migrations"
+
+
+def alembic_config(*, schema: str, connection: Connection | None = None) -> Config:
+    """An alembic :class:`Config` for ``schema``, optionally bound to an open connection."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.attributes["schema"] = schema
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def upgrade(engine: Engine, *, schema: str, revision: str = "head") -> str:
+    """Bring ``schema`` to ``revision`` (default: the newest); return the revision it is at."""
+    if revision == "head" and _version(engine, schema=schema) == (VERSION_TABLE, HEAD):
+        return HEAD
+    from alembic import command
+
+    with translating(), engine.begin() as conn:
+        command.upgrade(alembic_config(schema=schema, connection=conn), revision)
+    return head_revision() if revision == "head" else revision
+
+
+def downgrade(engine: Engine, *, schema: str, revision: str = "base") -> None:
+    """Take ``schema`` back to ``revision`` (default: nothing)."""
+    from alembic import command
+
+    with translating(), engine.begin() as conn:
+        command.downgrade(alembic_config(schema=schema, connection=conn), revision)
+
+
+def current_revision(engine: Engine, *, schema: str) -> str | None:
+    """The revision ``schema`` is at, or None when it was never migrated."""
+    return _version(engine, schema=schema)[1]
+
+
+def _version(engine: Engine, *, schema: str) -> tuple[str | None, str | None]:
+    """The version table ``schema`` has (either name) and the revision it holds."""
+    with translating(), engine.connect() as conn:
+        name = _version_table(conn, schema=schema)
+        if name is None:
+            return None, None
+        try:
+            current = conn.execute(_read_version(name, schema)).scalar()
+        except ProgrammingError:
+            if name != LEGACY_VERSION_TABLE:
+                raise
+            # a concurrent upgrade renamed it between the two statements
+            conn.rollback()
+            name = VERSION_TABLE
+            current = conn.execute(_read_version(name, schema)).scalar()
+        return name, None if current is None else str(current)
+
+
+def _read_version(name: str, schema: str) -> Select[tuple[str]]:
+    version = table(name, column("version_num"), schema=schema)
+    return select(version.c.version_num)
+
+
+def _version_table(conn: Connection, *, schema: str) -> str | None:
+    found = conn.execute(text(read_sql("migrate/has_version_table.sql")), {"schema": schema})
+    name = found.scalar()
+    return None if name is None else str(name)
+
+
+def rename_legacy_version_table(conn: Connection, *, schema: str) -> None:
+    """Rename ``alembic_version`` to ``_alembic_version`` in ``schema`` if it has the old name.
+
+    The caller holds the migration advisory lock, so concurrent upgraders rename once.
+    """
+    if _version_table(conn, schema=schema) == LEGACY_VERSION_TABLE:
+        from alembic.ddl.base import RenameTable  # quotes every name for the dialect
+
+        conn.execute(RenameTable(LEGACY_VERSION_TABLE, VERSION_TABLE, schema=schema))
+
+
+def require_head(engine: Engine, *, schema: str, then: str) -> None:
+    """Check ``schema`` is at the newest revision, for commands that must not migrate.
+
+    Raises:
+        ConfigError: it is not; the message ends with ``then`` (what to run).
+    """
+    current = current_revision(engine, schema=schema)
+    if current != HEAD:
+        raise ConfigError(
+            f"schema {schema!r} is at revision {current or 'none'}, not {HEAD}: {then}"
+        )
+
+
+def head_revision() -> str:
+    """The newest revision in the script directory."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory(str(migrations_dir())).get_current_head()
+    assert head is not None
+    return head

@@ -1,0 +1,162 @@
+"""The ``_runs`` ledger: one row per ``load`` or ``serve`` run, from its start to its end.
+
+A run is recorded ``running`` when it starts and ends ``completed``, ``failed`` (a
+:class:`LoaderError`: what the loader reports as "could not complete") or ``interrupted``
+(Ctrl-C, SIGTERM, or an exception nobody expected), with its counts and the reason.
+
+A process killed outright (SIGKILL, out of memory, the machine gone) cannot write its end,
+so each run also holds a session-level advisory lock, keyed by its load id, on a
+connection of its own for as long as it runs: Postgres drops the lock with the session, and
+:func:`is_alive` probes it.  ``status`` thereby tells a run still going from one whose
+process is gone, without a schema change.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+from sqlalchemy import Table, func, insert, text, update
+from sqlalchemy.engine import Connection, Engine
+
+from ..errors import LoaderError, Terminated
+from .db import translating
+from .tables import build_metadata
+
+LOCK_CLASS = 0x64726970
+"""First key of every run's advisory lock ('drip'); the second is ``hashtext(load_id)``."""
+
+_LOCK = text("SELECT pg_advisory_lock(:class, hashtext(:load_id))")
+_PROBE = text("SELECT pg_try_advisory_xact_lock(:class, hashtext(:load_id))")
+
+
+def _runs_table(schema: str) -> Table:
+    return build_metadata(schema).tables[f"{schema}._runs"]
+
+
+class Run:
+    """One ``_runs`` row and the connection holding its advisory lock (see :func:`start_run`)."""
+
+    def __init__(self, conn: Connection, table: Table, load_id: str) -> None:
+        self._conn = conn
+        self._table = table
+        self.load_id = load_id
+        self._ended = False
+
+    def finish(self, counts: dict[str, Any], *, error: BaseException | None = None) -> None:
+        """Record the end: ``completed`` without ``error``, else ``failed`` for a
+        :class:`LoaderError` and ``interrupted`` for anything else; then drop the lock.
+
+        Best effort when ``error`` is given (the database may be why the run failed);
+        otherwise a failure to record is raised.
+        """
+        if self._ended:
+            return
+        self._ended = True
+        status, reason = outcome(error)
+        try:
+            with translating(), self._conn.begin():
+                self._conn.execute(
+                    update(self._table)
+                    .where(self._table.c.load_id == self.load_id)
+                    .values(status=status, finished_at=func.now(), counts=counts, error=reason)
+                )
+        except LoaderError:
+            if error is None:
+                raise
+        finally:
+            self._conn.close()  # ends the session: the advisory lock goes with it
+
+
+def outcome(error: BaseException | None) -> tuple[str, str | None]:
+    """The status and error text a run ends with, after ``error`` (None: it completed)."""
+    if error is None:
+        return "completed", None
+    if isinstance(error, LoaderError):
+        return "failed", str(error)
+    if isinstance(error, Terminated):
+        return "interrupted", "interrupted by SIGTERM"
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted", "interrupted by SIGINT (Ctrl-C)"
+    return "interrupted", f"stopped by an unexpected error: {type(error).__name__}: {error}"
+
+
+def start_run(
+    engine: Engine, *, schema: str, load_id: str, command: str, sources: str | None
+) -> Run:
+    """Take the run's advisory lock on a connection of its own and record it ``running``.
+
+    Raises:
+        DatabaseError: the database failed (nothing is recorded then).
+    """
+    table = _runs_table(schema)
+    with translating():
+        conn = engine.connect()
+        try:
+            conn.execute(_LOCK, {"class": LOCK_CLASS, "load_id": load_id})
+            conn.commit()
+            with conn.begin():
+                conn.execute(
+                    insert(table).values(
+                        load_id=load_id, command=command, status="running", sources=sources
+                    )
+                )
+        except BaseException:
+            conn.close()
+            raise
+    return Run(conn, table, load_id)
+
+
+@contextmanager
+def recorded_run(
+    engine: Engine,
+    *,
+    schema: str,
+    load_id: str,
+    command: str,
+    sources: str | None,
+    counts: Callable[[], dict[str, Any]],
+) -> Iterator[Run]:
+    """:func:`start_run`, ended with ``counts()`` by whatever ends the block: its end,
+    an error, Ctrl-C, SIGTERM or a bug is recorded (see :func:`outcome`), then raised on.
+
+    While the block runs in the main thread, SIGTERM raises :class:`Terminated` in it.
+    """
+    run = start_run(engine, schema=schema, load_id=load_id, command=command, sources=sources)
+    with _sigterm_raises():
+        try:
+            yield run
+        except BaseException as exc:
+            run.finish(counts(), error=exc)
+            raise
+        run.finish(counts())
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: FrameType | None) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def is_alive(conn: Connection, load_id: str) -> bool:
+    """Whether the process of run ``load_id`` still holds its lock (is still going).
+
+    Takes the lock for the rest of ``conn``'s transaction when it is free: call it in a
+    transaction that ends soon (``status``'s read).
+    """
+    got: bool = conn.execute(_PROBE, {"class": LOCK_CLASS, "load_id": load_id}).scalar_one()
+    return not got

@@ -43,8 +43,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..config import Settings
 from ..domain.drip_resources import RESOURCES, SYNC_COMMAND, DripResource, to_row
-from ..pipeline.run import Progress, ensure_schema
+from ..progress import QUIET, Progress
 from ..warehouse.db import open_database, translating
+from ..warehouse.migrate import ensure_schema
 from ..warehouse.runs import recorded_run
 from ..warehouse.tables import build_metadata
 from .client import DEFAULT_MAX_WAIT, DripClient, DripSettings, resolve_account
@@ -86,14 +87,6 @@ class SyncReport:
         return values
 
 
-class _Quiet:
-    def start(self, description: str, total: int | None) -> None:
-        pass
-
-    def advance(self, amount: int) -> None:
-        pass
-
-
 def sync_account(
     settings: Settings,
     drip: DripSettings,
@@ -120,12 +113,12 @@ def sync_account(
     """
     started = time.perf_counter()
     report = SyncReport(load_id=uuid.uuid4().hex, started_at=datetime.now(UTC))
-    progress = progress or _Quiet()
+    progress = progress or QUIET
     with (
         DripClient(drip, max_wait=max_wait, announce=announce, sleep=sleep) as client,
         open_database(settings, announce=announce) as engine,
     ):
-        ensure_schema(engine, settings, migrate_first=migrate_first)
+        ensure_schema(engine, schema=settings.schema, migrate_first=migrate_first)
 
         def counts() -> dict[str, Any]:
             report.requests = client.requests

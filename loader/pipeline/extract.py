@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 
 from ..errors import SourceError
 
-Progress = Callable[[int], None]
+OnBytes = Callable[[int], None]
 """Called with the number of (compressed) input bytes read since the last call."""
 
 RawRecord = tuple[str, bytes, int]
@@ -89,7 +89,7 @@ def _file_source(path: Path) -> Source:
 
 
 def read_records(
-    source: Source, *, max_record_bytes: int, progress: Progress | None = None
+    source: Source, *, max_record_bytes: int, progress: OnBytes | None = None
 ) -> Iterator[RawRecord]:
     """Yield the records of one source.
 
@@ -136,7 +136,7 @@ def _decompressed(raw: BinaryIO) -> io.BufferedReader:
 class _Meter:
     """Report input progress in steps of about a megabyte, from the underlying file."""
 
-    def __init__(self, raw: BinaryIO, progress: Progress | None) -> None:
+    def __init__(self, raw: BinaryIO, progress: OnBytes | None) -> None:
         self._raw = raw
         self._progress = progress
         self._seen = 0

@@ -11,37 +11,20 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from ..config import Settings
 from ..counts import Counts
 from ..errors import LoaderError, StepFailed
+from ..progress import QUIET, Progress
 from ..warehouse import migrate
 from ..warehouse.db import open_database
 from ..warehouse.runs import recorded_run
 from .extract import Source, discover_sources, read_records
 from .land import land_records
 from .transform import ADDED_COUNTS, TransformResult, requeue_all, run_transforms
-
-
-class Progress(Protocol):
-    """What a run tells a progress display (the CLI draws a bar on a terminal)."""
-
-    def start(self, description: str, total: int | None) -> None:
-        """A new phase begins; ``total`` in bytes (landing) or events (transform), if known."""
-
-    def advance(self, amount: int) -> None:
-        """``amount`` more bytes read or events transformed."""
-
-
-class _Quiet:
-    def start(self, description: str, total: int | None) -> None:
-        pass
-
-    def advance(self, amount: int) -> None:
-        pass
 
 
 @dataclass(kw_only=True)
@@ -53,18 +36,6 @@ class RunReport(Counts):
     forwarding: bool = False
     """Whether the run forwarded to Segment (``emit=True`` with a write key): ``sent``
     and ``failed`` count then."""
-
-
-def ensure_schema(engine: Engine, settings: Settings, *, migrate_first: bool) -> None:
-    """Migrate to head, or check the schema is there when migrating is switched off."""
-    if migrate_first:
-        migrate.upgrade(engine, schema=settings.schema)
-        return
-    migrate.require_head(
-        engine,
-        schema=settings.schema,
-        then="run `drip-loader migrate` (or drop --no-migrate)",
-    )
 
 
 def run_pipeline(
@@ -87,7 +58,7 @@ def run_pipeline(
             landed before the failure stay landed and are transformed by the next run.
     """
     started = time.perf_counter()
-    progress = progress or _Quiet()
+    progress = progress or QUIET
     sources = discover_sources(paths)  # fail on a bad path before touching the database
     report = RunReport(
         load_id=uuid.uuid4().hex,
@@ -96,7 +67,7 @@ def run_pipeline(
     )
     with open_database(settings, announce=announce) as engine:
         try:
-            ensure_schema(engine, settings, migrate_first=migrate_first)
+            migrate.ensure_schema(engine, schema=settings.schema, migrate_first=migrate_first)
         except LoaderError as exc:
             raise StepFailed("migrate", report.load_id, exc) from exc
 

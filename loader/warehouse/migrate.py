@@ -141,3 +141,11 @@ def head_revision() -> str:
     head = ScriptDirectory(str(migrations_dir())).get_current_head()
     assert head is not None
     return head
+
+
+def ensure_schema(engine: Engine, *, schema: str, migrate_first: bool) -> None:
+    """Migrate ``schema`` to head, or check that it is there when migrating is switched off."""
+    if migrate_first:
+        upgrade(engine, schema=schema)
+        return
+    require_head(engine, schema=schema, then="run `drip-loader migrate` (or drop --no-migrate)")

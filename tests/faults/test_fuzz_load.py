@@ -32,7 +32,7 @@ def test_every_record_is_landed_once_a_duplicate_or_rejected(
 ) -> None:
     # A file that starts with gzip's magic bytes is read as gzip (detected by content, not
     # by name): a fuzzed first line that happens to start with them makes a corrupt gzip
-    # file, which is a whole-file error by design (tests/test_pipeline.py covers it).
+    # file, which is a whole-file error by design (tests/pipeline/test_run.py covers it).
     assume(not lines[0].startswith(b"\x1f\x8b"))
     path = tmp_path / f"fuzz-{next(_files)}.ndjson"
     path.write_bytes(b"\n".join(lines) + b"\n")

@@ -15,7 +15,7 @@ from loader.warehouse.db import make_engine
 from loader.warehouse.tables import build_metadata
 from tests.support.warehouse import TABLES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _tables(url: str, schema: str) -> set[str]:

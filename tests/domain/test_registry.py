@@ -20,7 +20,7 @@ from loader.warehouse import mapping
 from loader.warehouse.sqlfiles import read_sql
 from loader.warehouse.tables import COLLECTION_PROPERTIES, build_metadata
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NAMES = [c.name for c in COLLECTIONS]
 
 

@@ -227,7 +227,7 @@ def test_each_report_has_help(name: str) -> None:
 
 
 def test_the_cli_offers_exactly_the_view_reports_of_the_library() -> None:
-    # cli.VIEW_REPORTS names them without importing pandas; loader.report.REPORTS runs them
+    # loader.cli.report.VIEW_REPORTS names them without importing pandas; loader.report.REPORTS runs them
     from loader.analyst.report import REPORTS
     from loader.cli.app import VIEW_REPORTS
 

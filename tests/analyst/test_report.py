@@ -229,6 +229,6 @@ def test_each_report_has_help(name: str) -> None:
 def test_the_cli_offers_exactly_the_view_reports_of_the_library() -> None:
     # loader.cli.report.VIEW_REPORTS names them without importing pandas; loader.report.REPORTS runs them
     from loader.analyst.report import REPORTS
-    from loader.cli.app import VIEW_REPORTS
+    from loader.cli.report import VIEW_REPORTS
 
     assert [name for name, _ in VIEW_REPORTS] == list(REPORTS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -32,64 +32,19 @@ def status(
     database_url: DatabaseUrl = None, schema: Schema = None, as_json: JsonFlag = False
 ) -> None:
     """Rows per table, pending raw events, rejects and the last runs."""
-    from ..warehouse.status import warehouse_status
+    from ..warehouse.status import WarehouseStatus, warehouse_status
 
-    def action() -> dict[str, Any]:
+    def action() -> WarehouseStatus:
         settings = _settings(database_url, schema)
         with _database(settings) as engine:
             return warehouse_status(engine, schema=settings.schema)
 
     info = _guard(action)
     if as_json:
-        typer.echo(json.dumps(info, indent=2, default=str))
+        typer.echo(json.dumps(info.as_dict(), indent=2, default=str))
         return
-    if info["revision"] is None:
-        typer.echo(
-            f"Schema {info['schema']!r} is not migrated yet: run `drip-loader migrate` or `drip-loader load`."
-        )
-        return
-    typer.echo(f"Schema {info['schema']!r} at revision {info['revision']} (head {info['head']})")
-    if "collections" in info:
-        on = info["collections"]["on"]
-        typer.echo(
-            f"  collections on: {len(on)} of {len(on) + len(info['collections']['off'])}"
-            f" ({', '.join(on) or 'none'})"
-        )
-    for table, rows in info["tables"].items():
-        typer.echo(f"  {table:<24}{rows:>12,}")
-    typer.echo(f"  {'raw events':<24}{info['raw_events']:>12,}")
-    typer.echo(f"  {'pending transform':<24}{info['pending']:>12,}")
-    typer.echo(f"  {'rejects':<24}{info['rejects']:>12,}")
-    if info.get("subscribers_to_merge"):  # left by a run that stopped before its end
-        typer.echo(f"  {'subscribers to merge':<24}{info['subscribers_to_merge']:>12,}")
-    if "segment" in info and not info["segment"]["on"]:
-        typer.echo(
-            f"  {'forwarding to Segment':<24}{'off':>12}  (the first `drip-loader emit` turns it on)"
-        )
-    elif "segment" in info:
-        typer.echo(f"  {'forwarded to Segment':<24}{info['segment']['forwarded']:>12,}")
-        typer.echo(f"  {'pending for Segment':<24}{info['segment']['pending']:>12,}")
-        typer.echo(f"  {'failed for Segment':<24}{info['segment']['failed']:>12,}")
-    if "drip_sync" in info:
-        typer.echo(_drip_sync_line(info["drip_sync"]))
-    typer.echo("Last runs:")
-    for run in info["last_runs"]:
-        counts = run["counts"] or {}
-        typer.echo(
-            f"  {run['started_at'][:19]}  {run['status']:<10} read {counts.get('read', 0):,}, "
-            f"landed {counts.get('landed', 0):,}, rejected {counts.get('rejected', 0):,}"
-            + (f"  ({run['error']})" if run["error"] else "")
-        )
-
-
-def _drip_sync_line(info: dict[str, Any]) -> str:
-    """The ``Drip sync:`` line of ``status``."""
-    last = info["last"]
-    rows = ", ".join(f"{table} {n:,}" for table, n in info["rows"].items())
-    if last is None:
-        return f"Drip sync: never (run `drip-loader drip sync`); {rows}"
-    state = last["status"] + (f" ({last['error']})" if last["error"] else "")
-    return f"Drip sync: {last['started_at'][:19]} {state}; {rows}"
+    for line in info.lines():
+        typer.echo(line)
 
 
 def sql(

@@ -2,49 +2,31 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 from typing import Annotated
 
 import typer
 
-from .edge import database as _database
-from .edge import err as _err
-from .edge import guard as _guard
-from .edge import settings as _settings
-from .options import DatabaseUrl, JsonFlag, Schema
+from .edge import err, settings
+from .options import DatabaseUrl, FormatOption, Schema
+from .render import Format, render
 
 
-def migrate(database_url: DatabaseUrl = None, schema: Schema = None) -> None:
+def migrate(
+    database_url: DatabaseUrl = None, schema: Schema = None, fmt: FormatOption = Format.table
+) -> None:
     """Upgrade the warehouse schema to the newest revision (alembic upgrade head)."""
-    from ..warehouse import migrate as migrations
+    from .. import commands
 
-    def action() -> str:
-        settings = _settings(database_url, schema)
-        with _database(settings) as engine:
-            revision = migrations.upgrade(engine, schema=settings.schema)
-            return f"Schema {settings.schema!r} is at revision {revision}."
-
-    typer.echo(_guard(action))
+    render(commands.migrate(settings(database_url, schema), announce=err), fmt)
 
 
 def status(
-    database_url: DatabaseUrl = None, schema: Schema = None, as_json: JsonFlag = False
+    database_url: DatabaseUrl = None, schema: Schema = None, fmt: FormatOption = Format.table
 ) -> None:
     """Rows per table, pending raw events, rejects and the last runs."""
-    from ..warehouse.status import WarehouseStatus, warehouse_status
+    from .. import commands
 
-    def action() -> WarehouseStatus:
-        settings = _settings(database_url, schema)
-        with _database(settings) as engine:
-            return warehouse_status(engine, schema=settings.schema)
-
-    info = _guard(action)
-    if as_json:
-        typer.echo(json.dumps(info.as_dict(), indent=2, default=str))
-        return
-    for line in info.lines():
-        typer.echo(line)
+    render(commands.status(settings(database_url, schema), announce=err), fmt)
 
 
 def sql(
@@ -53,31 +35,16 @@ def sql(
     ],
     database_url: DatabaseUrl = None,
     schema: Schema = None,
-    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    fmt: FormatOption = Format.table,
 ) -> None:
     """Query the warehouse (the embedded one too) and print the result."""
-    from ..analyst.report import query_text
+    from .. import commands
 
-    if fmt not in ("table", "csv", "json"):
-        _err("Error: --format must be table, csv or json")
-        raise typer.Exit(2)
-
-    def action() -> str:
-        settings = _settings(database_url, schema)
-        with _database(settings) as engine:
-            return query_text(engine, query, schema=settings.schema, fmt=fmt)
-
-    typer.echo(_guard(action))
+    render(commands.query(settings(database_url, schema), query, announce=err), fmt)
 
 
 def psql(database_url: DatabaseUrl = None, schema: Schema = None) -> None:
     """Open a psql shell on the warehouse (search_path set to the schema)."""
-    from ..warehouse.db import psql_command
+    from .. import commands
 
-    def action() -> int:
-        settings = _settings(database_url, schema)
-        with _database(settings) as engine:
-            argv, env = psql_command(engine, schema=settings.schema)
-            return subprocess.call(argv, env=env)
-
-    raise typer.Exit(_guard(action))
+    raise typer.Exit(commands.psql(settings(database_url, schema), announce=err))

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..domain.drip_resources import RESOURCES, SYNC_COMMAND
 from ..domain.registry import COLLECTIONS, DEFAULT_ON
+from ..results import Record
 from . import migrate
 from .db import translating
 from .mapping import in_order
@@ -103,7 +104,7 @@ class DripSyncStatus:
 
 
 @dataclass(frozen=True)
-class WarehouseStatus:
+class WarehouseStatus(Record):
     """What ``status`` shows.  Facts of later revisions are None on an older schema; all
     but ``schema``, ``revision`` and ``head`` are empty when it is not migrated at all."""
 

@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
-from loader.config import Settings
-from loader.drip_api.client import DripSettings
+from loader.config import DripSettings, Settings
 from loader.drip_api.sync import SyncReport, TableSync, sync_account
 from loader.errors import DripGaveUp
 from loader.warehouse.status import DripSyncStatus, warehouse_status

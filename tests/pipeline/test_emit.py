@@ -31,7 +31,7 @@ from loader.counts import Counts
 from loader.domain.events import parse_record
 from loader.domain.sample import generate_events
 from loader.errors import EmitError
-from loader.pipeline.emit import emit_events, enable_forwarding
+from loader.pipeline.emit import EmitReport, emit_events, enable_forwarding
 from loader.pipeline.land import land_records
 from loader.pipeline.run import run_pipeline
 from loader.pipeline.segment import MAX_BATCH_BYTES, RetryPolicy, _retry_after, batches
@@ -226,7 +226,7 @@ def test_every_email_event_arrives_as_a_segment_track_call(settings, engine, tmp
         },
     }
     # this first emit turned forwarding on and queued the five events loaded before it
-    assert report == Counts(sent=5, queued=5, requests=1, seconds=report.seconds)
+    assert report == EmitReport(schema="drip", sent=5, queued=5, requests=1, seconds=report.seconds)
     assert outbox(engine) == dict.fromkeys(
         ids[:5], ("sent", 1, None)
     )  # the tag event is not queued

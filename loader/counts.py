@@ -1,8 +1,15 @@
-"""Counts: what a run, or a part of one, did; the one counts type of every stage.
+"""Counts: what a run of events, or a part of one, did.
 
 A landed chunk, a committed webhook group, a whole ``load``, a ``serve`` process and a
 forwarding run all count in :class:`Counts` (a stage that did not run counts 0), so
 adding up parts is :meth:`Counts.add` and every report prints and stores the same names.
+
+Four other types count what is not a run of events, and stay apart on purpose:
+:class:`~loader.pipeline.transform.TransformResult` (one transform call, with its
+batches; callers add its events and rows into Counts),
+:class:`~loader.drip_api.sync.SyncReport` (Drip's own records per table, and the API's
+requests), :class:`~loader.warehouse.collections.CollectionChange` (the rows a backfill
+added) and :class:`~loader.drip_api.client.Waits` (what the Drip client waited for).
 """
 
 from __future__ import annotations

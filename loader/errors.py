@@ -74,7 +74,7 @@ class ServeError(LoaderError):
 class DripApiError(LoaderError):
     """Drip's REST API refused a request (4xx) or kept failing (5xx, timeouts).
 
-    The message never holds the API token (:mod:`loader.drip_api` scrubs it).
+    The message never holds the API token (:mod:`loader.drip_api.client` scrubs it).
     ``status`` is the HTTP status, or None when no response came.
     """
 
@@ -93,8 +93,6 @@ class DripGaveUp(DripApiError):
     Tables finished before it are wholly new, the others wholly as they were.
     """
 
-    transient = True
-
 
 class StepFailed(LoaderError):
     """A pipeline step failed; ``step`` and ``load_id`` say where, ``__cause__`` why."""
@@ -103,11 +101,10 @@ class StepFailed(LoaderError):
         super().__init__(f"{step} failed (run {load_id}): {cause}")
         self.step = step
         self.load_id = load_id
-        self.cause = cause
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM asked the process to stop (:mod:`loader.runs` raises it in the main thread).
+    """SIGTERM asked the process to stop (:mod:`loader.warehouse.runs` raises it in the main thread).
 
     Not a :class:`LoaderError`: like Ctrl-C's KeyboardInterrupt it ends the run as
     ``interrupted``, and committed work is kept.

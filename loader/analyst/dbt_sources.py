@@ -9,8 +9,8 @@ event tables: ``unique`` and ``not_null`` on ``id``, ``not_null`` on ``event``,
 test from each collection's ``id`` to ``tracks.id`` (every event has its row in both).
 
 What comes from where, so nothing is copied: the collections from the registry
-(:mod:`loader.registry`), every table, column and description from the metadata
-(:func:`loader.tables.build_metadata`, whose comments revision 0007 put in Postgres), the
+(:mod:`loader.domain.registry`), every table, column and description from the metadata
+(:func:`loader.warehouse.tables.build_metadata`, whose comments revision 0007 put in Postgres), the
 views from the files in ``sql/views/`` (name and description from each file's header
 comment).  Only the views' column descriptions are written here.
 
@@ -25,7 +25,7 @@ thresholds would raise false alarms: Email Delivered is opt-in at Drip (many acc
 none, spec §1), bounces and spam reports are rare, and an opt-in collection can stay empty.
 
 ``received_at`` has a BRIN index only (a B-tree cost an insertion per row on every event
-table; see :mod:`loader.tables`), and ``max(received_at)`` over a whole table cannot use
+table; see :mod:`loader.warehouse.tables`), and ``max(received_at)`` over a whole table cannot use
 BRIN, so a plain freshness query reads every row.  The freshness ``filter`` bounds it to
 a recent range, ``received_at >= now() - <window>``: a range condition that BRIN answers by
 skipping every block range older than the window, so the query reads only the newest

@@ -16,12 +16,14 @@ class Bar:
         from rich.progress import (
             BarColumn,
             DownloadColumn,
-            Progress,
             TextColumn,
             TimeElapsedColumn,
         )
+        from rich.progress import (
+            Progress as RichProgress,
+        )
 
-        self._progress = Progress(
+        self._progress = RichProgress(
             TextColumn("{task.description}"),
             BarColumn(),
             DownloadColumn(),
@@ -56,12 +58,14 @@ class PageBar(Bar):
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
-            Progress,
             TextColumn,
             TimeElapsedColumn,
         )
+        from rich.progress import (
+            Progress as RichProgress,
+        )
 
-        self._progress = Progress(
+        self._progress = RichProgress(
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),

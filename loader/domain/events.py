@@ -1,6 +1,6 @@
 """The domain contract in code (spec ``drip-events.md`` §2-§4, §6); pure, no I/O.
 
-* which Drip events are email events (:data:`EMAIL_EVENTS`, from :mod:`loader.registry`);
+* which Drip events are email events (:data:`EMAIL_EVENTS`, from :mod:`loader.domain.registry`);
 * the event id (:func:`event_id`), a compatibility contract that must never change;
 * :func:`parse_record`, which turns one raw webhook body into what the landing table needs,
   or raises :class:`BadRecord` with a reason a person can act on.
@@ -45,10 +45,7 @@ EMAIL_EVENTS: dict[str, EmailEvent] = {
     if collection.email
     for source in collection.sources
 }
-"""The seven Drip email events (from :mod:`loader.registry`): validated at landing (§6)."""
-
-COLLECTIONS: tuple[str, ...] = registry.DEFAULT_ON
-"""The six email collection tables, in the order the spec lists them."""
+"""The seven Drip email events (from :mod:`loader.domain.registry`): validated at landing (§6)."""
 
 SEPARATOR = "\x1f"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -3,10 +3,11 @@
 A collection is a warehouse table of one kind of Drip event, laid out like Segment's
 (the common columns of spec §5, plus its property columns), with a row per event in
 ``tracks``.  Everything per collection is derived from :data:`COLLECTIONS`: the
-SQLAlchemy metadata (:mod:`loader.tables`), the mapping statement, the backfill, rebuild's
-table list and the outbox claim (:mod:`loader.mapping`), ``status``, ``sample`` and the
-``collections`` commands.  Adding a collection is an entry here and an alembic revision
-that creates its table and its ``_collections`` row.
+SQLAlchemy metadata (:mod:`loader.warehouse.tables`), the mapping statement, the backfill,
+rebuild's table list and the outbox claim (:mod:`loader.warehouse.mapping`), ``status``, the
+sample bodies (:mod:`loader.domain.sample`: each property's examples, each Drip event's
+weight), the dbt sources and the ``collections`` commands.  Adding a collection is an entry
+here and an alembic revision that creates its table and its ``_collections`` row.
 
 The six email collections of Segment's Drip source are on by default; the other 22 Drip
 events are opt-in collections (spec §9), named mechanically from the Drip event.  Whether
@@ -21,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, NewType
+from typing import Any, Literal, NewType
 
 from ..errors import ConfigError
 
@@ -41,6 +42,11 @@ class Property:
     type: PropertyType = "text"
     """``text``: the value as text (numbers as their decimal text; an object or array is
     NULL, the raw JSON is kept).  ``jsonb``: the whole ``data.properties`` object."""
+    examples: tuple[Any, ...] = ()
+    """Plausible values of its key, for sample bodies (``{n}`` in a text becomes a number);
+    for a ``jsonb`` column, objects whose keys join the properties.  None for the keys that
+    name the email or campaign an event is about (:data:`SHARED_KEYS`): a sample takes
+    those from the email it sends, so that an email's id and subject stay together."""
 
     @property
     def path(self) -> str:
@@ -56,6 +62,9 @@ class Source:
     """``(column, value)``: property columns with a constant value for this Drip event."""
     reads: tuple[str, ...] | None = None
     """The property columns read from this event's properties (None: all of them)."""
+    sample_weight: float = 1.0
+    """How often this Drip event comes up in sample bodies, against the others' weights
+    (a real account's proportions: deliveries, then opens, then clicks, ...)."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,8 @@ class Context:
 
     column: ContextColumn
     key: str
+    examples: tuple[Any, ...] = ()
+    """Plausible values of its key, for sample bodies."""
 
 
 @dataclass(frozen=True)
@@ -95,21 +106,42 @@ class Collection:
         return self.email
 
 
+SHARED_KEYS = ("email_id", "email_subject", "delivery_id", "campaign_id", "campaign_name")
+"""Property keys naming the email or campaign an event is about: a sample body takes them
+from the email it sends (see :attr:`Property.examples`)."""
+
 _EMAIL_ID = Property("email_id", "Drip id of the email.")
 _EMAIL_SUBJECT = Property("email_subject", "Subject line of the email.")
 _DELIVERY_ID = Property("delivery_id", "Drip id of the delivery of the email to this subscriber.")
 _EMAIL = (_EMAIL_ID, _EMAIL_SUBJECT, _DELIVERY_ID)
-_CLICK_CONTEXT = (Context("context_ip", "ip_address"), Context("context_user_agent", "user_agent"))
+_IP = Context("context_ip", "ip_address", ("203.0.113.{n}", "198.51.100.{n}", "2001:db8::{n}"))
+_CLICK_CONTEXT = (
+    _IP,
+    Context(
+        "context_user_agent",
+        "user_agent",
+        (
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7)",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) Mobile/15E148",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:125.0) Gecko/20100101 Firefox/125.0",
+        ),
+    ),
+)
 
 
 def _email(
-    drip_event: str, name: str, event_text: str, description: str, *extra: Property
+    drip_event: str,
+    name: str,
+    event_text: str,
+    description: str,
+    *extra: Property,
+    weight: float,
 ) -> Collection:
     context = _CLICK_CONTEXT if name == "email_link_clicked" else ()
     return Collection(
         name,
         event_text,
-        (Source(drip_event),),
+        (Source(drip_event, sample_weight=weight),),
         (*_EMAIL, *extra),
         description,
         context,
@@ -128,28 +160,43 @@ def opt_in_event_text(drip_event: str) -> str:
 
 
 def _opt_in(
-    drip_event: str, description: str, *properties: Property, context: tuple[Context, ...] = ()
+    drip_event: str,
+    description: str,
+    *properties: Property,
+    context: tuple[Context, ...] = (),
+    weight: float,
 ) -> Collection:
     return Collection(
         opt_in_name(drip_event),
         opt_in_event_text(drip_event),
-        (Source(drip_event),),
+        (Source(drip_event, sample_weight=weight),),
         properties,
         description,
         context,
     )
 
 
-_SOURCE = Property("source", "What made the change, as Drip reports it (e.g. drip, api, import).")
+_SOURCE = Property(
+    "source",
+    "What made the change, as Drip reports it (e.g. drip, api, import).",
+    examples=("drip", "api", "import", "form"),
+)
 _CAMPAIGN = (
     Property("campaign_id", "Drip id of the campaign (email series)."),
     Property("campaign_name", "Name of the campaign."),
 )
-_VALUE = Property("value", "The new value.")
-_PREVIOUS = Property("previous_value", "The value before the change.")
-_IDENTIFIER = Property("identifier", "Which field changed (the custom field or alias name).")
-_TAG = Property("tag", "The tag.")
-_URL = Property("url", "The URL.")
+_NAMES = ("John", "Zoë", "José", "Anaïs", "Łukasz", "李雷", "Ольга", "O'Brien", 'Sam "the man"')
+_VALUE = Property("value", "The new value.", examples=_NAMES)
+_PREVIOUS = Property("previous_value", "The value before the change.", examples=_NAMES)
+_IDENTIFIER = Property(
+    "identifier",
+    "Which field changed (the custom field or alias name).",
+    examples=("first_name", "plan", "company"),
+)
+_TAG = Property("tag", "The tag.", examples=("Customer", "SEO", "Lead", "VIP 💎", "trial"))
+_TIME_ZONES = ("America/Los_Angeles", "Europe/Berlin", "Asia/Tokyo", "UTC")
+_MONEY = (0, 19, 49.5, "99.90", 1200)
+_LEAD_SCORES = (0, 12, 35, 61.5, 80, 100)
 
 COLLECTIONS: tuple[Collection, ...] = (
     _email(
@@ -157,19 +204,30 @@ COLLECTIONS: tuple[Collection, ...] = (
         "email_delivered",
         "Email Delivered",
         "One row per email Drip delivered to a subscriber (webhook is opt-in in Drip).",
+        weight=40,
     ),
     _email(
         "subscriber.opened_email",
         "email_opened",
         "Email Opened",
         "One row per open of an email.",
+        weight=24,
     ),
     _email(
         "subscriber.clicked_email",
         "email_link_clicked",
         "Email Link Clicked",
         "One row per click on a link in an email; context_ip and context_user_agent are the clicker's.",
-        Property("link_url", "The URL clicked.", key="url"),
+        Property(
+            "link_url",
+            "The URL clicked.",
+            key="url",
+            examples=(
+                "https://www.example.com/p/{n}?utm_source=drip",
+                "https://shop.example.com/sale?utm_campaign=spring&n={n}",
+            ),
+        ),
+        weight=9,
     ),
     Collection(
         "email_unsubscribed",
@@ -178,11 +236,13 @@ COLLECTIONS: tuple[Collection, ...] = (
             Source(
                 "subscriber.unsubscribed_from_campaign",
                 fixed=(("unsubscribe_scope", "campaign"),),
+                sample_weight=1.5,
             ),
             Source(
                 "subscriber.unsubscribed_all",
                 fixed=(("unsubscribe_scope", "all"),),
                 reads=(),
+                sample_weight=1,
             ),
         ),
         (
@@ -198,48 +258,64 @@ COLLECTIONS: tuple[Collection, ...] = (
         "email_bounced",
         "Email Bounced",
         "One row per email that bounced.",
+        weight=2,
     ),
     _email(
         "subscriber.complained",
         "email_marked_as_spam",
         "Email Marked as Spam",
         "One row per email the subscriber marked as spam.",
+        weight=0.5,
     ),
-    _opt_in("subscriber.created", "One row per subscriber created in Drip."),
-    _opt_in("subscriber.deleted", "One row per subscriber deleted from Drip."),
+    # The other 22 Drip events, weighted like a real account's lifecycle: tags, page visits
+    # and custom fields change often; deletions and alias changes rarely.
+    _opt_in("subscriber.created", "One row per subscriber created in Drip.", weight=1),
+    _opt_in("subscriber.deleted", "One row per subscriber deleted from Drip.", weight=0.1),
     _opt_in(
         "subscriber.subscribed_to_email_marketing",
         "One row per subscriber who opted in to email marketing.",
+        weight=0.3,
     ),
-    _opt_in("subscriber.reactivated", "One row per subscriber reactivated."),
-    _opt_in("subscriber.became_non_prospect", "One row per subscriber marked as non-prospect."),
+    _opt_in("subscriber.reactivated", "One row per subscriber reactivated.", weight=0.05),
+    _opt_in(
+        "subscriber.became_non_prospect",
+        "One row per subscriber marked as non-prospect.",
+        weight=0.05,
+    ),
     _opt_in(
         "subscriber.marked_as_deliverable",
         "One row per subscriber marked as deliverable.",
         _SOURCE,
+        weight=0.05,
     ),
     _opt_in(
         "subscriber.marked_as_undeliverable",
         "One row per subscriber marked as undeliverable.",
         _SOURCE,
+        weight=0.1,
     ),
     _opt_in(
         "subscriber.subscribed_to_campaign",
         "One row per subscription of a subscriber to a campaign.",
         *_CAMPAIGN,
+        weight=1,
     ),
     _opt_in(
         "subscriber.removed_from_campaign",
         "One row per removal of a subscriber from a campaign.",
         *_CAMPAIGN,
+        weight=0.3,
     ),
     _opt_in(
         "subscriber.completed_campaign",
         "One row per subscriber who reached the end of a campaign.",
         *_CAMPAIGN,
+        weight=0.4,
     ),
-    _opt_in("subscriber.applied_tag", "One row per tag applied to a subscriber.", _TAG),
-    _opt_in("subscriber.removed_tag", "One row per tag removed from a subscriber.", _TAG),
+    _opt_in("subscriber.applied_tag", "One row per tag applied to a subscriber.", _TAG, weight=4),
+    _opt_in(
+        "subscriber.removed_tag", "One row per tag removed from a subscriber.", _TAG, weight=1.5
+    ),
     _opt_in(
         "subscriber.updated_custom_field",
         "One row per change of a subscriber's custom field.",
@@ -247,6 +323,7 @@ COLLECTIONS: tuple[Collection, ...] = (
         _VALUE,
         _PREVIOUS,
         _SOURCE,
+        weight=2.5,
     ),
     _opt_in(
         "subscriber.updated_alias",
@@ -255,60 +332,98 @@ COLLECTIONS: tuple[Collection, ...] = (
         _VALUE,
         _PREVIOUS,
         _SOURCE,
+        weight=0.05,
     ),
     _opt_in(
         "subscriber.updated_email_address",
         "One row per change of a subscriber's email address.",
-        Property("value", "The new email address."),
-        Property("previous_value", "The email address before the change."),
+        Property(
+            "value",
+            "The new email address.",
+            examples=("jane.doe@example.com", "zoe+news@example.org", "jose.{n}@example.net"),
+        ),
+        Property(
+            "previous_value",
+            "The email address before the change.",
+            examples=("jane@example.com", "zoe.{n}@example.com"),
+        ),
         _SOURCE,
+        weight=0.1,
     ),
     _opt_in(
         "subscriber.updated_lifetime_value",
         "One row per change of a subscriber's lifetime value.",
-        Property("value", "The new lifetime value (decimal text)."),
-        Property("previous_value", "The lifetime value before the change (decimal text)."),
+        Property("value", "The new lifetime value (decimal text).", examples=_MONEY),
+        Property(
+            "previous_value",
+            "The lifetime value before the change (decimal text).",
+            examples=_MONEY,
+        ),
         _SOURCE,
+        weight=0.3,
     ),
     _opt_in(
         "subscriber.updated_time_zone",
         "One row per change of a subscriber's time zone.",
-        Property("value", "The new time zone (IANA name)."),
-        Property("previous_value", "The time zone before the change."),
+        Property("value", "The new time zone (IANA name).", examples=_TIME_ZONES),
+        Property("previous_value", "The time zone before the change.", examples=_TIME_ZONES),
+        weight=0.1,
     ),
     _opt_in(
         "subscriber.clicked_trigger_link",
         "One row per click on a Drip trigger link; context_ip is the clicker's.",
-        Property("url", "The trigger link's URL."),
-        Property("trigger_id", "Drip id of the trigger link."),
+        Property("url", "The trigger link's URL.", examples=("https://www.example.com/t/{n}",)),
+        Property("trigger_id", "Drip id of the trigger link.", examples=("777", 778, "90{n}")),
         _SOURCE,
-        context=(Context("context_ip", "ip_address"),),
+        context=(_IP,),
+        weight=0.5,
     ),
     _opt_in(
         "subscriber.visited_page",
         "One row per page visit tracked by Drip's JavaScript snippet.",
-        Property("url", "The page's URL."),
+        Property(
+            "url",
+            "The page's URL.",
+            examples=("https://www.example.com/p/{n}", "https://www.example.com/pricing"),
+        ),
+        weight=3,
     ),
     _opt_in(
         "subscriber.became_lead",
         "One row per subscriber who became a lead.",
-        Property("lead_score", "Lead score when the subscriber became a lead (decimal text)."),
+        Property(
+            "lead_score",
+            "Lead score when the subscriber became a lead (decimal text).",
+            examples=_LEAD_SCORES,
+        ),
+        weight=0.2,
     ),
     _opt_in(
         "subscriber.updated_lead_score",
         "One row per change of a subscriber's lead score.",
-        Property("lead_score", "The new lead score (decimal text)."),
-        Property("previous_lead_score", "The lead score before the change (decimal text)."),
+        Property("lead_score", "The new lead score (decimal text).", examples=_LEAD_SCORES),
+        Property(
+            "previous_lead_score",
+            "The lead score before the change (decimal text).",
+            examples=_LEAD_SCORES,
+        ),
+        weight=1.2,
     ),
     _opt_in(
         "subscriber.performed_custom_event",
         "One row per custom event recorded in Drip (through its API or JavaScript).",
-        Property("action", "The custom event's name."),
+        Property(
+            "action",
+            "The custom event's name.",
+            examples=("Signed up", "Started trial", "Purchased"),
+        ),
         Property(
             "properties",
             "Every property of the event as received (custom events carry arbitrary ones).",
             type="jsonb",
+            examples=({"plan": "basic", "amount": 19}, {"plan": "pro", "amount": 49.5}, {}),
         ),
+        weight=1.5,
     ),
 )
 """Every collection, the six email collections first, in the order of the spec."""
@@ -357,7 +472,8 @@ def check(collections: tuple[Collection, ...] = COLLECTIONS) -> None:
     Raises:
         ValueError: a name that is not a plain lower-case identifier (no ``__``: the mapping
             statement uses it to keep aliases apart), a duplicate, a fixed or read column the
-            collection does not have, a property column with two types, a missing description.
+            collection does not have, a property column with two types, a missing description,
+            a property read from events without examples for sample bodies.
     """
     seen: set[str] = set()
     events: set[str] = set()
@@ -380,6 +496,11 @@ def check(collections: tuple[Collection, ...] = COLLECTIONS) -> None:
                 raise ValueError(f"property {p.column!r} has two types across collections")
             if not _IDENTIFIER_RE.fullmatch(p.path):
                 raise ValueError(f"property {c.name}.{p.column}: key {p.path!r} is not plain")
+            read = any(s.reads is None or p.column in s.reads for s in c.sources)
+            fixed = all(p.column in dict(s.fixed) for s in c.sources)
+            if read and not fixed and not p.examples and p.path not in SHARED_KEYS:
+                # the sample would write no value: the column would stay NULL unnoticed
+                raise ValueError(f"property {c.name}.{p.column} needs examples")
         for s in c.sources:
             if not _DRIP_EVENT_RE.fullmatch(s.drip_event) or s.drip_event in events:
                 raise ValueError(f"Drip event {s.drip_event!r} is invalid or mapped twice")
@@ -390,8 +511,8 @@ def check(collections: tuple[Collection, ...] = COLLECTIONS) -> None:
             if any("'" in value or "\\" in value for _, value in s.fixed):
                 raise ValueError(f"{s.drip_event}: a fixed value must be plain text")
         for extra in c.context:
-            if not _IDENTIFIER_RE.fullmatch(extra.key):
-                raise ValueError(f"{c.name}.{extra.column}: key {extra.key!r} is not plain")
+            if not _IDENTIFIER_RE.fullmatch(extra.key) or not extra.examples:
+                raise ValueError(f"{c.name}.{extra.column}: plain key {extra.key!r} and examples")
 
 
 CollectionNames = NewType("CollectionNames", tuple[str, ...])

@@ -1,57 +1,30 @@
 """Deterministic, realistic Drip webhook bodies for the demo, the tests and the benchmarks.
 
-The same ``(events, seed)`` always gives the same bytes.  The stream has all seven email
-events in proportions like a real account's (deliveries > opens > clicks > the rest),
-the 22 other Drip events with their properties (spec §9), retries (exact repeats and repeats with a changed subscriber
-snapshot), timestamps in UTC and with offsets, ids as strings and sometimes as numbers,
-and text with quotes, backslashes, tabs, emoji and other scripts.
+The same ``(events, seed)`` always gives the same bytes.  The stream has every Drip event of
+the collection registry in its weight (:attr:`~loader.domain.registry.Source.sample_weight`:
+deliveries > opens > clicks > the rest, like a real account's), each with the properties
+it reads, valued from the registry's examples (:attr:`~loader.domain.registry.Property.examples`)
+or from the email the event is about; retries (exact repeats and repeats with a changed
+subscriber snapshot), timestamps in UTC and with offsets, ids as strings and sometimes as
+numbers, and text with quotes, backslashes, tabs, emoji and other scripts.  Nothing here
+names a Drip event: a new collection gets plausible values from its registry entry.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, BinaryIO
 
 import orjson
 
-_EMAIL_WEIGHTS = (
-    ("subscriber.received_email", 40),
-    ("subscriber.opened_email", 24),
-    ("subscriber.clicked_email", 9),
-    ("subscriber.bounced", 2),
-    ("subscriber.complained", 0.5),
-    ("subscriber.unsubscribed_from_campaign", 1.5),
-    ("subscriber.unsubscribed_all", 1),
+from .registry import COLLECTIONS, SHARED_KEYS, Collection, Source
+
+_KINDS: tuple[tuple[Source, Collection], ...] = tuple(
+    (source, c) for c in COLLECTIONS for source in c.sources
 )
-_OTHER_EVENTS = (
-    # The 22 other Drip events (spec §9), weighted like a real account's lifecycle: tags,
-    # page visits and custom fields change often; deletions and alias changes rarely.
-    ("subscriber.applied_tag", 4),
-    ("subscriber.visited_page", 3),
-    ("subscriber.updated_custom_field", 2.5),
-    ("subscriber.removed_tag", 1.5),
-    ("subscriber.performed_custom_event", 1.5),
-    ("subscriber.updated_lead_score", 1.2),
-    ("subscriber.created", 1),
-    ("subscriber.subscribed_to_campaign", 1),
-    ("subscriber.clicked_trigger_link", 0.5),
-    ("subscriber.completed_campaign", 0.4),
-    ("subscriber.removed_from_campaign", 0.3),
-    ("subscriber.updated_lifetime_value", 0.3),
-    ("subscriber.subscribed_to_email_marketing", 0.3),
-    ("subscriber.became_lead", 0.2),
-    ("subscriber.updated_email_address", 0.1),
-    ("subscriber.updated_time_zone", 0.1),
-    ("subscriber.marked_as_undeliverable", 0.1),
-    ("subscriber.deleted", 0.1),
-    ("subscriber.updated_alias", 0.05),
-    ("subscriber.marked_as_deliverable", 0.05),
-    ("subscriber.reactivated", 0.05),
-    ("subscriber.became_non_prospect", 0.05),
-)
-_OTHER_WEIGHT = 15
+_WEIGHTS = [source.sample_weight for source, _ in _KINDS]
 _SUBJECTS = (
     "Email Course: Day {n}",
     'Your "weekly" digest #{n}',
@@ -108,61 +81,53 @@ def _timestamp(rng: random.Random, at: datetime) -> str:
     return at.astimezone(rng.choice(_OFFSETS)).isoformat(timespec="seconds")
 
 
-_OTHER_NAMES = [e for e, _ in _OTHER_EVENTS]
-_OTHER_WEIGHTS = [w for _, w in _OTHER_EVENTS]
-_SOURCES = ("drip", "api", "import", "form")
+def _example(rng: random.Random, examples: Sequence[Any]) -> Any:
+    value = rng.choice(examples)
+    return value.replace("{n}", str(rng.randint(1, 40))) if isinstance(value, str) else value
 
 
-def _other_properties(
-    rng: random.Random, kind: str, sub: dict[str, Any], campaign_id: str, campaign_name: str
+EXAMPLE_EMAIL: dict[str, Any] = {
+    "email_id": "88000",
+    "email_subject": "Email Course: Day 0",
+    "delivery_id": "990001",
+    "campaign_id": "4455000",
+    "campaign_name": "Campaign 0 — onboarding ✉️",
+}
+"""The email and campaign of :func:`example_properties` (:data:`~loader.domain.registry.SHARED_KEYS`)."""
+
+
+def example_properties(source: Source, collection: Collection, *, seed: int = 0) -> dict[str, Any]:
+    """``data.properties`` of one event of ``source``, as sample bodies have them (never of
+    the wrong shape), about :data:`EXAMPLE_EMAIL`."""
+    return _properties(random.Random(seed), source, collection, EXAMPLE_EMAIL, odd=False)
+
+
+def _properties(
+    rng: random.Random,
+    source: Source,
+    collection: Collection,
+    shared: dict[str, Any],
+    *,
+    odd: bool = True,
 ) -> dict[str, Any]:
-    """``data.properties`` of a non-email Drip event, in the shapes of spec §9 (numbers as
-    JSON numbers, now and then a field of the wrong shape: it must land as NULL)."""
-    event = kind.removeprefix("subscriber.")
-    source = rng.choice(_SOURCES)
-    props: dict[str, Any]
-    if event in ("applied_tag", "removed_tag"):
-        props = {"tag": rng.choice(_TAGS), "source": source}
-    elif event == "visited_page":
-        props = {"url": f"https://www.example.com/p/{rng.randint(1, 40)}", "source": "drip"}
-    elif event in ("updated_custom_field", "updated_alias"):
-        props = {
-            "identifier": rng.choice(("first_name", "plan", "company")),
-            "value": rng.choice(_NAMES),
-            "previous_value": rng.choice((None, *_NAMES)),
-            "source": source,
-        }
-    elif event == "performed_custom_event":
-        props = {
-            "action": rng.choice(("Signed up", "Started trial", "Purchased")),
-            "plan": rng.choice(("basic", "pro")),
-            "amount": rng.choice((19, 49.5, "99")),
-        }
-    elif event in ("updated_lead_score", "became_lead"):
-        props = {"lead_score": rng.randint(0, 100)}
-        if event == "updated_lead_score":
-            props["previous_lead_score"] = rng.randint(0, 100)
-    elif event in ("subscribed_to_campaign", "removed_from_campaign", "completed_campaign"):
-        props = {"campaign_id": campaign_id, "campaign_name": campaign_name}
-    elif event == "clicked_trigger_link":
-        props = {
-            "url": f"https://www.example.com/t/{rng.randint(1, 9)}",
-            "trigger_id": str(rng.randint(100, 999)),
-            "source": "drip",
-            "ip_address": f"198.51.100.{rng.randint(1, 254)}",
-        }
-    elif event == "updated_lifetime_value":
-        props = {"value": rng.randint(0, 5000), "previous_value": sub["lifetime_value"]}
-        props["source"] = source
-    elif event == "updated_email_address":
-        props = {"value": f"new.{sub['email']}", "previous_value": sub["email"], "source": source}
-    elif event == "updated_time_zone":
-        props = {"value": rng.choice(_ZONES), "previous_value": sub["time_zone"]}
-    elif event in ("marked_as_deliverable", "marked_as_undeliverable"):
-        props = {"source": source}
-    else:
-        props = {}
-    if props and rng.random() < 0.01:
+    """``data.properties`` of one event: every property ``source`` reads, valued from the
+    registry's examples or from ``shared`` (the email and campaign the event is about); with
+    ``odd``, in an opt-in event, now and then a field of the wrong shape (it must land as
+    NULL)."""
+    fixed = dict(source.fixed)
+    props: dict[str, Any] = {}
+    for prop in collection.properties:
+        if prop.column in fixed or (source.reads is not None and prop.column not in source.reads):
+            continue
+        if prop.type == "jsonb":
+            props.update(_example(rng, prop.examples))
+        elif prop.path in SHARED_KEYS:
+            props[prop.path] = shared[prop.path]
+        else:
+            props[prop.path] = _example(rng, prop.examples)
+    for extra in collection.context:
+        props[extra.key] = _example(rng, extra.examples)
+    if odd and props and not collection.email and rng.random() < 0.01:
         props[next(iter(props))] = {"unexpected": ["shape"]}
     return props
 
@@ -177,8 +142,6 @@ def generate_events(*, events: int, seed: int) -> Iterator[bytes]:
         (str(88000 + i), rng.choice(_SUBJECTS).format(n=i), rng.choice(campaigns))
         for i in range(60)
     ]
-    names = [e for e, _ in _EMAIL_WEIGHTS] + ["other"]
-    weights = [w for _, w in _EMAIL_WEIGHTS] + [_OTHER_WEIGHT]
     at = datetime(2026, 10, 1, tzinfo=UTC)
     recent: list[dict[str, Any]] = []
     delivery = 990000
@@ -199,35 +162,25 @@ def generate_events(*, events: int, seed: int) -> Iterator[bytes]:
             produced += 1
             continue
         at += timedelta(seconds=rng.randint(0, 3), microseconds=rng.choice((0, 0, 0, 250000)))
-        kind = rng.choices(names, weights)[0]
+        source, collection = rng.choices(_KINDS, _WEIGHTS)[0]
         sub = rng.choice(subscribers)
         account: Any = accounts[0] if rng.random() < 0.9 else accounts[1]
         email_id, subject, (campaign_id, campaign_name) = rng.choice(emails)
         delivery += 1
-        delivery_id: Any = str(delivery) if rng.random() < 0.95 else delivery
-        properties: dict[str, Any]
-        if kind == "other":
-            kind = rng.choices(_OTHER_NAMES, _OTHER_WEIGHTS)[0]
-            properties = _other_properties(rng, kind, sub, campaign_id, campaign_name)
-        elif kind == "subscriber.unsubscribed_from_campaign":
-            properties = {"campaign_id": campaign_id, "campaign_name": campaign_name}
-        elif kind == "subscriber.unsubscribed_all":
-            properties = {}
-        else:
-            properties = {
-                "delivery_id": delivery_id,
-                "email_id": email_id,
-                "email_subject": subject,
-            }
-            if kind == "subscriber.clicked_email":
-                properties["url"] = (
-                    f"https://www.example.com/p/{rng.randint(1, 40)}?utm_source=drip"
-                )
-                properties["ip_address"] = f"203.0.113.{rng.randint(1, 254)}"
-                properties["user_agent"] = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7)"
+        shared = {
+            "email_id": email_id,
+            "email_subject": subject,
+            "delivery_id": str(delivery) if rng.random() < 0.95 else delivery,
+            "campaign_id": campaign_id,
+            "campaign_name": campaign_name,
+        }
         body = {
-            "event": kind,
-            "data": {"account_id": account, "subscriber": sub, "properties": properties},
+            "event": source.drip_event,
+            "data": {
+                "account_id": account,
+                "subscriber": sub,
+                "properties": _properties(rng, source, collection, shared),
+            },
             "occurred_at": _timestamp(rng, at),
         }
         recent.append(body)

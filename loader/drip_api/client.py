@@ -15,6 +15,7 @@ scrubbed from every message built from an answer of the API.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -31,15 +32,14 @@ from ..config import (
     DripSettings,
 )
 from ..errors import ConfigError, DripApiError, DripGaveUp, DripNotFound
+from ..retry import Backoff
 
 USER_AGENT = f"drip-loader/{__version__} (https://github.com/drip-loader/drip-loader)"
 
-RATE_LIMIT_FIRST_WAIT = 60.0
-"""Seconds to wait after a 429 without ``Retry-After`` (doubled on each one that follows)."""
-BACKOFF_FIRST = 1.0
-BACKOFF_CAP = 30.0
-MAX_ATTEMPTS = 5
-"""Tries of one request that meets 5xx answers or timeouts, before giving up."""
+RATE_LIMIT_BACKOFF = Backoff(first=60.0, cap=math.inf)
+"""Waits after each 429 without ``Retry-After`` (bounded only by ``max_wait``)."""
+DRIP_BACKOFF = Backoff(first=1.0, cap=30.0, attempts=5)
+"""Tries of one request that meets 5xx answers or timeouts, and the waits between them."""
 
 
 @dataclass
@@ -121,11 +121,10 @@ class DripClient:
 
         Raises:
             DripNotFound: 404.
-            DripApiError: another 4xx, or 5xx/timeouts ``MAX_ATTEMPTS`` times in a row.
+            DripApiError: another 4xx, or 5xx/timeouts on every try of :data:`DRIP_BACKOFF`.
             DripGaveUp: the next wait would pass ``max_wait``.
         """
-        rate_wait = RATE_LIMIT_FIRST_WAIT
-        backoff = BACKOFF_FIRST
+        unexplained_429s = 0
         failures = 0
         what = f"{method} /{path}"
         while True:
@@ -148,8 +147,8 @@ class DripClient:
                 if response.status_code == 429:
                     retry_after = _retry_after(response)
                     if retry_after is None:
-                        wait, rate_wait = rate_wait, rate_wait * 2
-                        why = "no Retry-After"
+                        unexplained_429s += 1
+                        wait, why = RATE_LIMIT_BACKOFF.delay(unexplained_429s), "no Retry-After"
                     else:
                         wait, why = retry_after, "Retry-After"
                     self.waits.rate_limited += 1
@@ -161,15 +160,15 @@ class DripClient:
                     return self._checked(response, what)
                 failures += 1
                 problem = f"answered {response.status_code}"
-            if failures >= MAX_ATTEMPTS:
+            if DRIP_BACKOFF.exhausted(failures):
                 raise DripApiError(
                     f"Drip API {what} {problem} {failures} times in a row; Drip may be down "
                     "(https://status.drip.com): run the same command again later",
                     status=None if problem.startswith(("timed", "failed")) else 500,
                 )
             self.waits.retried += 1
-            self._wait(backoff, what, f"Drip API {what} {problem}: retrying in {backoff:g} s")
-            backoff = min(backoff * 2, BACKOFF_CAP)
+            wait = DRIP_BACKOFF.delay(failures)
+            self._wait(wait, what, f"Drip API {what} {problem}: retrying in {wait:g} s")
 
     def get(self, path: str, **params: str | int) -> dict[str, Any]:
         """``GET path`` and its JSON object."""

@@ -127,7 +127,7 @@ CLAIM_COLUMNS = (
     *(p.column for p in CLAIM_PROPERTIES),
 )
 """The columns ``sql/emit/claim.sql`` returns, in its order: the common ones, then every
-property column of the registry (:data:`loader.mapping.CLAIM_PROPERTIES`)."""
+property column of the registry (:data:`loader.warehouse.mapping.CLAIM_PROPERTIES`)."""
 
 
 def track_message(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -35,7 +35,7 @@ _READ_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
-class Source:
+class Input:
     """One input: a file path, or standard input (``path`` is None)."""
 
     name: str
@@ -44,16 +44,16 @@ class Source:
     """Bytes on disk, for progress; None for stdin."""
 
 
-def discover_sources(paths: Sequence[str]) -> list[Source]:
-    """Expand paths (``-`` is stdin, directories are walked) into sources, in a stable order.
+def discover_inputs(paths: Sequence[str]) -> list[Input]:
+    """Expand paths (``-`` is stdin, directories are walked) into inputs, in a stable order.
 
     Raises:
         SourceError: a path does not exist or is not readable, or a directory holds no input.
     """
-    sources: list[Source] = []
+    sources: list[Input] = []
     for raw in paths:
         if raw == "-":
-            sources.append(Source("<stdin>", None, None))
+            sources.append(Input("<stdin>", None, None))
             continue
         path = Path(raw)
         if path.is_dir():
@@ -68,13 +68,13 @@ def discover_sources(paths: Sequence[str]) -> list[Source]:
                 raise SourceError(
                     f"{raw}: directory holds no .json, .ndjson, .jsonl or .gz files", path=raw
                 )
-            sources.extend(_file_source(p) for p in found)
+            sources.extend(_file_input(p) for p in found)
         else:
-            sources.append(_file_source(path))
+            sources.append(_file_input(path))
     return sources
 
 
-def _file_source(path: Path) -> Source:
+def _file_input(path: Path) -> Input:
     try:
         stat = path.stat()
     except FileNotFoundError:
@@ -85,11 +85,11 @@ def _file_source(path: Path) -> Source:
         raise SourceError(
             f"{path}: permission denied; check the file's permissions", path=str(path)
         )
-    return Source(str(path.resolve()), path, stat.st_size)
+    return Input(str(path.resolve()), path, stat.st_size)
 
 
 def read_records(
-    source: Source, *, max_record_bytes: int, progress: OnBytes | None = None
+    source: Input, *, max_record_bytes: int, progress: OnBytes | None = None
 ) -> Iterator[RawRecord]:
     """Yield the records of one source.
 

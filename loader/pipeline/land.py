@@ -4,7 +4,7 @@ Records are validated in this process and taken in chunks of ``batch_size``.  Ea
 is one transaction on one of ``workers`` connections: COPY into a temporary stage, then
 one statement that lands the new events in ``_raw_events`` (once per event key) and maps
 them into the collection tables and ``tracks`` right away (the webhook receiver queues
-its events for a later transform instead: :mod:`loader.receive`).  Parsing the next chunk overlaps the
+its events for a later transform instead: :mod:`loader.serve.lander`).  Parsing the next chunk overlaps the
 database work on the previous ones.  A crash loses at most the open chunks; a rerun lands
 them then (keys make it idempotent).
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import queue
-import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -30,13 +29,16 @@ from sqlalchemy.engine import Connection, Engine
 from ..counts import Counts
 from ..domain.events import BadRecord, copy_timestamp, parse_for_copy
 from ..errors import SourceError
+from ..retry import Backoff
 from ..warehouse.db import batch_session, retryable, translating
 from ..warehouse.mapping import enabled_collections, map_params, mapping_statement
 from ..warehouse.sqlfiles import read_sql
 from ..warehouse.tables import build_metadata
 from .extract import RawRecord
 
-_ATTEMPTS = 5
+DEADLOCK_BACKOFF = Backoff(first=0.05, cap=1.0, attempts=5, jitter=3.0)
+"""Tries of a chunk that meets a deadlock or serialization failure, and the waits between
+them: 0.05-0.2 s at first, spread at random so the two transactions do not meet again."""
 _NONE_KNOWN: frozenset[str] = frozenset()
 
 
@@ -282,14 +284,15 @@ class _Writer:
 
     def write(self, chunk: _Chunk) -> Counts:
         """Land one chunk in one transaction; a deadlock or serialization failure is retried."""
-        for attempt in range(_ATTEMPTS):
+        failures = 0
+        while True:
             try:
                 return self._write(chunk)
             except (sa_exc.DBAPIError, psycopg2.Error) as exc:
-                if not retryable(exc) or attempt == _ATTEMPTS - 1:
+                failures += 1
+                if not retryable(exc) or DEADLOCK_BACKOFF.exhausted(failures):
                     raise
-                time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
-        raise AssertionError("unreachable")
+                time.sleep(DEADLOCK_BACKOFF.delay(failures))
 
     def _write(self, chunk: _Chunk) -> Counts:
         conn = self._conn
@@ -360,7 +363,7 @@ def land_records(
 
     Args:
         engine: the warehouse database.
-        records: ``(origin, raw, size)`` from :mod:`loader.extract` (or a webhook request).
+        records: ``(origin, raw, size)`` from :mod:`loader.pipeline.extract` (or a webhook request).
         schema: warehouse schema (validated).
         load_id: id of this run, stored with every landed and rejected record.
         batch_size: records per COPY and transaction.

@@ -1,7 +1,7 @@
 """The pipeline: extract → land → transform (→ emit), as one run with a report.
 
 ``run_pipeline`` is what ``drip-loader load`` calls.  Every run is recorded in ``_runs``
-(:mod:`loader.runs`) with its counts and how it ended, so ``status`` can show the last runs.
+(:mod:`loader.warehouse.runs`) with its counts and how it ended, so ``status`` can show the last runs.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from ..results import Rows
 from ..warehouse import migrate
 from ..warehouse.db import open_database
 from ..warehouse.runs import recorded_run
-from .extract import Source, discover_sources, read_records
+from .extract import Input, discover_inputs, read_records
 from .land import land_records
 from .transform import ADDED_COUNTS, requeue_all, run_transforms
 
@@ -116,7 +116,7 @@ def run_pipeline(
     """
     started = time.perf_counter()
     progress = progress or QUIET
-    sources = discover_sources(paths)  # fail on a bad path before touching the database
+    sources = discover_inputs(paths)  # fail on a bad path before touching the database
     report = RunReport(
         load_id=uuid.uuid4().hex,
         schema=settings.schema,
@@ -176,7 +176,7 @@ def run_pipeline(
 
 
 def _land_source(
-    engine: Engine, settings: Settings, source: Source, report: RunReport, progress: Progress
+    engine: Engine, settings: Settings, source: Input, report: RunReport, progress: Progress
 ) -> None:
     progress.start(f"Landing {source.name}", source.size)
     records = read_records(

@@ -1,5 +1,5 @@
 """Segment's HTTP Tracking API client: ``POST /v1/batch`` in batches under its limits, with
-a bounded retry policy.  The outbox loop that decides what to send is :mod:`loader.emit`.
+a bounded retry policy.  The outbox loop that decides what to send is :mod:`loader.pipeline.emit`.
 
 Why not the official ``segment-analytics-python`` client (2.4.0, read in the venv): its
 ``Client`` queues messages for a background thread and reports only failures, through
@@ -10,14 +10,13 @@ so a request can reach 475,000 bytes + one 32 KB message (over 500 KB).  Its log
 whole messages (e-mail addresses) at error level and the request body, which holds the
 write key, at debug level.  And it is too slow for the target: in this same outbox loop
 (same claim and mark statements, same local sink) it forwarded 13,000-15,000 events/s,
-this module 33,000-35,000 (target: 20,000).  So :mod:`loader.emit` posts ``/v1/batch`` itself,
+this module 33,000-35,000 (target: 20,000).  So :mod:`loader.pipeline.emit` posts ``/v1/batch`` itself,
 with the client's wire format (Basic auth with the write key, ``{"batch": [...],
 "sentAt": ...}``) and a bounded retry policy like the client's.
 """
 
 from __future__ import annotations
 
-import random
 import socket
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -29,6 +28,7 @@ from types import TracebackType
 import httpx
 
 from .._version import __version__
+from ..retry import Backoff
 
 MAX_EVENT_BYTES = 32 * 1024
 """Segment's limit for one message (the official client's ``MAX_MSG_SIZE``)."""
@@ -46,22 +46,14 @@ _TRANSIENT_4XX = frozenset({408, 429})
 class RetryPolicy:
     """How one batch request is retried before the run gives up on it (every wait bounded)."""
 
-    attempts: int = 6
-    """Requests per batch when Segment answers 5xx, 408 or 429, or does not answer."""
-    backoff: float = 0.5
-    """Seconds before the second attempt; doubled for each next one (plus jitter)."""
-    max_backoff: float = 30.0
-    """Upper bound of one backoff wait."""
+    backoff: Backoff = Backoff(first=0.5, cap=30.0, attempts=6, jitter=0.1)
+    """Requests per batch when Segment answers 5xx, 408 or 429, or does not answer, and
+    the waits between them when Segment does not say how long (``Retry-After``)."""
     max_retry_after: float = 300.0
     """Longest 429 ``Retry-After`` honoured; asked to wait longer, the run stops instead
     (the events stay pending) rather than retry before Segment allows it."""
     timeout: float = 30.0
     """Seconds to connect, to send the request, and to wait for the answer."""
-
-    def delay(self, attempt: int) -> float:
-        """Backoff before attempt ``attempt + 1``, for failures without a Retry-After."""
-        base = min(self.backoff * 2.0 ** (attempt - 1), self.max_backoff)
-        return base + random.uniform(0, base / 10)
 
 
 def batches(
@@ -156,7 +148,8 @@ class SegmentBatchAPI:
         joined = b",".join(messages)
         policy = self._policy
         answer = Answer(None, "not sent")
-        for attempt in range(1, policy.attempts + 1):
+        attempts = policy.backoff.attempts or 1
+        for attempt in range(1, attempts + 1):
             if attempt > 1:
                 self.retries += 1
             self.requests += 1
@@ -167,7 +160,7 @@ class SegmentBatchAPI:
             except httpx.TransportError as exc:
                 reason = f"no answer from Segment ({type(exc).__name__}: {exc})"
                 answer = Answer(None, self._scrub(reason))
-                wait = policy.delay(attempt)
+                wait = policy.backoff.delay(attempt)
             else:
                 status = response.status_code
                 if 200 <= status < 300:
@@ -179,10 +172,10 @@ class SegmentBatchAPI:
                 asked = _retry_after(response.headers.get("Retry-After")) if status == 429 else None
                 if asked is not None and asked > policy.max_retry_after:
                     return Answer(status, f"{answer.error} (asked to retry after {asked:.0f} s)")
-                wait = asked if asked is not None else policy.delay(attempt)
-            if attempt < policy.attempts:
+                wait = asked if asked is not None else policy.backoff.delay(attempt)
+            if attempt < attempts:
                 time.sleep(wait)
-        return Answer(answer.status, f"{answer.error} (after {policy.attempts} attempts)")
+        return Answer(answer.status, f"{answer.error} (after {attempts} attempts)")
 
 
 Outcomes = dict[str, tuple[str, str | None]]

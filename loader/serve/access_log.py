@@ -25,7 +25,7 @@ class AccessLog:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.log = logging.getLogger("loader.serve.access")
+        self.log = logging.getLogger(__name__)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -6,7 +6,7 @@ Routes::
     GET  /healthz                 200 when the database answers, else 503
     GET  /metrics                 Prometheus text: requests, events, transform lag
 
-A webhook request is answered only after its records are committed (:mod:`loader.receive`):
+A webhook request is answered only after its records are committed (:mod:`loader.serve.lander`):
 
 * 200 ``{"received": n}`` — every record is in ``_raw_events`` (a retried duplicate too: it
   is stored once) and queued for the transform;
@@ -21,9 +21,9 @@ The token lives in the URL (Drip cannot sign or add headers), so the URL is neve
 uvicorn's access log is off and ours (``access_log=True``) prints the path redacted.
 Stack: Starlette on uvicorn (httptools + uvloop when installed); the webhook route is a
 plain ASGI endpoint in Starlette's router, without its Request/Response layer.  This module
-is the app and its routes; a body becomes records in :mod:`loader.webhook`, records are
-committed by :mod:`loader.receive`, mapped and forwarded by :mod:`loader.background`, and
-``/metrics`` is written by :mod:`loader.metrics`.
+is the app and its routes; a body becomes records in :mod:`loader.serve.webhook`, records are
+committed by :mod:`loader.serve.lander`, mapped and forwarded by :mod:`loader.serve.workers`, and
+``/metrics`` is written by :mod:`loader.serve.metrics`.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ from .metrics import exposition
 from .webhook import parse_body
 from .workers import EmitJob, TransformJob, Worker, WorkerState
 
-log = logging.getLogger("loader.serve")
+log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/webhooks/drip/{token}"
 

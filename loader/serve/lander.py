@@ -1,8 +1,8 @@
-"""Receive: land webhook events durably with group commit, and transform them in the background.
+"""The lander: commit webhook events durably with group commit.
 
-The HTTP layer (:mod:`loader.serve`) validates each request into a
-:class:`RecordBatch` and hands it to a :class:`GroupCommitLander`; the request
-is answered 2xx only once the transaction holding its records has committed::
+Each request's body becomes a :class:`RecordBatch` (:func:`loader.serve.webhook.parse_body`),
+which the HTTP layer (:mod:`loader.serve.app`) hands to a :class:`GroupCommitLander`; the
+request is answered 2xx only once the transaction holding its records has committed::
 
     request -.                  .- writer 1: one INSERT into _raw_events + _pending
     request -+-> waiting list --+                                                 -> answer
@@ -12,7 +12,7 @@ A writer takes everything waiting when it becomes free, so the group grows with 
 and one commit serves many requests; nothing waits on a timer.  A group is one statement
 (``sql/land/batch_to_pending.sql``) on an autocommit connection driven by the event loop:
 one round trip, its own transaction.  Events are queued in ``_pending`` and the background
-transform (:mod:`loader.background`) maps them into the collection tables and ``tracks``
+transform (:mod:`loader.serve.workers`) maps them into the collection tables and ``tracks``
 in micro-batches, claiming with SKIP LOCKED, so a ``drip-loader load`` running beside it
 shares the work and nothing is mapped twice.
 
@@ -42,10 +42,9 @@ from ..errors import DatabaseError, DatabaseUnavailable, LoaderError
 from ..pipeline.land import reject_row
 from ..warehouse.db import AsyncConnection, prepared, refused_data, translate_driver
 from ..warehouse.sqlfiles import read_sql
+from .workers import DATABASE_BACKOFF
 
-log = logging.getLogger("loader.serve")
-
-_MAX_BACKOFF = 5.0
+log = logging.getLogger(__name__)
 
 
 BATCH_TO_PENDING = "land/batch_to_pending.sql"
@@ -394,7 +393,7 @@ class GroupCommitLander:
         self.failed_groups += 1
         self._failures += 1
         # Fail fast for a moment instead of queueing requests behind a dead server.
-        self._down_until = time.monotonic() + min(0.25 * 2 ** (self._failures - 1), _MAX_BACKOFF)
+        self._down_until = time.monotonic() + DATABASE_BACKOFF.delay(self._failures)
 
     @staticmethod
     def _fail(group: list[_Waiting], exc: StoreUnavailable) -> None:

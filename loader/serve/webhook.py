@@ -1,10 +1,10 @@
 """Webhook bodies into records: what one request's body holds, as a :class:`RecordBatch`.
 
 A Drip webhook body is one event object or a JSON array of them; each becomes a record
-validated like a line of a file (``loader.events``), a bad one a reject with its reason.
+validated like a line of a file (:mod:`loader.domain.events`), a bad one a reject with its reason.
 A body over the size limit is one reject holding its head.  This is the seam a second
-webhook source would plug in at: the HTTP layer (:mod:`loader.serve`) only reads bodies
-and answers, the lander (:mod:`loader.receive`) only commits batches.
+webhook source would plug in at: the HTTP layer (:mod:`loader.serve.app`) only reads bodies
+and answers, the lander (:mod:`loader.serve.lander`) only commits batches.
 """
 
 from __future__ import annotations

@@ -25,14 +25,14 @@ from sqlalchemy.engine import Connection, Engine
 from ..counts import Counts
 from ..errors import EmitError, LoaderError
 from ..pipeline.transform import merge_all_subscribers, transform_batch
+from ..retry import Backoff
 from ..warehouse.db import batch_session, translating
 
-log = logging.getLogger("loader.serve")
+log = logging.getLogger(__name__)
 
-FIRST_BACKOFF = 0.25
-"""Seconds before the first retry of a failed step; doubled for each next failure."""
-MAX_BACKOFF = 5.0
-"""Upper bound of the wait between two failed steps."""
+DATABASE_BACKOFF = Backoff(first=0.25, cap=5.0)
+"""How serve waits on a database that failed: a worker before its next step, the lander
+before it tries to commit again (never giving up: serve runs until it is stopped)."""
 
 
 class Job(Protocol):
@@ -78,13 +78,13 @@ class Worker:
     Args:
         job: the work.
         interval: seconds between steps when the job says nothing more is waiting.
-        max_backoff: longest wait between two failed steps.
+        backoff: how long to wait after failed steps.
     """
 
-    def __init__(self, job: Job, *, interval: float, max_backoff: float = MAX_BACKOFF) -> None:
+    def __init__(self, job: Job, *, interval: float, backoff: Backoff = DATABASE_BACKOFF) -> None:
         self.job = job
         self._interval = interval
-        self._max_backoff = max_backoff
+        self._backoff = backoff
         self._stop = threading.Event()
         self._deadline = 0.0
         self._lock = threading.Lock()
@@ -132,7 +132,7 @@ class Worker:
                         self.job.reset()
                     if stopping:
                         break
-                    self._stop.wait(min(FIRST_BACKOFF * 2 ** (failures - 1), self._max_backoff))
+                    self._stop.wait(self._backoff.delay(failures))
                     continue
                 if failures:
                     log.warning("%s is working again after %d failure(s)", self.job.name, failures)

@@ -1,4 +1,4 @@
-"""The per-collection SQL, generated from :mod:`loader.registry`.
+"""The per-collection SQL, generated from :mod:`loader.domain.registry`.
 
 Every statement that names the collection tables is a template under ``sql/`` filled in
 here, per set of collections: the mapping tail (``transform/map_and_insert.sql``, one
@@ -43,7 +43,7 @@ CLAIM_PROPERTIES: tuple[Property, ...] = tuple(
     {p.column: p for c in COLLECTIONS for p in c.properties}.values()
 )
 """Every property column of every collection, once, in registry order: the tail of
-:data:`loader.emit.CLAIM_COLUMNS`."""
+:data:`loader.pipeline.emit.CLAIM_COLUMNS`."""
 
 
 def _literal(value: str) -> str:

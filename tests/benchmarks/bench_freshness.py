@@ -7,7 +7,7 @@ last ``--days`` days, appended in ``received_at`` order as the loader writes the
 VACUUM ANALYZE (autovacuum does the same to an insert-only table: it summarizes the BRIN
 ranges).  It then runs the query dbt-postgres sends for freshness (its ``collect_freshness``
 macro: ``max(loaded_at_field)`` and ``now()``), once over the whole table and once with the
-generated sources' ``filter`` (:data:`loader.dbt_sources.FRESHNESS_FILTER`), and prints the
+generated sources' ``filter`` (:data:`loader.analyst.dbt_sources.FRESHNESS_FILTER`), and prints the
 median time of ``--repeat`` runs, the buffers each reads and its plan.  Server: as for the
 tests (DRIP_LOADER_TEST_DATABASE_URL, else Debian's binaries, else embedded).
 """

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 import pytest
 
 from loader.domain.events import (
-    COLLECTIONS,
     EMAIL_EVENTS,
     BadRecord,
     copy_timestamp,
@@ -17,6 +16,7 @@ from loader.domain.events import (
     parse_occurred_at,
     parse_record,
 )
+from loader.domain.registry import DEFAULT_ON
 from tests.casefiles import case, case_bytes, line
 
 # Computed outside Python, with the shell:
@@ -29,7 +29,7 @@ UNSUBSCRIBED_ALL_ID = "drip-7a7e8b14f332e904542c8f60e0adeab14f8e93fb"
 
 def test_seven_drip_events_map_to_six_collections() -> None:
     assert len(EMAIL_EVENTS) == 7
-    assert sorted({e.slug for e in EMAIL_EVENTS.values()}) == sorted(COLLECTIONS)
+    assert sorted({e.slug for e in EMAIL_EVENTS.values()}) == sorted(DEFAULT_ON)
     assert EMAIL_EVENTS["subscriber.unsubscribed_all"].name == "Email Unsubscribed"
     assert EMAIL_EVENTS["subscriber.complained"].slug == "email_marked_as_spam"
 

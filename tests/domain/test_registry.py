@@ -10,9 +10,7 @@ import pytest
 
 from loader.domain import registry
 from loader.domain.events import _PROPERTY_FIELDS, EMAIL_EVENTS
-from loader.domain.events import COLLECTIONS as EMAIL_COLLECTIONS
-from loader.domain.registry import COLLECTIONS, Collection, Property, Source
-from loader.domain.sample import _OTHER_EVENTS
+from loader.domain.registry import COLLECTIONS, DEFAULT_ON, Collection, Property, Source
 from loader.errors import ConfigError
 from loader.pipeline.emit import CLAIM_COLUMNS
 from loader.pipeline.transform import ADDED_COUNTS
@@ -25,10 +23,16 @@ NAMES = [c.name for c in COLLECTIONS]
 
 
 def test_six_email_collections_and_the_22_other_drip_events() -> None:
-    assert [c.name for c in COLLECTIONS if c.email] == list(EMAIL_COLLECTIONS)
+    assert DEFAULT_ON == (  # in the spec's order
+        "email_delivered",
+        "email_opened",
+        "email_link_clicked",
+        "email_unsubscribed",
+        "email_bounced",
+        "email_marked_as_spam",
+    )
     assert len(registry.OPT_IN) == 22
     assert len(registry.BY_DRIP_EVENT) == 29  # spec §1: Drip has 29 webhook events
-    assert registry.DEFAULT_ON == EMAIL_COLLECTIONS
     assert {e: (x.slug, x.name) for e, x in EMAIL_EVENTS.items()} == {
         e: (c.name, c.event_text) for e, c in registry.BY_DRIP_EVENT.items() if c.email
     }
@@ -111,10 +115,8 @@ def test_every_derived_statement_and_list_covers_every_collection() -> None:
         assert set(c.columns) <= set(CLAIM_COLUMNS)
     assert claim.count("UNION ALL") == len(COLLECTIONS) - 1
     assert ADDED_COUNTS == ("tracks", *registry.DEFAULT_ON, "outbox", "subscribers")
-    # the sample writes every other Drip event (spec §9) in some proportion
-    assert {e for e, w in _OTHER_EVENTS if w > 0} == {
-        e for c in COLLECTIONS if not c.email for e in c.drip_events
-    }
+    # the sample writes every Drip event of the registry in some proportion
+    assert all(s.sample_weight > 0 for c in COLLECTIONS for s in c.sources)
 
 
 def test_the_default_statement_maps_only_the_six_email_collections() -> None:
@@ -138,9 +140,10 @@ def test_the_analyst_views_list_the_email_collections() -> None:
 
 
 def test_adding_a_collection_touches_the_registry_and_a_revision() -> None:
-    # Outside loader/registry.py no module or SQL file names an opt-in collection or its
-    # Drip event (sample.py weighs the Drip events), so a new entry needs no other edit
-    # there; its table comes from a revision (and migrate.HEAD), checked by alembic check.
+    # Outside loader/domain/registry.py no module or SQL file names an opt-in collection or
+    # its Drip event (the sample reads their weights and examples from the registry), so a
+    # new entry needs no other edit there; its table comes from a revision (and
+    # migrate.HEAD), checked by alembic check.
     sources = [*ROOT.glob("loader/**/*.py"), *ROOT.glob("sql/**/*.sql")]
     for c in COLLECTIONS:
         if c.email:
@@ -151,7 +154,7 @@ def test_adding_a_collection_touches_the_registry_and_a_revision() -> None:
             if c.name in path.read_text(encoding="utf-8")
             or any(f'"{e}"' in path.read_text(encoding="utf-8") for e in c.drip_events)
         }
-        assert naming == {"loader/domain/registry.py", "loader/domain/sample.py"}, c.name
+        assert naming == {"loader/domain/registry.py"}, c.name
     revisions = [p.read_text() for p in ROOT.glob("migrations/versions/*.py")]
     assert all(any(f'"{c.name}"' in r for r in revisions) for c in COLLECTIONS)
 
@@ -161,10 +164,19 @@ def test_the_registry_refuses_entries_that_would_break_the_sql() -> None:
         "subscriber_example_event",
         "Subscriber Example Event",
         (Source("subscriber.example_event"),),
-        (Property("reason", "Why."),),
+        (Property("reason", "Why.", examples=("because",)),),
         "One row per example event.",
     )
     registry.check((*COLLECTIONS, extra))
+    silent = Collection(
+        "subscriber_example_event",
+        "Subscriber Example Event",
+        (Source("subscriber.example_event"),),
+        (Property("reason", "Why."),),
+        "One row per example event.",
+    )
+    with pytest.raises(ValueError, match="needs examples"):  # its sample column would be NULL
+        registry.check((*COLLECTIONS, silent))
     with pytest.raises(ValueError, match="defined twice"):
         registry.check((*COLLECTIONS, extra, extra))
     again = Collection("other", "Other", (Source("subscriber.applied_tag"),), (), "d")
@@ -173,7 +185,11 @@ def test_the_registry_refuses_entries_that_would_break_the_sql() -> None:
     with pytest.raises(ValueError, match="not a plain identifier"):
         registry.check((Collection("Bad Name", "X", (), (), "d"),))
     typed = Collection(
-        "other", "Other", (Source("subscriber.other"),), (Property("tag", "d", type="jsonb"),), "d"
+        "other",
+        "Other",
+        (Source("subscriber.other"),),
+        (Property("tag", "d", type="jsonb", examples=({},)),),
+        "d",
     )
     with pytest.raises(ValueError, match="two types"):
         registry.check((*COLLECTIONS, typed))

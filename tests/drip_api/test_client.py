@@ -9,7 +9,7 @@ import pytest
 
 from loader import __version__
 from loader.config import DripSettings
-from loader.drip_api.client import MAX_ATTEMPTS, DripClient, resolve_account
+from loader.drip_api.client import DRIP_BACKOFF, DripClient, resolve_account
 from loader.errors import ConfigError, DripApiError, DripGaveUp, DripNotFound
 from tests.support.fake_drip import ACCOUNT, TOKEN, FakeClock, FakeDrip, Fault
 
@@ -111,7 +111,7 @@ def test_5xx_without_end_gives_up_after_max_attempts(drip: FakeDrip) -> None:
     client, _ = _client(drip, clock)
     with client, pytest.raises(DripApiError, match="answered 503 5 times in a row"):
         client.get(f"{ACCOUNT}/tags")
-    assert len(drip.requests) == MAX_ATTEMPTS
+    assert len(drip.requests) == DRIP_BACKOFF.attempts
     assert clock.sleeps == [1, 2, 4, 8]
 
 

@@ -35,6 +35,7 @@ from loader.pipeline.emit import EmitReport, emit_events, enable_forwarding
 from loader.pipeline.land import land_records
 from loader.pipeline.run import run_pipeline
 from loader.pipeline.segment import MAX_BATCH_BYTES, RetryPolicy, _retry_after, batches
+from loader.retry import Backoff
 from loader.warehouse import migrate
 from loader.warehouse.db import make_engine, set_search_path
 from loader.warehouse.status import Forwarding, warehouse_status
@@ -48,7 +49,7 @@ PLANNED = '{"code":"planned","message":"planned"}'
 """What the sink answers when a test planned a failure."""
 REST_PENDING = "the rest stay pending: run `drip-loader emit` again later"
 
-FAST = RetryPolicy(attempts=3, backoff=0.01, max_backoff=0.05, timeout=5.0)
+FAST = RetryPolicy(backoff=Backoff(first=0.01, cap=0.05, attempts=3), timeout=5.0)
 """Real retries with short waits: the tests stay quick and bounded."""
 
 CLICK = case("email_link_clicked")  # spec §8
@@ -416,7 +417,11 @@ def test_a_stalled_request_times_out_backs_off_and_delivers(settings, engine, tm
     ids = land_bodies(settings, tmp_path, CLICK, OPEN)
     sink.plan(Stall())
 
-    report = emit(engine, sink, policy=RetryPolicy(attempts=3, backoff=0.01, timeout=0.5))
+    report = emit(
+        engine,
+        sink,
+        policy=RetryPolicy(backoff=Backoff(first=0.01, cap=30.0, attempts=3), timeout=0.5),
+    )
     sink.release()
     deadline = time.monotonic() + 10
     while len(sink.requests) < 2 and time.monotonic() < deadline:

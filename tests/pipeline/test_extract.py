@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from loader.errors import SourceError
-from loader.pipeline.extract import discover_sources, read_records
+from loader.pipeline.extract import discover_inputs, read_records
 
 
 def _records(path: Path, limit: int = 1 << 20) -> list[tuple[str, bytes, int]]:
-    (source,) = discover_sources([str(path)])
+    (source,) = discover_inputs([str(path)])
     return list(read_records(source, max_record_bytes=limit))
 
 
@@ -81,17 +81,17 @@ def test_directories_are_walked_in_order_skipping_hidden_and_other_files(tmp_pat
     (tmp_path / "notes.txt").write_text("hello")
     names = [
         Path(s.name).relative_to(tmp_path.resolve()).as_posix()
-        for s in discover_sources([str(tmp_path)])
+        for s in discover_inputs([str(tmp_path)])
     ]
     assert names == ["b.ndjson", "sub/a.json.gz"]
 
 
 def test_missing_file_and_empty_directory_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match=r"nope\.ndjson: no such file; check the path"):
-        discover_sources([str(tmp_path / "nope.ndjson")])
+        discover_inputs([str(tmp_path / "nope.ndjson")])
     (tmp_path / "empty").mkdir()
     with pytest.raises(SourceError, match="directory holds no .json, .ndjson, .jsonl or .gz files"):
-        discover_sources([str(tmp_path / "empty")])
+        discover_inputs([str(tmp_path / "empty")])
 
 
 def test_a_corrupt_gzip_stream_is_a_source_error(tmp_path: Path) -> None:

@@ -26,7 +26,8 @@ from typer.testing import CliRunner
 
 from loader.cli.app import app
 from loader.counts import Counts
-from loader.domain.events import COLLECTIONS, parse_record
+from loader.domain.events import parse_record
+from loader.domain.registry import DEFAULT_ON
 from loader.domain.sample import generate_events
 from loader.serve.lander import GroupCommitLander, RecordBatch
 from loader.warehouse.db import make_engine, set_search_path
@@ -432,7 +433,7 @@ def test_serve_and_a_scheduled_load_side_by_side_double_nothing(
     wait_until(lambda: count(engine, "_pending") == 0, within=FRESH_WITHIN * 2)
     assert count(engine, "_raw_events") == len({r.key for r in records})
     assert {r["id"] for r in rows(engine, "SELECT id FROM tracks")} == email_keys
-    per_table = sum(count(engine, t) for t in COLLECTIONS)
+    per_table = sum(count(engine, t) for t in DEFAULT_ON)
     assert per_table == len(email_keys)
 
 

@@ -15,12 +15,12 @@ from sqlalchemy.engine import Engine
 
 from loader.config import Settings
 from loader.counts import Counts
-from loader.domain.events import COLLECTIONS
+from loader.domain.registry import DEFAULT_ON
 from loader.pipeline.extract import RawRecord
 from loader.pipeline.run import RunReport, run_pipeline
 from loader.serve.lander import GroupCommitLander, RecordBatch
 
-TABLES = ("tracks", *COLLECTIONS)
+TABLES = ("tracks", *DEFAULT_ON)
 
 
 def write_ndjson(path: Path, lines: Iterable[bytes]) -> Path:

@@ -16,7 +16,7 @@ from loader.config import Settings
 from loader.domain import registry
 from loader.domain.events import parse_record
 from loader.domain.registry import resolve
-from loader.domain.sample import write_sample
+from loader.domain.sample import example_properties, write_sample
 from loader.pipeline.emit import emit_events
 from loader.pipeline.extract import RawRecord
 from loader.pipeline.transform import requeue_all, run_transforms
@@ -34,49 +34,13 @@ from tests.support.warehouse import load_lines, one, queue_records, rows, snapsh
 
 SUB = {"id": "z1togz2hcjrkpp5treip", "email": "john@acme.com", "user_id": "u_123"}
 PROPERTIES: dict[str, dict[str, Any]] = {
-    "subscriber.created": {},
-    "subscriber.deleted": {},
-    "subscriber.subscribed_to_email_marketing": {},
-    "subscriber.reactivated": {},
-    "subscriber.became_non_prospect": {},
-    "subscriber.marked_as_deliverable": {"source": "api"},
-    "subscriber.marked_as_undeliverable": {"source": "drip"},
-    "subscriber.subscribed_to_campaign": {"campaign_id": "4455667", "campaign_name": "Onboarding"},
-    "subscriber.removed_from_campaign": {"campaign_id": 4455667, "campaign_name": "Onboarding"},
-    "subscriber.completed_campaign": {"campaign_id": "4455667", "campaign_name": "Onboarding"},
-    "subscriber.applied_tag": {"tag": "VIP"},
-    "subscriber.removed_tag": {"tag": "Lead"},
-    "subscriber.updated_custom_field": {
-        "identifier": "first_name",
-        "value": "Zoë",
-        "previous_value": None,
-        "source": "form",
-    },
-    "subscriber.updated_alias": {
-        "identifier": "alias",
-        "value": "jd",
-        "previous_value": "j",
-        "source": "api",
-    },
-    "subscriber.updated_email_address": {
-        "value": "john@new.example",
-        "previous_value": "john@acme.com",
-        "source": "drip",
-    },
-    "subscriber.updated_lifetime_value": {"value": 12.50, "previous_value": 7, "source": "api"},
-    "subscriber.updated_time_zone": {"value": "Europe/Berlin", "previous_value": "UTC"},
-    "subscriber.clicked_trigger_link": {
-        "url": "https://www.example.com/t/1",
-        "trigger_id": 777,
-        "source": "drip",
-        "ip_address": "198.51.100.9",
-    },
-    "subscriber.visited_page": {"url": "https://www.example.com/pricing"},
-    "subscriber.became_lead": {"lead_score": 60},
-    "subscriber.updated_lead_score": {"lead_score": 61.5, "previous_lead_score": 60},
-    "subscriber.performed_custom_event": {"action": "Purchased", "plan": "pro", "amount": 49},
+    source.drip_event: example_properties(source, c)
+    for c in registry.COLLECTIONS
+    if not c.email
+    for source in c.sources
 }
-"""One event of each of the 22 other Drip events, with the property shapes of spec §9."""
+"""One event of each of the 22 other Drip events, with its properties as sample bodies have
+them (from the registry's examples)."""
 EMAIL_CASES = sorted(p.stem for p in CASES.glob("email_*.json"))
 
 
@@ -159,41 +123,54 @@ def test_enable_all_backfills_every_landed_event_once(
         assert (track["user_id"], track["anonymous_id"]) == ("u_123", None)  # spec §3
         assert track["context_traits_email"] == "john@acme.com"
         assert track["context_drip_subscriber_id"] == SUB["id"]
-    tag = one(engine, "SELECT * FROM drip.subscriber_applied_tag")
-    assert (tag["event"], tag["event_text"], tag["tag"]) == (
-        "subscriber_applied_tag",
-        "Subscriber Applied Tag",
-        "VIP",
-    )
-    assert tag["context_library_name"] == "drip-loader"
-    assert one(engine, "SELECT campaign_id FROM drip.subscriber_removed_from_campaign") == {
-        "campaign_id": "4455667"  # a number, stored as its decimal text
-    }
+    for c in registry.COLLECTIONS:
+        if c.email:
+            continue
+        [source] = c.sources
+        row = one(engine, f"SELECT * FROM drip.{c.name}")
+        assert (row["event"], row["event_text"]) == (c.name, c.event_text)
+        assert row["context_library_name"] == "drip-loader"
+        sent = PROPERTIES[source.drip_event]
+        for prop in c.properties:
+            expected = sent if prop.type == "jsonb" else _as_text(sent[prop.path])
+            assert row[prop.column] == expected, (c.name, prop.column)
+        context = {extra.column: sent[extra.key] for extra in c.context}
+        for column in ("context_ip", "context_user_agent"):
+            assert row[column] == context.get(column), (c.name, column)
+
+
+def _as_text(value: Any) -> str:
+    """A property value as its text column holds it: a JSON number as its decimal text."""
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def test_numbers_are_stored_as_decimal_text_and_null_as_null(
+    settings: Settings, engine: Engine, tmp_path: Path
+) -> None:
+    enable_collections(engine, schema="drip")
+    shapes = [
+        body("subscriber.updated_lifetime_value", {"value": 12.50, "previous_value": 7}),
+        body("subscriber.removed_from_campaign", {"campaign_id": 4455667}),
+        body("subscriber.updated_custom_field", {"identifier": "plan", "previous_value": None}),
+        body("subscriber.updated_lead_score", {"lead_score": 61.5, "previous_lead_score": 60}),
+    ]
+    load_lines(settings, tmp_path, [orjson.dumps(b) for b in shapes])
     assert one(
-        engine, "SELECT value, previous_value, source FROM drip.subscriber_updated_lifetime_value"
-    ) == {"value": "12.5", "previous_value": "7", "source": "api"}
-    assert (
-        one(engine, "SELECT * FROM drip.subscriber_updated_custom_field")["previous_value"] is None
-    )
-    trigger = one(engine, "SELECT * FROM drip.subscriber_clicked_trigger_link")
-    assert (trigger["url"], trigger["trigger_id"], trigger["context_ip"]) == (
-        "https://www.example.com/t/1",
-        "777",
-        "198.51.100.9",
-    )
-    assert trigger["context_user_agent"] is None
+        engine, "SELECT value, previous_value FROM drip.subscriber_updated_lifetime_value"
+    ) == {"value": "12.5", "previous_value": "7"}
+    assert one(engine, "SELECT campaign_id FROM drip.subscriber_removed_from_campaign") == {
+        "campaign_id": "4455667"
+    }
+    custom = one(engine, "SELECT value, previous_value FROM drip.subscriber_updated_custom_field")
+    assert custom == {"value": None, "previous_value": None}
     assert one(
         engine, "SELECT lead_score, previous_lead_score FROM drip.subscriber_updated_lead_score"
     ) == {"lead_score": "61.5", "previous_lead_score": "60"}
-    custom = one(engine, "SELECT action, properties FROM drip.subscriber_performed_custom_event")
-    assert custom == {
-        "action": "Purchased",
-        "properties": {"action": "Purchased", "plan": "pro", "amount": 49},
-    }
-    assert rows(engine, "SELECT * FROM drip.subscriber_created")[0]["event_text"] == (
-        "Subscriber Created"
-    )
 
+
+def test_enable_all_is_idempotent(settings: Settings, engine: Engine, tmp_path: Path) -> None:
+    load_lines(settings, tmp_path, all_29())
+    enable_collections(engine, schema="drip")
     before = snapshot(engine)
     again = enable_collections(engine, schema="drip")
     assert (again.changed, again.rows_added) == ([], {})
@@ -220,7 +197,7 @@ def test_after_disabling_applied_tag_new_tag_events_are_kept_raw_only(
 
     assert report.landed == 2
     assert [r["tag"] for r in rows(engine, "SELECT tag FROM drip.subscriber_applied_tag")] == [
-        "VIP"  # rows already written stay
+        PROPERTIES["subscriber.applied_tag"]["tag"]  # rows already written stay
     ]
     assert count(engine, "subscriber_removed_tag") == 2
     assert count(engine, "tracks") == 29 + 1
@@ -342,20 +319,18 @@ def test_opted_in_events_are_forwarded_to_segment_like_email_events(
     assert (applied["type"], applied["userId"], applied["properties"]) == (
         "track",
         "u_123",
-        {"tag": "VIP"},
+        PROPERTIES["subscriber.applied_tag"],
     )
     assert applied["timestamp"] == "2026-10-06T16:00:00+00:00"
     assert applied["context"]["traits"] == {"email": "john@acme.com"}
     clicked = messages["Subscriber Clicked Trigger Link"]
-    assert clicked["properties"] == {
-        "url": "https://www.example.com/t/1",
-        "trigger_id": "777",
-        "source": "drip",
-    }
-    assert clicked["context"]["ip"] == "198.51.100.9"
+    sent = PROPERTIES["subscriber.clicked_trigger_link"]
+    assert clicked["properties"] == {k: _as_text(v) for k, v in sent.items() if k != "ip_address"}
+    assert clicked["context"]["ip"] == sent["ip_address"]
+    custom = PROPERTIES["subscriber.performed_custom_event"]
     assert messages["Subscriber Performed Custom Event"]["properties"] == {
-        "action": "Purchased",
-        "properties": {"action": "Purchased", "plan": "pro", "amount": 49},
+        "action": custom["action"],
+        "properties": custom,
     }
 
 

@@ -37,8 +37,10 @@ def collections_enable(
     schema: Schema = None,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Turn collections on: new events are mapped, and those already landed are backfilled
-    (once; safe while load and serve run)."""
+    """Turn collections on: new events are mapped, those already landed backfilled (once).
+
+    Safe while load and serve run.
+    """
     from .. import commands
 
     if all_ and names:

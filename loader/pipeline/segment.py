@@ -8,9 +8,9 @@ from silence after ``flush()`` (a ``queue.join()`` with no timeout).  A 400 fail
 batch without saying which event is bad.  Its batch cap is checked after adding a message,
 so a request can reach 475,000 bytes + one 32 KB message (over 500 KB).  Its logger writes
 whole messages (e-mail addresses) at error level and the request body, which holds the
-write key, at debug level.  And it is too slow for the target: in this same outbox loop
-(same claim and mark statements, same local sink) it forwarded 13,000-15,000 events/s,
-this module 33,000-35,000 (target: 20,000).  So :mod:`loader.pipeline.emit` posts ``/v1/batch`` itself,
+write key, at debug level.  And it is slower: in this same outbox loop (same claim and
+mark statements, same local sink) it forwarded less than half of what this module does
+(``bench_emit``; the figures are in docs/contributors.md).  So :mod:`loader.pipeline.emit` posts ``/v1/batch`` itself,
 with the client's wire format (Basic auth with the write key, ``{"batch": [...],
 "sentAt": ...}``) and a bounded retry policy like the client's.
 """

@@ -9,7 +9,7 @@ is simply claimed by a later batch: nothing is skipped, nothing is mapped twice.
 
 The ``subscribers`` dimension is merged once per run (:func:`merge_subscribers`) from the
 snapshots the mapping queues in ``_subscriber_changes``: a subscriber shows up in most
-chunks of a file, and merging per chunk cost a third of a load's database time.
+chunks of a file, and merging it per chunk would repeat most of that work for every chunk.
 """
 
 from __future__ import annotations
@@ -122,8 +122,7 @@ def merge_in_parallel(
     takes part 0); return the subscribers inserted.
 
     The merge that ends a file load has the database to itself: split over the load's
-    connections it runs on as many cores instead of one (0.61 -> 0.40 s for the snapshots
-    of 200k events on two cores).
+    connections it runs on as many cores instead of one.
     """
     if parts <= 1:
         return merge_all_subscribers(conn, on_batch=on_batch)

@@ -195,8 +195,8 @@ class GroupCommitLander:
         self._busy = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._open: list[AsyncConnection | None] = [None] * self._writers
-        # The landing statement is prepared once per connection: planning its CTE cost the
-        # server as much as running it for a group of fifteen events.
+        # The landing statement is prepared once per connection: planning its CTE costs the
+        # server as much as running it for a small group.
         self._prepare, self._execute = prepared(engine, "drip_land", read_sql(BATCH_TO_PENDING))
         self._closed = False
         self._failures = 0

@@ -3,12 +3,12 @@
 The revisions live in ``migrations/`` (shipped in the wheel as ``loader/_migrations``).
 Each schema keeps its own ``_alembic_version`` table, so several warehouses can share a
 database.  Upgrades take an advisory lock: two loaders starting at once migrate once.
-Warehouses migrated before the table had spec §5's ``_`` prefix keep ``alembic_version``
+Warehouses migrated before loader-owned tables had their ``_`` prefix keep ``alembic_version``
 until their next upgrade renames it (under the same lock, see ``migrations/env.py``).
 
 alembic is imported only when there is migrating to do: every ``load`` starts by checking
-the schema, and at head (nearly always) that is one query, not a fifth of a second of
-imports and reading the revision files.
+the schema, and at head (nearly always) that is one query, not alembic's imports and the
+reading of every revision file.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ Object bodies use bare table names (like every file in ``sql/``): they are creat
 ``search_path`` set to the migrated schema for the duration of the statement.  Replacing
 drops and re-creates (a view's columns may change): a view someone built on top of ours
 makes the DROP fail, and the migration stops with Postgres naming that view; grants on a
-re-created view come from ``ALTER DEFAULT PRIVILEGES`` (see "For analysts" in README.md).
+re-created view come from ``ALTER DEFAULT PRIVILEGES`` (see "Connecting a BI tool" in docs/analysts.md).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 -- column the table lacks is NULL; without an identifies table, :has_identifies is false).
 -- Values are bound: :since/:until bound the conversion time (NULL: open), :window is an
 -- interval, :event selects the conversion event (NULL: every row), :has_value says whether
--- a value column was given.  Rules, person key and figures: README "For analysts".
+-- a value column was given.  Rules, person key and figures: docs/analysts.md "Attribution".
 WITH conversions AS (
     SELECT row_number() OVER () AS conversion_no,
            {c_timestamp} AS converted_at,

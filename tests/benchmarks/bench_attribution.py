@@ -11,7 +11,7 @@ layout: ``order_completed`` with ``--conversions`` rows by twice as many people 
 them subscribers; a user id on half, an email on a quarter, a cookie anonymous_id on all)
 and ``identifies`` linking a third of the cookies to an email.  Then it times the report
 (a ``drip-loader`` process, like an analyst runs it) for all time, for the last 30 days,
-and for opens; without and with the conversion-side indexes the README recommends.
+and for opens; without and with the conversion-side indexes docs/analysts.md discusses.
 It prints wall seconds and the CPU seconds of the report process and Postgres (steady
 when other work shares the cores).  The server is the one the tests use (DRIP_LOADER_TEST_DATABASE_URL, else Debian's
 binaries, else embedded).

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
 
 from .analyst import catalog
 from .analyst.attribution import run_attribution
@@ -112,51 +111,28 @@ def emit(
 
 def report(
     settings: Settings,
-    name: str,
+    view: catalog.ViewReport,
     *,
-    since: str | datetime | None = None,
-    until: str | datetime | None = None,
+    window: catalog.Window = catalog.ALL_TIME,
     announce: Announce = _quiet,
 ) -> Rows:
-    """One view report (:data:`loader.analyst.catalog.REPORTS`) over ``[since, until)``.
+    """One view report (:data:`loader.analyst.catalog.REPORTS`) over ``window``.
 
     Raises:
-        ConfigError: an unknown report or a bad window (before the database is opened), or
-            a schema without the views.
+        ConfigError: the schema has no such view (not migrated).
     """
-    view = catalog.view_report(name)
-    window = catalog.parse_range(since, until)
     with open_database(settings, announce=announce) as engine:
         return run_report(engine, view, schema=settings.schema, window=window)
 
 
 def attribution(
-    settings: Settings,
-    *,
-    conversions: str,
-    touch: catalog.Touch = catalog.DEFAULT_TOUCH,
-    event: str | None = None,
-    value_column: str | None = None,
-    window: str | timedelta = catalog.DEFAULT_WINDOW,
-    since: str | datetime | None = None,
-    until: str | datetime | None = None,
-    announce: Announce = _quiet,
+    settings: Settings, question: catalog.Attribution, *, announce: Announce = _quiet
 ) -> Rows:
     """Which emails led to the conversions of another Segment source (last touch).
 
     Raises:
-        ConfigError: a bad option (before the database is opened), or a conversions table
-            that cannot be used.
+        ConfigError: a conversions table that cannot be used.
     """
-    question = catalog.attribution(
-        conversions=conversions,
-        touch=touch,
-        event=event,
-        value_column=value_column,
-        window=window,
-        since=since,
-        until=until,
-    )
     with open_database(settings, announce=announce) as engine:
         return run_attribution(engine, question, schema=settings.schema)
 

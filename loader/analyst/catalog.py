@@ -98,6 +98,10 @@ class Window:
     until: datetime | None = None
 
 
+ALL_TIME = Window()
+"""The window with neither end."""
+
+
 def parse_range(since: str | datetime | None, until: str | datetime | None) -> Window:
     """``--since``/``--until`` as the window ``[since, until)``.
 
@@ -157,11 +161,11 @@ class Attribution:
     event: str | None = None
     value_column: str | None = None
     window: timedelta = timedelta(days=7)
-    span: Window = Window()
+    span: Window = ALL_TIME
     """Conversions counted: ``[since, until)``."""
 
 
-def attribution(
+def attribution_question(
     *,
     conversions: str,
     touch: Touch = DEFAULT_TOUCH,

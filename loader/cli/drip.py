@@ -9,7 +9,7 @@ import typer
 from ..config import DEFAULT_MAX_WAIT
 from .edge import Commands, drip_settings, err, settings
 from .options import DatabaseUrl, DripAccountId, DripApiToken, DripApiUrl, FormatOption, Schema
-from .progress import page_bar
+from .progress import PageBar, on_terminal
 from .render import Format, render
 
 drip_app = Commands(
@@ -104,7 +104,7 @@ def drip_sync(
 
     drip = drip_settings(drip_api_token, drip_account_id, drip_api_url)
     warehouse = settings(database_url, schema)
-    with page_bar() as bar:
+    with on_terminal(PageBar) as bar:
         report = sync_account(
             warehouse,
             drip,

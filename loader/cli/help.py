@@ -52,32 +52,28 @@ def _usage(command: TyperCommand, ctx: Any) -> list[str]:
     return pieces
 
 
-class HelpCommand(TyperCommand):
-    """A command whose help shows value names, not Python types."""
+class _PlainHelp:
+    """Plain metavars on a command's parameters and on its ``--help``."""
+
+    params: list[Any]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _plain(self.params)
 
     def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)
+        option = super().get_help_option(ctx)  # type: ignore[misc]
         if option is not None:
             _plain([option])
         return option
+
+
+class HelpCommand(_PlainHelp, TyperCommand):
+    """A command whose help shows value names, not Python types."""
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         return _usage(self, ctx)
 
 
-class HelpGroup(TyperGroup):
+class HelpGroup(_PlainHelp, TyperGroup):
     """A group whose help shows value names, not Python types."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _plain(self.params)
-
-    def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)
-        if option is not None:
-            _plain([option])
-        return option

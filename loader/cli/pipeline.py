@@ -16,7 +16,7 @@ from ..config import (
 )
 from .edge import err, settings
 from .options import DatabaseUrl, FormatOption, Schema, SegmentHost, SegmentWriteKey
-from .progress import bar
+from .progress import Bar, on_terminal
 from .render import Format, check_out, opened, render
 
 
@@ -89,7 +89,7 @@ def load(
         segment_write_key=segment_write_key,
         segment_host=segment_host,
     )
-    with bar() as progress:
+    with on_terminal(Bar) as progress:
         report = run_pipeline(
             options,
             paths or [],

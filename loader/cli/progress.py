@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Self, TypeVar
 
 
 class Bar:
@@ -33,7 +33,7 @@ class Bar:
         )
         self._task: Any = None
 
-    def __enter__(self) -> Bar:
+    def __enter__(self) -> Self:
         self._progress.__enter__()
         return self
 
@@ -76,29 +76,18 @@ class PageBar(Bar):
         )
         self._task = None
 
-    def __enter__(self) -> PageBar:
-        self._progress.__enter__()
-        return self
-
     def announce(self, line: str) -> None:
         self._progress.console.print(line, markup=False, highlight=False)
 
 
-@contextmanager
-def bar() -> Iterator[Bar | None]:
-    """A :class:`Bar` when stderr is a terminal, else None (the library's quiet default)."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    with Bar() as shown:
-        yield shown
+B = TypeVar("B", bound=Bar)
 
 
 @contextmanager
-def page_bar() -> Iterator[PageBar | None]:
-    """A :class:`PageBar` when stderr is a terminal, else None."""
+def on_terminal(kind: type[B]) -> Iterator[B | None]:
+    """A bar of ``kind`` when stderr is a terminal, else None (the library's quiet default)."""
     if not sys.stderr.isatty():
         yield None
         return
-    with PageBar() as shown:
+    with kind() as shown:
         yield shown

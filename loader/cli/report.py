@@ -8,7 +8,16 @@ from typing import Annotated
 
 import typer
 
-from ..analyst.catalog import DEFAULT_TOUCH, DEFAULT_WINDOW, REPORTS, TOUCHES, Touch
+from ..analyst.catalog import (
+    DEFAULT_TOUCH,
+    DEFAULT_WINDOW,
+    REPORTS,
+    TOUCHES,
+    Touch,
+    ViewReport,
+    attribution_question,
+    parse_range,
+)
 from .edge import Commands, err, settings
 from .options import DatabaseUrl, FormatOption, Out, Schema, Since, Until
 from .render import Format, check_out, render, write
@@ -20,7 +29,7 @@ report_app = Commands(
 )
 
 
-def _view_report(name: str, summary: str) -> Callable[..., None]:
+def _view_report(view: ViewReport) -> Callable[..., None]:
     """The ``report NAME`` command of one view report (they share their options)."""
 
     def command(
@@ -34,17 +43,16 @@ def _view_report(name: str, summary: str) -> Callable[..., None]:
         from .. import commands
 
         check_out(out)
-        rows = commands.report(
-            settings(database_url, schema), name, since=since, until=until, announce=err
-        )
+        window = parse_range(since, until)
+        rows = commands.report(settings(database_url, schema), view, window=window, announce=err)
         render(rows, fmt, out=out)
 
-    command.__doc__ = summary
+    command.__doc__ = view.summary
     return command
 
 
-for _name, _report in REPORTS.items():
-    report_app.command(_name)(_view_report(_name, _report.summary))
+for _name, _view in REPORTS.items():
+    report_app.command(_name)(_view_report(_view))
 
 
 @report_app.command("attribution")
@@ -123,8 +131,7 @@ def report_attribution(
     from .. import commands
 
     check_out(out)
-    rows = commands.attribution(
-        settings(database_url, schema),
+    question = attribution_question(
         conversions=conversions,
         touch=touch,
         event=event,
@@ -132,8 +139,8 @@ def report_attribution(
         window=window,
         since=since,
         until=until,
-        announce=err,
     )
+    rows = commands.attribution(settings(database_url, schema), question, announce=err)
     render(rows, fmt, out=out)
 
 

@@ -78,7 +78,7 @@ def _global_flags_first(argv: list[str]) -> list[str]:
 def main() -> None:
     """Console-script entry point."""
     # A dead connection makes SQLAlchemy's pool log tracebacks while cleaning up; the error
-    # that matters is reported once by _guard, so the library's logs stay quiet here.
+    # that matters is reported once by the error edge, so the library's logs stay quiet here.
     logging.getLogger("sqlalchemy").addHandler(logging.NullHandler())
     logging.getLogger("sqlalchemy").propagate = False
     app(args=_global_flags_first(sys.argv[1:]), prog_name="drip-loader")

@@ -6,15 +6,14 @@ from typing import Annotated
 
 import typer
 
-from ..domain.registry import DEFAULT_ON, OPT_IN
 from ..errors import ConfigError
 from .edge import Commands, err, settings
 from .options import CollectionNames, DatabaseUrl, FormatOption, Schema
 from .render import Format, render
 
 collections_app = Commands(
-    help=f"Which Drip events the warehouse maps into tables: the {len(DEFAULT_ON)} email "
-    f"collections (on by default) and {len(OPT_IN)} opt-in ones.",
+    help="Which Drip events the warehouse maps into tables: the email collections (on by "
+    "default) and every other Drip event (opt-in).",
     no_args_is_help=True,
 )
 

@@ -5,4 +5,4 @@
 SELECT count(*) AS pending,
        coalesce(extract(epoch FROM now() - min(r.received_at)), 0) AS lag_seconds
 FROM _pending p
-JOIN _raw_events r ON r._event_key = p._event_key
+JOIN _raw_events r ON r.occurred_at = p.occurred_at AND r._event_key = p._event_key

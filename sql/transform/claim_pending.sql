@@ -5,9 +5,10 @@
 WITH claimed AS (
     DELETE FROM _pending
     WHERE ctid = ANY (ARRAY(SELECT ctid FROM _pending LIMIT :batch_size FOR UPDATE SKIP LOCKED))
-    RETURNING _event_key
+    RETURNING _event_key, occurred_at
 ), src AS (
+    -- by the whole key: each event is read from its month's partition only
     SELECT DISTINCT ON (r._event_key) r._event_key, r.event, r.occurred_at, r.received_at, r.payload
     FROM claimed c
-    JOIN _raw_events r ON r._event_key = c._event_key
+    JOIN _raw_events r ON r.occurred_at = c.occurred_at AND r._event_key = c._event_key
 ),

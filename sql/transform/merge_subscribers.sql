@@ -42,7 +42,7 @@ WITH taken AS (
     FROM (
         -- only each subscriber's latest event is read back for its snapshot
         SELECT l.id, l.occurred_at, l.first_seen_at, r.payload -> 'data' -> 'subscriber' AS sub
-        FROM latest l JOIN _raw_events r ON r._event_key = l._event_key
+        FROM latest l JOIN _raw_events r ON r.occurred_at = l.occurred_at AND r._event_key = l._event_key
     ) newest
     ORDER BY id
     ON CONFLICT (id) DO UPDATE SET

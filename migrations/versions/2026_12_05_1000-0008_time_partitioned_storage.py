@@ -41,6 +41,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
+from loader.errors import DatabaseError
+
 revision: str = "0008"
 down_revision: str | Sequence[str] | None = "0007"
 branch_labels: str | Sequence[str] | None = None
@@ -193,11 +195,23 @@ def _blocks(name: str) -> int:
     )
 
 
-def _move_into_partitions(table: str, new: str, column: str, say: Callable[[str], None]) -> int:
+def _partition(table: str, new: str, year: int, month: int) -> None:
+    """The partition of ``new`` for a month, named as ``table``'s will be."""
+    start, end = _month_literals(year, month)
+    _run(
+        f"CREATE TABLE {_t(f'{table}_p{year:04d}{month:02d}')} PARTITION OF {_t(new)} "
+        f"FOR VALUES FROM ({start}) TO ({end})"
+    )
+
+
+def _move_into_partitions(
+    table: str, new: str, column: str, say: Callable[[str], None]
+) -> tuple[int, set[tuple[int, int]]]:
     """Copy ``table`` into the partitioned ``new`` batch by batch of heap blocks, creating
     each month's partition (under its final name) the first time a batch has its rows;
-    return the rows moved."""
-    started, rows, months = time.monotonic(), 0, set()
+    return the rows moved and the months (year, month) they fell in."""
+    started, rows = time.monotonic(), 0
+    months: set[tuple[int, int]] = set()
     total = _blocks(table)
     for low in range(0, total, BATCH_BLOCKS):
         where = f"ctid >= '({low},0)'::tid AND ctid < '({low + BATCH_BLOCKS},0)'::tid"
@@ -206,12 +220,8 @@ def _move_into_partitions(table: str, new: str, column: str, say: Callable[[str]
             f"CAST(extract(month FROM {_q(column)} AT TIME ZONE 'UTC') AS int) "
             f"FROM {_t(table)} WHERE {where}"
         ).all()
-        for year, month in sorted(set(map(tuple, found)) - months):
-            start, end = _month_literals(year, month)
-            _run(
-                f"CREATE TABLE {_t(f'{table}_p{year:04d}{month:02d}')} PARTITION OF {_t(new)} "
-                f"FOR VALUES FROM ({start}) TO ({end})"
-            )
+        for year, month in sorted({(int(y), int(m)) for y, m in found} - months):
+            _partition(table, new, year, month)
             months.add((year, month))
         rows += _run(f"INSERT INTO {_t(new)} SELECT * FROM {_t(table)} WHERE {where}").rowcount
         if total > BATCH_BLOCKS:
@@ -222,7 +232,7 @@ def _move_into_partitions(table: str, new: str, column: str, say: Callable[[str]
             f"0008 {table}: {rows:,} rows in {len(months)} monthly partitions "
             f"({time.monotonic() - started:.1f} s)"
         )
-    return rows
+    return rows, months
 
 
 def _move_out_of_partitions(table: str, old: str, say: Callable[[str], None]) -> int:
@@ -249,7 +259,7 @@ def _views_on(tables: Iterable[str]) -> list[tuple[str, str, str, list[str] | No
     frozen = [r for r in rows if r.relkind != "v"]
     if frozen:
         names = ", ".join(f"{r.nspname}.{r.relname}" for r in frozen)
-        raise RuntimeError(
+        raise DatabaseError(
             f"materialized view(s) {names} read the event tables this revision rebuilds: "
             "drop them, migrate, then create them again"
         )
@@ -332,7 +342,7 @@ def _comments(revision: str) -> None:
 def _require_none(count_sql: str, message: str) -> None:
     left = int(_run(count_sql).scalar_one())
     if left:
-        raise RuntimeError(message.format(left=left, schema=_schema()))
+        raise DatabaseError(message.format(left=left, schema=_schema()))
 
 
 def _queue_times() -> None:
@@ -376,13 +386,21 @@ def upgrade() -> None:
     # Everyone else waits from here to the commit (see the module's docstring).
     _lock((*_TABLES, *_QUEUES), "ACCESS EXCLUSIVE")
     _queue_times()
-    rows = 0
-    for table, (column, key) in _TABLES.items():
+    rows, months = 0, {}
+    for table, (column, _) in _TABLES.items():
         new = f"{table}__0008"
         _run(
             f"CREATE TABLE {_t(new)} (LIKE {_t(table)} {_INCLUDING}) PARTITION BY RANGE ({_q(column)})"
         )
-        rows += _move_into_partitions(table, new, column, say)
+        moved, months[table] = _move_into_partitions(table, new, column, say)
+        rows += moved
+    # A month has its partition in every table or in none (as loader.warehouse.partitions
+    # makes them): a collection turned on later, or a rebuild, writes into any month raw has.
+    every = set().union(*months.values())
+    for table, (column, key) in _TABLES.items():
+        new = f"{table}__0008"
+        for year, month in sorted(every - months[table]):
+            _partition(table, new, year, month)
         # indexes after the rows: one sorted build per partition
         _run(
             f"ALTER TABLE {_t(new)} ADD CONSTRAINT {_q(f'{new}_pkey')} PRIMARY KEY ({_q(column)}, {_q(key)})"

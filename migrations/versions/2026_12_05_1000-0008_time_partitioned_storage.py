@@ -243,7 +243,7 @@ def _move_out_of_partitions(table: str, old: str, say: Callable[[str], None]) ->
     for partition in partitions:
         moved = _run(f"INSERT INTO {_t(old)} SELECT * FROM {_t(partition)}").rowcount
         rows += moved
-        if len(partitions) > 1:
+        if moved and len(partitions) > 1:
             say(f"0008 {table}: {partition}: {moved:,} rows moved back")
     if rows:
         say(f"0008 {table}: {rows:,} rows moved back ({time.monotonic() - started:.1f} s)")

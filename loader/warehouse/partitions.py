@@ -13,6 +13,11 @@ Uniqueness: the id of spec §4 hashes the event's time, so one id comes with one
 partitions too.  The same holds for every row the loader writes; a row whose id is not
 computed from its time (written by another tool) is unique by ``(timestamp, id)`` only.
 
+A month has its partition in every one of these tables or in none (a collection turned on
+later, or a rebuild, may write into any month raw has): :func:`ensure_partitions` makes a
+month's partitions together, and a revision that adds a collection table must make its
+partitions for every month the other tables have.
+
 There is no DEFAULT partition: attaching a month would then have to scan it under lock, and
 fail if it held a row of that month.  Instead every writer calls :func:`ensure_partitions`
 with the months of the rows it is about to write, before the transaction that writes them:

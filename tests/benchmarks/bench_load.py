@@ -256,10 +256,15 @@ def storage_per_event(url: str) -> str:
         "other": sum(by_table.values()),
     }
     per = {name: size / max(events, 1) for name, size in parts.items()}
+    queues = ", ".join(
+        f"{name} {by_table.get(name, 0) / 1024:,.0f} kB"
+        for name in ("_pending", "_subscriber_changes", "_outbox")
+    )
     return (
         f"storage per event, all-in (tables + indexes + TOAST), {events:,} events: "
         f"{sum(per.values()):,.0f} bytes = "
         + ", ".join(f"{name} {size:,.0f}" for name, size in per.items())
+        + f" (queues: {queues})"
     )
 
 

@@ -275,6 +275,9 @@ def test_two_loaders_and_serve_meeting_new_months_at_once(
             time.sleep(0.1)
         assert server.stop() == 0
     assert "Traceback" not in server.output()
+    # the queues are emptied as the work is done: claimed events and merged snapshots go
+    queues = "SELECT (SELECT count(*) FROM drip._pending) + (SELECT count(*) FROM drip._subscriber_changes) AS n"
+    assert rows(engine, queues) == [{"n": 0}]
     assert partition_months(engine, schema="drip")["tracks"] == [
         date(2024, 1, 1),
         date(2024, 2, 1),

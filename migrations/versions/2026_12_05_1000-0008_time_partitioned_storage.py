@@ -416,9 +416,8 @@ def upgrade() -> None:
                 f"ALTER INDEX {_t(f'ix_{table}_received_at__0008')} RENAME TO {_q(f'ix_{table}_received_at')}"
             )
     _comments("0008")
-    for table in _TABLES:
-        # autovacuum analyzes partitions but never their parent, which plans joins
-        _run(f"ANALYZE {_t(table)}")
+    # No ANALYZE here: it took longer than moving the rows (every partition sampled, then
+    # the parent); autovacuum analyzes each new partition soon, as after any large load.
     say(
         f"0008: {rows:,} rows of {len(_TABLES)} tables moved into monthly partitions "
         f"in {time.monotonic() - started:.1f} s"
@@ -452,8 +451,6 @@ def downgrade() -> None:
     _comments("0007")
     _run(f'ALTER TABLE {_t("_outbox")} DROP COLUMN "timestamp"')
     _run(f"ALTER TABLE {_t('_pending')} DROP COLUMN occurred_at")
-    for table in _TABLES:
-        _run(f"ANALYZE {_t(table)}")
     say(
         f"0008 downgrade: {rows:,} rows of {len(_TABLES)} tables moved out of monthly "
         f"partitions in {time.monotonic() - started:.1f} s"

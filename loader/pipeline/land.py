@@ -3,11 +3,12 @@
 Records are validated in this process and taken in chunks of ``batch_size``.  Each chunk
 is one transaction on one of ``workers`` connections, after the partitions of its months
 exist (:func:`loader.warehouse.partitions.ensure_partitions`, in a transaction of its own):
-COPY into a temporary stage, then one statement that lands the new events in ``_raw_events`` (once per event key) and maps
-them into the collection tables and ``tracks`` right away (the webhook receiver queues
-its events for a later transform instead: :mod:`loader.receive`).  Parsing the next chunk overlaps the
-database work on the previous ones.  A crash loses at most the open chunks; a rerun lands
-them then (keys make it idempotent).
+COPY into a temporary stage, then one statement that lands the new events in
+``_raw_events`` (once per event key) and maps them into the collection tables and
+``tracks`` right away (the webhook receiver queues its events for a later transform
+instead: :mod:`loader.receive`).  Parsing the next chunk overlaps the database work on the
+previous ones.  A crash loses at most the open chunks; a rerun lands them then (keys make
+it idempotent).
 """
 
 from __future__ import annotations

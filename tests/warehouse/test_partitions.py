@@ -222,6 +222,13 @@ def test_a_partition_dropped_meanwhile_is_made_again(engine: Engine) -> None:
     counts = land_records(engine, november, load_id="b", **limits)  # type: ignore[arg-type]
     assert counts.landed == 1
     assert rows(engine, "SELECT count(*) AS n FROM drip.tracks_p202611") == [{"n": 1}]
+    # the webhook receiver's way: known here, gone there, made again
+    ensure_partitions(engine, schema="drip", months=[date(2026, 12, 1)])
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE drip._raw_events_p202612"))
+    queued = queue_records(engine, [("w:1", body_at("2026-12-06T15:50:02Z"), 0)], load_id="w")
+    assert queued.landed == 1
+    assert rows(engine, "SELECT count(*) AS n FROM drip._raw_events_p202612") == [{"n": 1}]
 
 
 def test_a_table_in_the_way_of_a_partition_is_named(engine: Engine) -> None:

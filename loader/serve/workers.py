@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy.engine import Connection, Engine
@@ -27,6 +28,7 @@ from ..errors import EmitError, LoaderError
 from ..pipeline.transform import merge_all_subscribers, transform_batch
 from ..retry import Backoff
 from ..warehouse.db import batch_session, translating
+from ..warehouse.partitions import ensure_partitions, month_of
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +217,11 @@ class TransformJob(_Counting):
                 claimed, added = transform_batch(conn, batch_size=self._batch_size)
             if claimed < self._batch_size:  # caught up: bring subscribers up to date
                 added["subscribers"] += merge_all_subscribers(conn)
+                # and make next month's partitions ahead, so that the first webhook of a
+                # month does not wait for them (a query only once a month per process)
+                this = month_of(datetime.now(UTC))
+                months = [this, this + timedelta(days=32)]
+                ensure_partitions(conn, schema=self._schema, months=months)
         if claimed or added:
             self._count(Counts(transformed=claimed, rows_added=added))
         return claimed >= self._batch_size

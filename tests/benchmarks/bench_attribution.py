@@ -25,12 +25,14 @@ import resource
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 from sqlalchemy import text
 
 from loader.warehouse import migrate
 from loader.warehouse.db import make_engine
+from loader.warehouse.partitions import ensure_partitions
 from tests.benchmarks.bench_load import _ServerCpu
 from tests.support.postgres import fresh_database, postgres_server
 
@@ -144,6 +146,9 @@ def main() -> None:
         url = fresh_database(admin_url, "bench_attribution")
         engine = make_engine(url, null_pool=True)
         migrate.upgrade(engine, schema="drip")
+        # the events fall in the 90 days from 2026-07-01 (COLLECTION)
+        months = [date(2026, m, 1) for m in (7, 8, 9)]
+        ensure_partitions(engine, schema="drip", months=months)
         started = time.perf_counter()
         half = {"events": args.events // 2, "people": args.people}
         with engine.begin() as conn:

@@ -17,12 +17,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
 from loader.analyst.dbt_sources import FRESHNESS_FILTER
 from loader.warehouse import migrate
 from loader.warehouse.db import make_engine
+from loader.warehouse.partitions import ensure_partitions
 from tests.support.postgres import fresh_database, postgres_server
 
 FILL = """
@@ -68,6 +70,9 @@ def main() -> None:
         engine = make_engine(fresh_database(admin_url, "bench_freshness"), null_pool=True)
         try:
             migrate.upgrade(engine, schema="drip")
+            now = datetime.now(UTC)
+            days = (now - timedelta(days=d) for d in range(args.days + 1))
+            ensure_partitions(engine, schema="drip", months=days)
             started = time.perf_counter()
             with engine.begin() as conn:
                 conn.execute(sa.text(FILL), {"rows": args.rows, "days": args.days})

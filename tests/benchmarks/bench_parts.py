@@ -28,6 +28,7 @@ from loader.domain.registry import DEFAULT_ON
 from loader.pipeline.transform import merge_all_subscribers
 from loader.warehouse.db import batch_session, make_engine
 from loader.warehouse.mapping import map_params, map_tail
+from loader.warehouse.partitions import ensure_partitions, forget_partitions
 from loader.warehouse.sqlfiles import read_sql
 from tests.support.postgres import fresh_database, postgres_server
 
@@ -99,7 +100,13 @@ def _run(url: str, statement: str | None, rows: int) -> tuple[float, float]:
     engine = make_engine(url)
     with engine.begin() as conn:
         conn.execute(sa.text("DROP SCHEMA IF EXISTS drip CASCADE"))
+        months = conn.execute(
+            sa.text("SELECT DISTINCT occurred_at AT TIME ZONE 'UTC' FROM public.bench_stage")
+        ).scalars()
+        months = list(months)
     _migrate(url)
+    forget_partitions(engine, schema="drip")  # the schema was dropped: every month is new
+    ensure_partitions(engine, schema="drip", months=months)
     params = {**map_params(DEFAULT_ON), "load_id": "bench", "received_at": None}
     with engine.connect() as conn:
         batch_session(conn, "drip")

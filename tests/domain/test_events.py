@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -12,9 +12,11 @@ from loader.domain.events import (
     BadRecord,
     copy_timestamp,
     event_id,
+    occurred_at_micros,
     parse_for_copy,
     parse_occurred_at,
     parse_record,
+    utc_month,
 )
 from loader.domain.registry import DEFAULT_ON
 from tests.casefiles import case, case_bytes, line
@@ -258,10 +260,28 @@ TRICKY = [
 @pytest.mark.parametrize("raw", TRICKY)
 def test_parse_for_copy_agrees_with_parse_record(raw: bytes) -> None:
     record = parse_record(raw)
-    key, event, occurred_at, is_email, payload = parse_for_copy(raw)
+    key, event, occurred_at, is_email, payload, month = parse_for_copy(raw)
     assert (key, event, is_email, payload) == record[:2] + record[3:]
     assert parse_occurred_at(occurred_at) == record.occurred_at
     assert datetime.fromisoformat(copy_timestamp(occurred_at)) == record.occurred_at
+    assert month == record.occurred_at.astimezone(UTC).date().replace(day=1)
+
+
+@pytest.mark.parametrize(
+    ("text", "month"),
+    [
+        ("2026-10-31T23:59:59.999999Z", date(2026, 10, 1)),
+        ("2026-11-01T01:30:00+02:00", date(2026, 10, 1)),  # October 31st in UTC
+        ("2026-10-31T17:00:00-07:00", date(2026, 11, 1)),  # November 1st in UTC
+        ("1969-12-31T23:59:59Z", date(1969, 12, 1)),  # before the epoch
+        ("0001-01-01T00:00:00Z", date(1, 1, 1)),
+        ("9999-12-31T23:59:59Z", date(9999, 12, 1)),
+    ],
+)
+def test_the_month_is_the_utc_month_of_the_instant(text: str, month: date) -> None:
+    raw = case_bytes("email_opened").replace(b"2026-10-06T15:50:02Z", text.encode())
+    assert parse_for_copy(raw)[5] == month
+    assert utc_month(occurred_at_micros(parse_occurred_at(text))) == month
 
 
 @pytest.mark.parametrize(

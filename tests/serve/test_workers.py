@@ -11,6 +11,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from loader.domain.events import parse_record
 from loader.pipeline import emit
 from loader.serve import workers as background
 from loader.serve.app import Receiver, ServeOptions, create_app
+from loader.warehouse.partitions import month_of, partition_months
 from tests.casefiles import case
 from tests.support.segment_sink import SegmentSink
 
@@ -137,3 +139,16 @@ def test_forwarding_that_raises_a_bug_is_retried_until_the_event_reaches_segment
                 metric(client, 'drip_loader_worker_last_success_timestamp_seconds{worker="emit"}')
                 > 0
             )
+
+
+def test_the_transform_makes_this_and_next_months_partitions_ahead(
+    engine: Engine, settings: Settings
+) -> None:
+    this = month_of(datetime.now(UTC))
+    following = month_of(this + timedelta(days=32))
+    with TestClient(create_app(receiver(engine, settings))):
+        wait_until(
+            lambda: partition_months(engine, schema="drip")["tracks"] == [this, following],
+            within=10,
+        )
+    assert all(m == [this, following] for m in partition_months(engine, schema="drip").values())

@@ -40,10 +40,12 @@ event_map (drip_event, slug, event_text) AS (
     -- Queue every event for forwarding to Segment (loader.emit), once forwarding is
     -- on (the first emit turns it on and queues the history: loader.emit.enable_forwarding).
     -- Until then an outbox nobody reads would grow by a row per event and cost every load.
+    -- While it is off (emit --off) events received before the off are still queued, those
+    -- received since are not: emit --on queues them by that one boundary (emit/reenable.sql).
     -- DO NOTHING: a rebuild maps events again, and what Segment already accepted stays sent.
     INSERT INTO _outbox (id)
-    SELECT id FROM mapped
-    WHERE EXISTS (SELECT FROM _forwarding)
+    SELECT m.id FROM mapped m
+    JOIN _forwarding f ON f.off_since IS NULL OR m.received_at < f.off_since
     ON CONFLICT (id) DO NOTHING
     RETURNING 1
 )$queue_subscribers

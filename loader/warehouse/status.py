@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.engine import Connection, Engine
 
 from ..domain.drip_resources import RESOURCES, SYNC_COMMAND
@@ -70,7 +70,8 @@ def warehouse_status(engine: Engine, *, schema: str, runs: int = 5) -> dict[str,
                 "pending": by_status.get("pending", 0),
                 "failed": by_status.get("failed", 0),
                 # below revision 0004 every transform queued events: forwarding was always on
-                "on": not exists("_forwarding") or count("_forwarding") > 0,
+                "on": not exists("_forwarding")
+                or _forwarding_on(conn, tables[f"{schema}._forwarding"]),
             }
         if exists("drip_subscribers"):
             status["drip_sync"] = drip_sync_status(conn, schema=schema)
@@ -91,6 +92,12 @@ def warehouse_status(engine: Engine, *, schema: str, runs: int = 5) -> dict[str,
             for r in recent
         ]
     return status
+
+
+def _forwarding_on(conn: Connection, forwarding: Table) -> bool:
+    """Turned on once and not turned off since (``emit --off`` sets ``off_since``)."""
+    query = select(func.count()).select_from(forwarding).where(forwarding.c.off_since.is_(None))
+    return int(conn.execute(query).scalar_one()) > 0
 
 
 GONE = "not running (process gone)"

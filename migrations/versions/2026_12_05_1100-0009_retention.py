@@ -12,7 +12,7 @@ moved out to files are recorded.
   checked and dropped from ``_raw_events``.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-05 11:00:00
 """
 
@@ -25,7 +25,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0009"
-down_revision: str | Sequence[str] | None = "0007"
+down_revision: str | Sequence[str] | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -91,13 +91,15 @@ def downgrade() -> None:
     # events received while it was off, so the revision's invariant (every event of tracks
     # has an outbox row once forwarding is on) holds again.
     forwarding = sa.table("_forwarding", sa.column("off_since"), schema=schema)
-    tracks = sa.table("tracks", sa.column("id"), sa.column("received_at"), schema=schema)
-    outbox = sa.table("_outbox", sa.column("id"), schema=schema)
+    tracks = sa.table(
+        "tracks", sa.column("id"), sa.column("timestamp"), sa.column("received_at"), schema=schema
+    )
+    outbox = sa.table("_outbox", sa.column("id"), sa.column("timestamp"), schema=schema)
     op.execute(
         postgresql.insert(outbox)
         .from_select(
-            ["id"],
-            sa.select(tracks.c.id).where(
+            ["id", "timestamp"],
+            sa.select(tracks.c.id, tracks.c.timestamp).where(
                 sa.exists().where(
                     forwarding.c.off_since.is_not(None),
                     tracks.c.received_at >= forwarding.c.off_since,

@@ -7,8 +7,8 @@
 -- transformed before it keep their outbox rows (retention spares them while it is off:
 -- retention/prune_outbox.sql), so DO NOTHING leaves them as they are.
 WITH queued AS (
-    INSERT INTO _outbox (id)
-    SELECT t.id FROM tracks t, _forwarding f
+    INSERT INTO _outbox (id, "timestamp")
+    SELECT t.id, t."timestamp" FROM tracks t, _forwarding f
     WHERE f.off_since IS NOT NULL AND t.received_at >= f.off_since
     ON CONFLICT (id) DO NOTHING
     RETURNING 1

@@ -43,8 +43,8 @@ event_map (drip_event, slug, event_text) AS (
     -- While it is off (emit --off) events received before the off are still queued, those
     -- received since are not: emit --on queues them by that one boundary (emit/reenable.sql).
     -- DO NOTHING: a rebuild maps events again, and what Segment already accepted stays sent.
-    INSERT INTO _outbox (id)
-    SELECT m.id FROM mapped m
+    INSERT INTO _outbox (id, "timestamp")
+    SELECT m.id, m.occurred_at FROM mapped m
     JOIN _forwarding f ON f.off_since IS NULL OR m.received_at < f.off_since
     ON CONFLICT (id) DO NOTHING
     RETURNING 1

@@ -15,6 +15,7 @@ from . import migrate
 from .db import translating
 from .mapping import in_order
 from .runs import is_alive
+from .storage import storage_summary
 from .tables import build_metadata
 
 
@@ -91,6 +92,9 @@ def warehouse_status(engine: Engine, *, schema: str, runs: int = 5) -> dict[str,
             }
             for r in recent
         ]
+        has_archives = exists("_archives")
+    if has_archives:  # revision 0009: the storage section (loader.warehouse.storage)
+        status["storage"] = storage_summary(engine, schema=schema).as_dict()
     return status
 
 

@@ -40,7 +40,7 @@ def add_outbox(engine: Engine, rows: list[tuple[str, str, int | None]]) -> None:
         for event_id, status, days in rows:
             conn.execute(
                 sa.text(
-                    "INSERT INTO drip._outbox (id, \"timestamp\", status, sent_at) VALUES (:id, now(), :status, "
+                    'INSERT INTO drip._outbox (id, "timestamp", status, sent_at) VALUES (:id, now(), :status, '
                     "now() - make_interval(days => :days))"
                 ),
                 {"id": event_id, "status": status, "days": days},

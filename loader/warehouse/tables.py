@@ -297,14 +297,16 @@ def build_metadata(schema: str) -> MetaData:
         Column("month", Date, primary_key=True),
         Column("part", Integer, primary_key=True),
         Column("raw_file", Text),
-        Column("raw_events", BigInteger, nullable=False),
+        Column("raw_events", BigInteger, nullable=False, server_default="0"),
         Column("raw_sha256", Text),
         Column("rejects_file", Text),
-        Column("rejects", BigInteger, nullable=False),
+        Column("rejects", BigInteger, nullable=False, server_default="0"),
         Column("rejects_sha256", Text),
-        _ts("archived_at", nullable=False, server_default=func.now()),
+        _ts("started_at", nullable=False, server_default=func.now()),
+        # NULL while the run that writes the files has not dropped the rows yet
+        _ts("archived_at"),
         comment="Raw months moved out to gzip NDJSON files by drip-loader archive "
-        "(checked before their rows were dropped).",
+        "(checked before their rows were dropped; archived_at NULL: not finished yet).",
     )
     for resource in RESOURCES.values():
         drip_table(metadata, resource)

@@ -64,17 +64,18 @@ def upgrade() -> None:
         sa.Column("month", sa.Date, primary_key=True),
         sa.Column("part", sa.Integer, primary_key=True),
         sa.Column("raw_file", sa.Text),
-        sa.Column("raw_events", sa.BigInteger, nullable=False),
+        sa.Column("raw_events", sa.BigInteger, nullable=False, server_default="0"),
         sa.Column("raw_sha256", sa.Text),
         sa.Column("rejects_file", sa.Text),
-        sa.Column("rejects", sa.BigInteger, nullable=False),
+        sa.Column("rejects", sa.BigInteger, nullable=False, server_default="0"),
         sa.Column("rejects_sha256", sa.Text),
         sa.Column(
-            "archived_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+            "started_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
         ),
+        sa.Column("archived_at", sa.DateTime(timezone=True)),
         schema=schema,
         comment="Raw months moved out to gzip NDJSON files by drip-loader archive "
-        "(checked before their rows were dropped).",
+        "(checked before their rows were dropped; archived_at NULL: not finished yet).",
     )
 
 

@@ -6,8 +6,12 @@
 -- event reaches here exactly once (the head either just landed it, or claimed it from the
 -- queue it was put on when it landed, or is the backfill of a collection just turned on),
 -- so plain INSERTs: a duplicate id would mean the warehouse was edited by hand, and
--- failing loudly beats skipping silently.  One statement, so the counts of every table
--- come back together.  The event map of the collections that are on is bound as arrays.
+-- failing loudly beats skipping silently.  The one exception: an event new to
+-- _raw_events that has its rows already, because its raw was archived and is loaded back
+-- (drip-loader archive), or its rows came without raw; it is skipped (`fields`), and its
+-- rows stay as they are (nor is it queued for Segment again).  One statement, so the
+-- counts of every table come back together.  The event map of the collections that are
+-- on is bound as arrays.
 event_map (drip_event, slug, event_text) AS (
     SELECT * FROM unnest(CAST(:drip_events AS text[]), CAST(:slugs AS text[]), CAST(:names AS text[]))
 ), fields AS (
@@ -19,6 +23,14 @@ event_map (drip_event, slug, event_text) AS (
            nullif(s.payload -> 'data' -> 'subscriber' ->> 'email', '') AS email
     FROM src s
     JOIN event_map m ON m.drip_event = s.event
+    -- one probe of tracks' key (timestamp, id) per event, in its month's partition only
+    -- (a LATERAL with LIMIT is never made a join the planner could hash over every month)
+    LEFT JOIN LATERAL (
+        SELECT true AS mapped FROM tracks t
+        WHERE t."timestamp" = s.occurred_at AND t.id = s._event_key
+        LIMIT 1
+    ) AS known ON true
+    WHERE known.mapped IS NULL
 ), mapped AS MATERIALIZED (
     SELECT id, occurred_at, received_at, slug AS event, event_text, user_id, email, account_id,
            CASE WHEN user_id IS NULL THEN coalesce(email, 'drip:' || (sub ->> 'id')) END AS anonymous_id,

@@ -25,7 +25,8 @@ from ..warehouse.db import open_database
 from ..warehouse.runs import recorded_run
 from .extract import Source, discover_sources, read_records
 from .land import land_records
-from .transform import ADDED_COUNTS, TransformResult, requeue_all, run_transforms
+from .rebuild import RebuildReport, rebuild_tables
+from .transform import ADDED_COUNTS, run_transforms
 
 if TYPE_CHECKING:
     from .emit import TurnedOff
@@ -178,11 +179,29 @@ def _forward(
     report.add(emitted)
 
 
-def rebuild(engine: Engine, *, schema: str, batch_size: int) -> tuple[int, TransformResult]:
-    """Empty the collection tables and ``tracks``, queue every landed event again and
-    transform it all (after a mapping fix); the events queued and what the transform did."""
-    queued = requeue_all(engine, schema=schema)
-    return queued, run_transforms(engine, schema=schema, batch_size=batch_size)
+def rebuild(
+    engine: Engine,
+    *,
+    schema: str,
+    batch_size: int,
+    merge_parts: int = 1,
+    progress: Progress | None = None,
+) -> RebuildReport:
+    """``drip-loader rebuild``: check the schema is at head, then map the raw events again
+    month by month, keeping every row it cannot rebuild (:mod:`loader.pipeline.rebuild`).
+
+    Raises:
+        LoaderError: the schema is behind head, or the database failed (batches committed
+            before stay done: run it again).
+    """
+    migrate.require_head(engine, schema=schema, then="run `drip-loader migrate` first")
+    return rebuild_tables(
+        engine,
+        schema=schema,
+        batch_size=batch_size,
+        merge_parts=merge_parts,
+        progress=progress or QUIET,
+    )
 
 
 def forward(

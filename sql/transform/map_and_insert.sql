@@ -54,10 +54,13 @@ event_map (drip_event, slug, event_text) AS (
     -- Until then an outbox nobody reads would grow by a row per event and cost every load.
     -- While it is off (emit --off) events received before the off are still queued, those
     -- received since are not: emit --on queues them by that one boundary (emit/reenable.sql).
-    -- DO NOTHING: a rebuild maps events again, and what Segment already accepted stays sent.
+    -- DO NOTHING: what Segment already accepted stays sent.
+    -- :queue_outbox is false for a rebuild: it maps again events that were queued (or not,
+    -- forwarding being off then) when first mapped, and Segment's confirmation of those may
+    -- be gone from _outbox (retention): queueing them again would send them twice.
     INSERT INTO _outbox (id, "timestamp")
     SELECT m.id, m.occurred_at FROM mapped m
-    JOIN _forwarding f ON f.off_since IS NULL OR m.received_at < f.off_since
+    JOIN _forwarding f ON (f.off_since IS NULL OR m.received_at < f.off_since) AND :queue_outbox
     ON CONFLICT (id) DO NOTHING
     RETURNING 1
 )$queue_subscribers

@@ -11,12 +11,11 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from ..config import DEFAULT_OUTBOX_RETENTION, Settings
+from ..config import Settings
 from ..counts import Counts
 from ..errors import ForwardingOff, LoaderError, StepFailed
 from ..progress import QUIET, Progress
@@ -25,22 +24,53 @@ from ..warehouse.db import open_database
 from ..warehouse.runs import recorded_run
 from .extract import Source, discover_sources, read_records
 from .land import land_records
-from .rebuild import RebuildReport, rebuild_tables
 from .transform import ADDED_COUNTS, run_transforms
-
-if TYPE_CHECKING:
-    from .emit import TurnedOff
 
 
 @dataclass(kw_only=True)
 class RunReport(Counts):
-    """Summary of one run, printed by the CLI (``--json`` prints :meth:`as_dict`)."""
+    """Summary of one run (``load``)."""
 
     load_id: str
+    schema: str
     sources: list[str] = field(default_factory=list)
     forwarding: bool = False
     """Whether the run forwarded to Segment (``emit=True`` with a write key): ``sent``
     and ``failed`` count then."""
+
+    def lines(self) -> list[str]:
+        rate = self.read / self.seconds if self.seconds else 0.0
+        lines = [
+            f"Run {self.load_id}: {len(self.sources)} source(s), {self.seconds:.2f} s"
+            + (f" ({rate:,.0f} records/s)" if self.read else "")
+        ]
+        for label, value in (
+            ("read", self.read),
+            ("landed", self.landed),
+            ("duplicates", self.duplicates),
+            ("rejected", self.rejected),
+            ("not an email event", self.not_email),
+            ("transformed", self.transformed),
+        ):
+            lines.append(f"  {label:<20}{value:>12,}")
+        lines.append("  rows added:")
+        lines += [f"    {table:<22}{added:>12,}" for table, added in self.rows_added.items()]
+        if self.forwarding:
+            lines.append(f"  {'sent to Segment':<20}{self.sent:>12,}")
+            if self.failed:
+                label = "failed for Segment"
+                lines.append(f"  {label:<20}{self.failed:>12,}  (see drip-loader emit --help)")
+        if self.rejected:
+            lines.append(
+                f"  {self.rejected} rejected record(s) kept in {self.schema}._rejects with the "
+                "reason and origin."
+            )
+        return lines
+
+
+_NOT_COUNTS = ("load_id", "schema", "sources")
+"""Fields of a :class:`RunReport` that are not counts: ``_runs`` keeps the id and the sources
+in columns of their own, and lives in the schema."""
 
 
 def run_pipeline(
@@ -67,6 +97,7 @@ def run_pipeline(
     sources = discover_sources(paths)  # fail on a bad path before touching the database
     report = RunReport(
         load_id=uuid.uuid4().hex,
+        schema=settings.schema,
         sources=[s.name for s in sources],
         rows_added=Counter(dict.fromkeys(ADDED_COUNTS, 0)),
     )
@@ -78,7 +109,7 @@ def run_pipeline(
 
         def counts() -> dict[str, Any]:
             report.seconds = round(time.perf_counter() - started, 3)
-            return {k: v for k, v in report.as_dict().items() if k not in ("load_id", "sources")}
+            return {k: v for k, v in report.as_dict().items() if k not in _NOT_COUNTS}
 
         with recorded_run(
             engine,
@@ -177,78 +208,3 @@ def _forward(
         return
     report.forwarding = True
     report.add(emitted)
-
-
-def rebuild(
-    engine: Engine,
-    *,
-    schema: str,
-    batch_size: int,
-    merge_parts: int = 1,
-    progress: Progress | None = None,
-) -> RebuildReport:
-    """``drip-loader rebuild``: check the schema is at head, then map the raw events again
-    month by month, keeping every row it cannot rebuild (:mod:`loader.pipeline.rebuild`).
-
-    Raises:
-        LoaderError: the schema is behind head, or the database failed (batches committed
-            before stay done: run it again).
-    """
-    migrate.require_head(engine, schema=schema, then="run `drip-loader migrate` first")
-    return rebuild_tables(
-        engine,
-        schema=schema,
-        batch_size=batch_size,
-        merge_parts=merge_parts,
-        progress=progress or QUIET,
-    )
-
-
-def forward(
-    engine: Engine,
-    *,
-    schema: str,
-    write_key: str | None,
-    host: str,
-    retry_failed: bool = False,
-    batch_size: int,
-    turn_on: bool = False,
-    outbox_retention: timedelta = DEFAULT_OUTBOX_RETENTION,
-) -> Counts:
-    """``drip-loader emit``: check the schema is at head, then forward every event
-    Segment has not confirmed (:func:`loader.emit.emit_events`; ``turn_on``: after
-    ``emit --off``).
-
-    Raises:
-        LoaderError: the schema is behind head, or as :func:`loader.emit.emit_events`.
-    """
-    from .emit import emit_events  # httpx is loaded only when forwarding
-
-    migrate.require_head(
-        engine, schema=schema, then="run `drip-loader migrate` (or `drip-loader load`) first"
-    )
-    return emit_events(
-        engine,
-        schema=schema,
-        write_key=write_key,
-        host=host,
-        retry_failed=retry_failed,
-        batch_size=batch_size,
-        turn_on=turn_on,
-        outbox_retention=outbox_retention,
-    )
-
-
-def stop_forwarding(engine: Engine, *, schema: str) -> TurnedOff:
-    """``drip-loader emit --off``: check the schema is at head, then turn forwarding off
-    (:func:`loader.pipeline.emit.disable_forwarding`).
-
-    Raises:
-        LoaderError: the schema is behind head, or the database failed.
-    """
-    from .emit import disable_forwarding
-
-    migrate.require_head(
-        engine, schema=schema, then="run `drip-loader migrate` (or `drip-loader load`) first"
-    )
-    return disable_forwarding(engine, schema=schema)

@@ -42,6 +42,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..errors import ConfigError, LoaderError
 from ..progress import QUIET, Progress
+from ..results import Record
 from . import migrate
 from .db import retryable, set_search_path, translating
 from .partitions import (
@@ -100,7 +101,7 @@ class MonthArchived:
 
 
 @dataclass(frozen=True)
-class ArchiveReport:
+class ArchiveReport(Record):
     """What ``drip-loader archive`` did."""
 
     schema: str

@@ -19,6 +19,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from ..config import format_duration
+from ..results import Record
 from . import migrate
 from .db import set_search_path, translating
 from .runs import LOCK_CLASS
@@ -112,7 +113,7 @@ def prune_runs(
 
 
 @dataclass(frozen=True)
-class PruneReport:
+class PruneReport(Record):
     """What ``drip-loader prune`` deleted (or, with ``dry_run``, would delete)."""
 
     schema: str

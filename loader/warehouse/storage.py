@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
+from ..results import Record
 from .db import set_search_path, translating
 from .partitions import PARTITIONED, partition_name
 from .sqlfiles import read_sql
@@ -75,7 +76,7 @@ class ArchivedMonth:
 
 
 @dataclass(frozen=True)
-class StorageSummary:
+class StorageSummary(Record):
     """What the warehouse stores and where."""
 
     schema: str

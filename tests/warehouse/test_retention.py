@@ -113,7 +113,7 @@ def test_prune_applies_the_outbox_window_and_keeps_unfinished_work(engine: Engin
     assert lines[0].startswith("Deleted 0 run(s) from drip._runs started before ")
     assert lines[0].endswith(" UTC (older than 90d; the newest run of each command is kept).")
     assert lines[1].startswith("Deleted 2 sent row(s) from drip._outbox sent before ")
-    assert lines[1].endswith(" UTC (older than 1w).")
+    assert lines[1].endswith(" UTC (older than 7d).")
 
 
 def test_prune_refuses_a_schema_behind_head(empty_engine: Engine) -> None:

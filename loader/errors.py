@@ -25,7 +25,7 @@ the write key is scrubbed from anything a Segment endpoint answers.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from .counts import Counts
 
@@ -76,7 +76,7 @@ class ForwardingOff(LoaderError):
 
     def __init__(self, off_since: datetime) -> None:
         super().__init__(
-            f"forwarding to Segment is off since {off_since:%Y-%m-%d %H:%M:%S %Z} "
+            f"forwarding to Segment is off since {off_since.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC "
             "(drip-loader emit --off), so nothing was sent; run `drip-loader emit --on` to turn "
             "it on again (it sends what stayed queued and every event received since)"
         )

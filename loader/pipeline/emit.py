@@ -288,7 +288,7 @@ class TurnedOff(Record):
             else "Forwarding to Segment is off"
         )
         return [
-            f"{head} since {self.off_since:%Y-%m-%d %H:%M:%S %Z}: events received from then on "
+            f"{head} since {self.off_since.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC: events received from then on "
             "are not queued, and nothing is sent.",
             f"  {self.pending:,} event(s) stay queued and {self.failed:,} failed one(s) are kept: "
             "Segment has not confirmed them.",

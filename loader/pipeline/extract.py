@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import SourceError
-from ..warehouse.archive import ARCHIVED_REJECTS
+from ..warehouse.archive_files import ARCHIVED_REJECTS
 
 OnBytes = Callable[[int], None]
 """Called with the number of (compressed) input bytes read since the last call."""

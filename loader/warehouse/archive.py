@@ -22,17 +22,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import gzip
-import hashlib
 import os
-import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date
 from pathlib import Path
 from string import Template
-from typing import IO, Any
+from typing import Any
 
 import orjson
 from sqlalchemy import exc as sa_exc
@@ -44,6 +41,14 @@ from ..errors import ConfigError, LoaderError
 from ..progress import QUIET, Progress
 from ..results import Record
 from . import migrate
+from .archive_files import (
+    ArchiveFile,
+    file_name,
+    final_path,
+    fsync_directory,
+    verify,
+    write_lines,
+)
 from .db import retryable, set_search_path, translating
 from .partitions import (
     forget_partitions,
@@ -55,30 +60,6 @@ from .partitions import (
 from .sqlfiles import read_sql
 
 _QUOTE = postgresql.dialect().identifier_preparer.quote  # type: ignore[no-untyped-call]
-
-ARCHIVED_REJECTS = re.compile(r"rejects-[0-9]{4}-[0-9]{2}(-[0-9]+)?\.ndjson\.gz")
-"""Names of the rejects files of an archive: a directory load skips them (not events)."""
-
-_FETCH = 10_000
-"""Rows read per round trip while a file is written."""
-_ATTEMPTS = 3
-"""Times a month is written again when rows arrived meanwhile (or a deadlock hit the drop)."""
-
-
-def file_name(kind: str, month: date, part: int) -> str:
-    """``raw-2026-10.ndjson.gz``; a later part of the same month ``raw-2026-10-2.ndjson.gz``."""
-    suffix = "" if part == 1 else f"-{part}"
-    return f"{kind}-{month:%Y-%m}{suffix}.ndjson.gz"
-
-
-@dataclass(frozen=True)
-class ArchiveFile:
-    """One checked file: where, how many lines, its bytes and their sha256."""
-
-    path: Path
-    lines: int
-    bytes: int
-    sha256: str
 
 
 @dataclass(frozen=True)
@@ -181,25 +162,14 @@ class ArchiveReport(Record):
         }
 
 
+_FETCH = 10_000
+"""Rows read per round trip while a file is written."""
+_ATTEMPTS = 3
+"""Times a month is written again when rows arrived meanwhile (or a deadlock hit the drop)."""
+
+
 class _Changed(Exception):
     """Rows of the month arrived between writing its file and the drop: write it again."""
-
-
-class _Hashing:
-    """A binary file that hashes and counts what is written through it."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        self._raw = raw
-        self.sha = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.sha.update(data)
-        self.size += len(data)
-        return self._raw.write(data)
-
-    def flush(self) -> None:
-        self._raw.flush()
 
 
 def archive_months(
@@ -344,13 +314,13 @@ def _archive_month(
     conn.commit()
     for attempt in range(_ATTEMPTS):
         progress.start(f"Archiving {month:%Y-%m}", None)
-        raw = _write(conn, paths["raw"], _raw_lines(conn, bounds), progress=progress)
-        rejects = _write(conn, paths["rejects"], _reject_lines(conn, bounds), progress=progress)
+        raw = write_lines(paths["raw"], _raw_lines(conn, bounds), progress=progress)
+        rejects = write_lines(paths["rejects"], _reject_lines(conn, bounds), progress=progress)
         conn.commit()
         progress.start(f"Checking {month:%Y-%m}", None)
         for written in (raw, rejects):
             if written is not None:
-                _verify(written, progress)
+                verify(written, progress)
         try:
             _drop(conn, schema, month, part, bounds, raw, rejects)
         except _Changed:
@@ -375,16 +345,7 @@ def _archive_month(
 def _final(written: ArchiveFile | None) -> ArchiveFile | None:
     if written is None:
         return None
-    return ArchiveFile(_final_path(written.path), written.lines, written.bytes, written.sha256)
-
-
-def _partial(path: Path) -> Path:
-    """Where a file is written before it is checked (hidden: a directory load skips it)."""
-    return path.with_name(f".{path.name}.partial")
-
-
-def _final_path(partial: Path) -> Path:
-    return partial.with_name(partial.name.removeprefix(".").removesuffix(".partial"))
+    return ArchiveFile(final_path(written.path), written.lines, written.bytes, written.sha256)
 
 
 def _check_mapped(conn: Connection, month: date, bounds: dict[str, str]) -> None:
@@ -430,55 +391,6 @@ def _reject_lines(conn: Connection, bounds: dict[str, str]) -> Iterable[bytes]:
         yield orjson.dumps(line)
 
 
-def _write(
-    conn: Connection, path: Path, lines: Iterable[bytes], *, progress: Progress
-) -> ArchiveFile | None:
-    """Write ``lines`` gzipped to ``path``'s partial name, fsynced; None when there are none
-    (no file).  The checksum is of the compressed bytes, as they are on disk."""
-    partial = _partial(path)
-    count = 0
-    with open(partial, "wb") as handle:
-        hashing = _Hashing(handle)
-        with gzip.GzipFile(fileobj=hashing, mode="wb", compresslevel=6, mtime=0) as zipped:  # type: ignore[arg-type]
-            batch: list[bytes] = []
-            for line in lines:
-                batch.append(line)
-                if len(batch) == _FETCH:
-                    zipped.write(b"\n".join(batch) + b"\n")
-                    count += len(batch)
-                    progress.advance(len(batch))
-                    batch.clear()
-            if batch:
-                zipped.write(b"\n".join(batch) + b"\n")
-                count += len(batch)
-                progress.advance(len(batch))
-        handle.flush()
-        os.fsync(handle.fileno())
-    if count == 0:
-        partial.unlink()
-        return None
-    return ArchiveFile(partial, count, hashing.size, hashing.sha.hexdigest())
-
-
-def _verify(written: ArchiveFile, progress: Progress) -> None:
-    """Read the file back from disk: the same sha256, a whole gzip stream, the same lines."""
-    sha = hashlib.sha256()
-    with open(written.path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            sha.update(block)
-    lines = 0
-    with gzip.open(written.path, "rb") as unzipped:
-        while block := unzipped.read(1 << 20):
-            lines += block.count(b"\n")
-            progress.advance(len(block))
-    if sha.hexdigest() != written.sha256 or lines != written.lines:
-        raise LoaderError(
-            f"{written.path} does not read back as written ({lines:,} lines, expected "
-            f"{written.lines:,}; sha256 {'matches' if sha.hexdigest() == written.sha256 else 'differs'}): "
-            "check the disk of --to, then run archive again (nothing of the month was dropped)"
-        )
-
-
 def _drop(
     conn: Connection,
     schema: str,
@@ -510,18 +422,18 @@ def _drop(
             {
                 "month": month,
                 "part": part,
-                "raw_file": str(_final_path(raw.path)) if raw else None,
+                "raw_file": str(final_path(raw.path)) if raw else None,
                 "raw_events": raw.lines if raw else 0,
                 "raw_sha256": raw.sha256 if raw else None,
-                "rejects_file": str(_final_path(rejects.path)) if rejects else None,
+                "rejects_file": str(final_path(rejects.path)) if rejects else None,
                 "rejects": rejects.lines if rejects else 0,
                 "rejects_sha256": rejects.sha256 if rejects else None,
             },
         )
         for written in (raw, rejects):
             if written is not None:
-                os.replace(written.path, _final_path(written.path))
-        _fsync_directory(_final_path((raw or rejects).path).parent)  # type: ignore[union-attr]
+                os.replace(written.path, final_path(written.path))
+        fsync_directory(final_path((raw or rejects).path).parent)  # type: ignore[union-attr]
         if exists:
             conn.execute(
                 text(Template(read_sql("archive/drop.sql")).substitute(partition=partition))
@@ -532,12 +444,3 @@ def _check_mapped_in(conn: Connection, month: date, bounds: dict[str, str]) -> N
     row = conn.execute(text(read_sql("archive/unmapped.sql")), bounds).one()
     if row.pending or row.snapshots:
         raise _Changed()
-
-
-def _fsync_directory(path: Path) -> None:
-    """Make the renames durable before the rows they replace are dropped."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

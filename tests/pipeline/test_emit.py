@@ -674,6 +674,7 @@ def test_emit_prints_what_it_forwarded_and_never_the_write_key(settings, tmp_pat
         "  failed                               0",
         "  requeued (--retry-failed)            0",
         "  queued (forwarding on)               2",
+        "  sent rows pruned                     0",
     ]
     assert "  forwarded to Segment               2" in status.stdout.splitlines()
     assert "  pending for Segment                0" in status.stdout.splitlines()

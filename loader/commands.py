@@ -16,16 +16,22 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
 
 from .analyst import catalog
 from .analyst.attribution import run_attribution
 from .analyst.report import query_table, run_report
 from .config import SEGMENT_MAX_BATCH_EVENTS, Settings
 from .domain.registry import resolve
-from .pipeline.emit import EmitReport, check_forwarding, emit_events
-from .pipeline.run import Rebuilt, rebuild
+from .pipeline.emit import EmitReport, TurnedOff, check_forwarding, disable_forwarding, emit_events
+from .pipeline.rebuild import RebuildReport
+from .pipeline.rebuild import rebuild_tables as rebuild
+from .progress import QUIET, Progress
 from .results import Rows
 from .warehouse import migrate as migrations
+from .warehouse.archive import ArchiveReport, archive_months
 from .warehouse.collections import (
     CollectionChange,
     CollectionList,
@@ -34,6 +40,8 @@ from .warehouse.collections import (
     list_collections,
 )
 from .warehouse.db import open_database, psql_command
+from .warehouse.retention import PruneReport
+from .warehouse.retention import prune as prune_warehouse
 from .warehouse.status import WarehouseStatus, warehouse_status
 
 Announce = Callable[[str], None]
@@ -70,10 +78,20 @@ def psql(settings: Settings, *, announce: Announce = _quiet) -> int:
         return subprocess.call(argv, env=env)
 
 
-def rebuild_tables(settings: Settings, *, announce: Announce = _quiet) -> Rebuilt:
-    """Rebuild the collection tables and ``tracks`` from the raw landed events."""
+def rebuild_tables(
+    settings: Settings, *, progress: Progress = QUIET, announce: Announce = _quiet
+) -> RebuildReport:
+    """Check the schema is at head, then map the raw events again into the collection
+    tables and ``tracks``, month by month, keeping every row it cannot rebuild."""
     with open_database(settings, announce=announce) as engine:
-        return rebuild(engine, schema=settings.schema, batch_size=settings.transform_batch_size)
+        _require_head(engine, settings.schema)
+        return rebuild(
+            engine,
+            schema=settings.schema,
+            batch_size=settings.transform_batch_size,
+            merge_parts=settings.writers,
+            progress=progress,
+        )
 
 
 def emit(
@@ -81,24 +99,24 @@ def emit(
     *,
     retry_failed: bool = False,
     batch_size: int = SEGMENT_MAX_BATCH_EVENTS,
+    turn_on: bool = False,
     announce: Announce = _quiet,
 ) -> EmitReport:
-    """Check the schema is at head, then forward every event Segment has not confirmed.
+    """Check the schema is at head, then forward every event Segment has not confirmed
+    (``turn_on``: after ``emit --off``), then delete the sent rows older than
+    ``settings.outbox_retention``.
 
     Raises:
         ConfigError: no write key or a bad batch size (before the database is opened), or
             the schema is behind head.
+        ForwardingOff: forwarding was turned off and ``turn_on`` is False.
         EmitError: as :func:`loader.pipeline.emit.emit_events`.
     """
     write_key = check_forwarding(
         write_key=settings.segment_write_key, host=settings.segment_host, batch_size=batch_size
     )
     with open_database(settings, announce=announce) as engine:
-        migrations.require_head(
-            engine,
-            schema=settings.schema,
-            then="run `drip-loader migrate` (or `drip-loader load`) first",
-        )
+        _require_head(engine, settings.schema)
         return emit_events(
             engine,
             schema=settings.schema,
@@ -106,7 +124,51 @@ def emit(
             host=settings.segment_host,
             retry_failed=retry_failed,
             batch_size=batch_size,
+            turn_on=turn_on,
+            outbox_retention=settings.outbox_retention,
         )
+
+
+def emit_off(settings: Settings, *, announce: Announce = _quiet) -> TurnedOff:
+    """Turn forwarding to Segment off (``emit --off``; no write key needed)."""
+    with open_database(settings, announce=announce) as engine:
+        _require_head(engine, settings.schema)
+        return disable_forwarding(engine, schema=settings.schema)
+
+
+def prune(settings: Settings, *, dry_run: bool = False, announce: Announce = _quiet) -> PruneReport:
+    """Delete ``_runs`` rows older than ``settings.runs_retention`` and sent ``_outbox`` rows
+    older than ``settings.outbox_retention`` (``dry_run``: count them only)."""
+    with open_database(settings, announce=announce) as engine:
+        return prune_warehouse(
+            engine,
+            schema=settings.schema,
+            runs_older_than=settings.runs_retention,
+            outbox_older_than=settings.outbox_retention,
+            dry_run=dry_run,
+        )
+
+
+def archive(
+    settings: Settings,
+    *,
+    before: date,
+    to: Path,
+    progress: Progress = QUIET,
+    announce: Announce = _quiet,
+) -> ArchiveReport:
+    """Move the raw events of every whole month before ``before`` into checked gzip NDJSON
+    files in ``to`` (:func:`loader.warehouse.archive.archive_months`)."""
+    with open_database(settings, announce=announce) as engine:
+        return archive_months(
+            engine, schema=settings.schema, before=before, to=to, progress=progress
+        )
+
+
+def _require_head(engine: Any, schema: str) -> None:
+    migrations.require_head(
+        engine, schema=schema, then="run `drip-loader migrate` (or `drip-loader load`) first"
+    )
 
 
 def report(

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from .._version import __version__
-from . import collections, drip, pipeline, report, serve, warehouse
+from . import collections, drip, pipeline, report, retention, serve, warehouse
 from .edge import Commands
 
 app = Commands(
@@ -57,6 +57,8 @@ for command in (
     pipeline.rebuild,
     pipeline.emit,
     serve.serve,
+    retention.prune,
+    retention.archive,
 ):
     app.command()(command)
 app.add_typer(report.report_app)

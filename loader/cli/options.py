@@ -4,6 +4,7 @@ named from the library's constants, never restated)."""
 from __future__ import annotations
 
 from dataclasses import fields
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,13 +13,17 @@ import typer
 from ..config import (
     DATABASE_URL_ENV,
     DEFAULT_DRIP_API_URL,
+    DEFAULT_OUTBOX_RETENTION,
     DEFAULT_SCHEMA,
     DEFAULT_SEGMENT_HOST,
     DRIP_ACCOUNT_ENV,
     DRIP_API_TOKEN_ENV,
     DRIP_API_URL_ENV,
+    OUTBOX_RETENTION_ENV,
     SEGMENT_WRITE_KEY_ENV,
     ServeOptions,
+    format_duration,
+    parse_duration,
 )
 from .render import Format
 
@@ -69,6 +74,27 @@ SegmentHost = Annotated[
         show_default=False,
     ),
 ]
+OutboxRetention = Annotated[
+    str | None,
+    typer.Option(
+        "--outbox-retention",
+        metavar="DURATION",
+        help="Delete the outbox rows Segment accepted longer ago than this (7d, 12h, 0: at "
+        f"once); forwarding does it after each run. Default: ${OUTBOX_RETENTION_ENV} or "
+        f"{format_duration(DEFAULT_OUTBOX_RETENTION)}.",
+        show_default=False,
+    ),
+]
+
+
+def duration(value: str | None, *, option: str) -> timedelta | None:
+    """A duration option (``7d``) as a timedelta, None when not given.
+
+    Raises:
+        ConfigError: not a whole number and a unit (before anything runs).
+    """
+    return None if value is None else parse_duration(value, what=option)
+
 
 # `report` is a group, one subcommand per report: `drip-loader report daily --format csv`
 # reads as before, and each report's --help shows only the options that apply to it

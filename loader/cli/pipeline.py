@@ -14,8 +14,18 @@ from ..config import (
     DEFAULT_WRITERS,
     SEGMENT_MAX_BATCH_EVENTS,
 )
+from ..errors import ConfigError
+from ..progress import QUIET
 from .edge import err, settings
-from .options import DatabaseUrl, FormatOption, Schema, SegmentHost, SegmentWriteKey
+from .options import (
+    DatabaseUrl,
+    FormatOption,
+    OutboxRetention,
+    Schema,
+    SegmentHost,
+    SegmentWriteKey,
+    duration,
+)
 from .progress import Bar, on_terminal
 from .render import Format, check_out, opened, render
 
@@ -75,6 +85,7 @@ def load(
     ] = False,
     segment_write_key: SegmentWriteKey = None,
     segment_host: SegmentHost = None,
+    outbox_retention: OutboxRetention = None,
     fmt: FormatOption = Format.table,
 ) -> None:
     """Land Drip webhook bodies from files, then transform into the collection tables and tracks."""
@@ -88,6 +99,7 @@ def load(
         writers=writers,
         segment_write_key=segment_write_key,
         segment_host=segment_host,
+        outbox_retention=duration(outbox_retention, option="--outbox-retention"),
     )
     with on_terminal(Bar) as progress:
         report = run_pipeline(
@@ -104,10 +116,14 @@ def load(
 def rebuild(
     database_url: DatabaseUrl = None, schema: Schema = None, fmt: FormatOption = Format.table
 ) -> None:
-    """Rebuild the collection tables and tracks from the raw landed events (after a mapping fix)."""
+    """Rebuild the collection tables and tracks from the raw events (after a mapping fix),
+    month by month; rows whose raw events are archived (or were loaded without raw) are kept."""
     from .. import commands
 
-    render(commands.rebuild_tables(settings(database_url, schema), announce=err), fmt)
+    options = settings(database_url, schema)
+    with on_terminal(Bar) as progress:
+        report = commands.rebuild_tables(options, progress=progress or QUIET, announce=err)
+    render(report, fmt)
 
 
 def emit(
@@ -128,15 +144,46 @@ def emit(
             help="Most events per request (also kept under 500 KB).",
         ),
     ] = SEGMENT_MAX_BATCH_EVENTS,
+    off: Annotated[
+        bool,
+        typer.Option(
+            "--off",
+            help="Turn forwarding off and send nothing: events are no longer queued; what is "
+            "queued stays (dropped only if Segment never confirmed any event). Needs no key.",
+        ),
+    ] = False,
+    on: Annotated[
+        bool,
+        typer.Option(
+            "--on",
+            help="Turn forwarding on again after --off, then forward: what stayed queued and "
+            "every event received meanwhile, never one Segment confirmed.",
+        ),
+    ] = False,
+    outbox_retention: OutboxRetention = None,
     fmt: FormatOption = Format.table,
 ) -> None:
     """Forward every event in the warehouse Segment has not confirmed yet to Segment's HTTP API."""
     from .. import commands
 
+    if off and (on or retry_failed):
+        raise ConfigError(
+            f"--off cannot go with {'--on' if on else '--retry-failed'}: --off sends nothing; "
+            "run `drip-loader emit --off` alone"
+        )
     options = settings(
-        database_url, schema, segment_write_key=segment_write_key, segment_host=segment_host
+        database_url,
+        schema,
+        segment_write_key=segment_write_key,
+        segment_host=segment_host,
+        outbox_retention=duration(outbox_retention, option="--outbox-retention"),
     )
-    report = commands.emit(options, retry_failed=retry_failed, batch_size=batch_size, announce=err)
+    if off:
+        render(commands.emit_off(options, announce=err), fmt)
+        return
+    report = commands.emit(
+        options, retry_failed=retry_failed, batch_size=batch_size, turn_on=on, announce=err
+    )
     render(report, fmt)
 
 

@@ -12,9 +12,11 @@ from .options import (
     SERVE_DEFAULTS,
     DatabaseUrl,
     FormatOption,
+    OutboxRetention,
     Schema,
     SegmentHost,
     SegmentWriteKey,
+    duration,
 )
 from .render import Format, render
 
@@ -102,6 +104,7 @@ def serve(
     ] = SERVE_DEFAULTS["degraded_after"],
     segment_write_key: SegmentWriteKey = None,
     segment_host: SegmentHost = None,
+    outbox_retention: OutboxRetention = None,
     fmt: FormatOption = Format.table,
 ) -> None:
     """Receive Drip webhooks at /webhooks/drip/$DRIP_LOADER_WEBHOOK_TOKEN; keep the tables fresh.
@@ -126,6 +129,10 @@ def serve(
         degraded_after=degraded_after,
     )
     warehouse = settings(
-        database_url, schema, segment_write_key=segment_write_key, segment_host=segment_host
+        database_url,
+        schema,
+        segment_write_key=segment_write_key,
+        segment_host=segment_host,
+        outbox_retention=duration(outbox_retention, option="--outbox-retention"),
     )
     render(run_server(warehouse, options, announce=err), fmt)

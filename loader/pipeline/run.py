@@ -17,15 +17,14 @@ from sqlalchemy.engine import Engine
 
 from ..config import Settings
 from ..counts import Counts
-from ..errors import LoaderError, StepFailed
+from ..errors import ForwardingOff, LoaderError, StepFailed
 from ..progress import QUIET, Progress
-from ..results import Rows
 from ..warehouse import migrate
 from ..warehouse.db import open_database
 from ..warehouse.runs import recorded_run
 from .extract import Input, discover_inputs, read_records
 from .land import land_records
-from .transform import ADDED_COUNTS, requeue_all, run_transforms
+from .transform import ADDED_COUNTS, run_transforms
 
 
 @dataclass(kw_only=True)
@@ -67,27 +66,6 @@ class RunReport(Counts):
                 "reason and origin."
             )
         return lines
-
-
-@dataclass(frozen=True)
-class Rebuilt:
-    """What ``rebuild`` did."""
-
-    schema: str
-    queued: int
-    """Landed events queued again."""
-    rows_added: dict[str, int]
-    """Rows the transform wrote per table."""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"schema": self.schema, "queued": self.queued, "rows_added": self.rows_added}
-
-    def lines(self) -> list[str]:
-        tables = ", ".join(f"{t} {n:,}" for t, n in sorted(self.rows_added.items()))
-        return [f"Rebuilt from {self.queued:,} raw events: {tables}"]
-
-    def rows(self) -> Rows:
-        return Rows(("table", "rows_added"), sorted(self.rows_added.items()))
 
 
 _NOT_COUNTS = ("load_id", "schema", "sources")
@@ -216,20 +194,17 @@ def _forward(
     progress.start("Forwarding to Segment", None)
     from .emit import emit_events  # httpx is loaded only when forwarding is on
 
-    emitted = emit_events(
-        engine,
-        schema=settings.schema,
-        write_key=settings.segment_write_key,
-        host=settings.segment_host,
-        on_batch=progress.advance,
-    )
+    try:
+        emitted = emit_events(
+            engine,
+            schema=settings.schema,
+            write_key=settings.segment_write_key,
+            host=settings.segment_host,
+            on_batch=progress.advance,
+            outbox_retention=settings.outbox_retention,
+        )
+    except ForwardingOff as off:  # the load itself is done: say so, do not fail it
+        announce(f"Not forwarded: {off}.")
+        return
     report.forwarding = True
     report.add(emitted)
-
-
-def rebuild(engine: Engine, *, schema: str, batch_size: int) -> Rebuilt:
-    """Empty the collection tables and ``tracks``, queue every landed event again and
-    transform it all (after a mapping fix)."""
-    queued = requeue_all(engine, schema=schema)
-    result = run_transforms(engine, schema=schema, batch_size=batch_size)
-    return Rebuilt(schema, queued, dict(result.rows_added))

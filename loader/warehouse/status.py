@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.engine import Connection, Engine
 
 from ..domain.drip_resources import RESOURCES, SYNC_COMMAND
@@ -18,6 +18,7 @@ from . import migrate
 from .db import translating
 from .mapping import in_order
 from .runs import is_alive
+from .storage import StorageSummary, storage_summary
 from .tables import build_metadata
 
 
@@ -38,6 +39,8 @@ class Forwarding:
     failed: int
     on: bool
     """Whether transforms queue events for Segment (the first ``emit`` turns it on)."""
+    off_since: datetime | None = None
+    """When ``emit --off`` turned it off (revision 0009 on)."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,8 @@ class WarehouseStatus(Record):
     segment: Forwarding | None = None
     drip_sync: DripSyncStatus | None = None
     last_runs: tuple[RunLine, ...] = ()
+    storage: StorageSummary | None = None
+    """Bytes per event, partitions by month, archived months (revision 0009 on)."""
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON values; facts the schema does not have yet are left out."""
@@ -156,6 +161,8 @@ class WarehouseStatus(Record):
         if self.drip_sync is not None:
             values["drip_sync"] = self.drip_sync.as_dict()
         values["last_runs"] = [run.as_dict() for run in self.last_runs]
+        if self.storage is not None:
+            values["storage"] = self.storage.as_dict()
         return values
 
     def lines(self) -> list[str]:
@@ -177,7 +184,12 @@ class WarehouseStatus(Record):
         lines.append(f"  {'rejects':<24}{self.rejects:>12,}")
         if self.subscribers_to_merge:  # left by a run that stopped before its end
             lines.append(f"  {'subscribers to merge':<24}{self.subscribers_to_merge:>12,}")
-        if self.segment is not None and not self.segment.on:
+        if self.segment is not None and self.segment.off_since is not None:
+            lines.append(
+                f"  {'forwarding to Segment':<24}{'off':>12}  (since "
+                f"{self.segment.off_since.isoformat()[:19]}; `drip-loader emit --on` turns it on)"
+            )
+        elif self.segment is not None and not self.segment.on:
             lines.append(
                 f"  {'forwarding to Segment':<24}{'off':>12}  "
                 "(the first `drip-loader emit` turns it on)"
@@ -197,7 +209,20 @@ class WarehouseStatus(Record):
                 f"rejected {counts.get('rejected', 0):,}"
                 + (f"  ({run.error})" if run.error else "")
             )
+        if self.storage is not None:  # its own section: loader.warehouse.storage renders it
+            lines += self.storage.lines()
         return lines
+
+
+def _forwarding(
+    conn: Connection, forwarding: Table, *, has_off: bool
+) -> tuple[bool, datetime | None]:
+    """Whether forwarding is on (turned on once, not turned off since) and since when it
+    is off (``has_off``: revision 0009 on, where ``emit --off`` sets ``off_since``)."""
+    if not has_off:
+        return bool(conn.execute(select(func.count()).select_from(forwarding)).scalar_one()), None
+    row = conn.execute(select(forwarding.c.off_since)).first()
+    return (row is not None and row.off_since is None), (None if row is None else row.off_since)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -236,6 +261,11 @@ def warehouse_status(engine: Engine, *, schema: str, runs: int = 5) -> Warehouse
         segment = None
         # Forwarding to Segment (loader.pipeline.emit); the outbox is missing below 0003.
         if exists("_outbox"):
+            forwarding = (
+                _forwarding(conn, tables[f"{schema}._forwarding"], has_off=exists("_archives"))
+                if exists("_forwarding")
+                else (True, None)
+            )
             outbox = tables[f"{schema}._outbox"]
             query = select(outbox.c.status, func.count()).group_by(outbox.c.status)
             by_status = {row[0]: int(row[1]) for row in conn.execute(query)}
@@ -244,7 +274,8 @@ def warehouse_status(engine: Engine, *, schema: str, runs: int = 5) -> Warehouse
                 pending=by_status.get("pending", 0),
                 failed=by_status.get("failed", 0),
                 # below revision 0004 every transform queued events: forwarding was always on
-                on=not exists("_forwarding") or count("_forwarding") > 0,
+                on=forwarding[0],
+                off_since=forwarding[1],
             )
         run_table = tables[f"{schema}._runs"]
         recent = conn.execute(
@@ -264,6 +295,7 @@ def warehouse_status(engine: Engine, *, schema: str, runs: int = 5) -> Warehouse
             ),
             segment=segment,
             drip_sync=drip_sync_status(conn, schema=schema) if exists("drip_subscribers") else None,
+            storage=storage_summary(engine, schema=schema) if exists("_archives") else None,
             last_runs=tuple(
                 RunLine(
                     load_id=r["load_id"],

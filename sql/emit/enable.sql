@@ -1,7 +1,8 @@
 -- name: enable_forwarding
--- Turn forwarding on and queue every event already in the warehouse (tracks: every
--- collection that is on), once: the row in _forwarding stays.  DO NOTHING: events queued
--- before (a warehouse upgraded from 0003) keep their state.
+-- Turn forwarding on for the first time and queue every event already in the warehouse
+-- (tracks: every collection that is on), once: the row in _forwarding stays (emit --off
+-- only marks it).  DO NOTHING: events queued before (a warehouse upgraded from 0003) keep
+-- their state.
 WITH enabled AS (
     INSERT INTO _forwarding DEFAULT VALUES
     ON CONFLICT DO NOTHING

@@ -342,6 +342,25 @@ UNREACHABLE = "postgresql://u@127.0.0.1:1/x"
             "email_marked_as_spam, " + ", ".join(OPT_IN),
         ),
         (
+            ["emit", "--off", "--on"],
+            "Error: --off cannot go with --on: --off sends nothing; run `drip-loader emit --off` "
+            "alone",
+        ),
+        (
+            ["emit", "--outbox-retention", "a week"],
+            "Error: --outbox-retention must be a whole number and a unit (s, m, h, d or w), such "
+            "as 7d or 12h; got 'a week'",
+        ),
+        (
+            ["prune", "--runs-older-than", "90"],
+            "Error: --runs-older-than must be a whole number and a unit (s, m, h, d or w), such "
+            "as 7d or 12h; got '90'",
+        ),
+        (
+            ["archive", "--before", "October", "--to", "out"],
+            "Error: --before must be a date such as 2026-10-01 (YYYY-MM-DD), got 'October'",
+        ),
+        (
             ["collections", "disable"],
             "Error: name at least one collection (see `drip-loader collections list`)",
         ),

@@ -599,13 +599,12 @@ def test_the_outbox_is_backfilled_with_events_landed_before_it_existed(settings,
 
 
 def test_a_rebuild_keeps_what_segment_already_accepted(settings, engine, tmp_path, sink):
-    from loader.pipeline.transform import requeue_all, run_transforms
+    from loader.pipeline.rebuild import rebuild_tables
 
     ids = land_bodies(settings, tmp_path, CLICK, OPEN)
     emit(engine, sink)
 
-    requeue_all(engine, schema="drip")
-    run_transforms(engine, schema="drip", batch_size=1000)
+    rebuild_tables(engine, schema="drip", batch_size=1000)
 
     assert outbox(engine) == dict.fromkeys(ids, ("sent", 1, None))
     assert emit(engine, sink).requests == 0
@@ -680,6 +679,7 @@ def test_emit_prints_what_it_forwarded_and_never_the_write_key(settings, tmp_pat
         "  failed                               0",
         "  requeued (--retry-failed)            0",
         "  queued (forwarding on)               2",
+        "  sent rows pruned                     0",
     ]
     assert "  forwarded to Segment               2" in status.stdout.splitlines()
     assert "  pending for Segment                0" in status.stdout.splitlines()

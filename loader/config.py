@@ -142,10 +142,18 @@ class Settings:
 
 
 TOKEN_ENV = "DRIP_LOADER_WEBHOOK_TOKEN"
+ADMIN_TOKEN_ENV = "DRIP_LOADER_ADMIN_TOKEN"
+MIN_ADMIN_TOKEN = 16
+SHOW_PII_ENV = "DRIP_LOADER_DEBUGGER_SHOW_PII"
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
 
 # URL-safe and long enough to be unguessable: the token is the only authentication.
 WEBHOOK_TOKEN = re.compile(r"^[A-Za-z0-9._~-]{16,256}$")
 _MAKE_TOKEN = f"export {TOKEN_ENV}=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+_MAKE_ADMIN_TOKEN = (
+    f"export {ADMIN_TOKEN_ENV}=$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
+)
 
 
 @dataclass(frozen=True)
@@ -193,12 +201,28 @@ class ServeOptions:
     degraded_after: float = 60.0
     """Seconds a background worker (transform, forwarding) may keep failing before
     ``/healthz`` says ``degraded`` (still 200: the events are stored)."""
+    admin_token: str | None = field(default=None, repr=False)
+    """The password of the ``/debugger`` page (HTTP Basic, any user name); None: no page.
+    Never printed or logged."""
+    debugger_show_pii: bool = False
+    """The debugger page shows emails and bodies as received instead of masked."""
 
     def __post_init__(self) -> None:
         if not WEBHOOK_TOKEN.match(self.token):
             raise ConfigError(
                 f"{TOKEN_ENV} must be 16 to 256 URL-safe characters (letters, digits, . _ ~ -); "
                 f"create one with: {_MAKE_TOKEN}"
+            )
+        if self.admin_token is not None and len(self.admin_token) < MIN_ADMIN_TOKEN:
+            raise ConfigError(
+                f"the admin token (--admin-token or {ADMIN_TOKEN_ENV}) must be at least "
+                f"{MIN_ADMIN_TOKEN} characters; create one with: {_MAKE_ADMIN_TOKEN}"
+            )
+        if self.admin_token == self.token:
+            # Drip (and whoever sees the webhook URL) knows the webhook token.
+            raise ConfigError(
+                f"the admin token must not be the webhook token ({TOKEN_ENV}); "
+                f"create another one with: {_MAKE_ADMIN_TOKEN}"
             )
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be between 0 and 65535, got {self.port}")
@@ -220,7 +244,9 @@ class ServeOptions:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ServeOptions:
-        """Options with the token from ``$DRIP_LOADER_WEBHOOK_TOKEN``, then non-None ``overrides``.
+        """Options with the token from ``$DRIP_LOADER_WEBHOOK_TOKEN``, the admin token from
+        ``$DRIP_LOADER_ADMIN_TOKEN`` and ``debugger_show_pii`` from
+        ``$DRIP_LOADER_DEBUGGER_SHOW_PII`` (when set), then non-None ``overrides``.
 
         Raises:
             ConfigError: no token is set, or an option is out of range.
@@ -232,4 +258,12 @@ class ServeOptions:
                 f"{TOKEN_ENV} is not set: serve needs the secret that goes in the webhook URL "
                 f"you register in Drip; create one with: {_MAKE_TOKEN}"
             )
-        return cls(token=token, **{k: v for k, v in overrides.items() if v is not None})
+        show_pii = env.get(SHOW_PII_ENV, "").strip().lower()
+        if show_pii not in _TRUE + _FALSE:
+            raise ConfigError(f"{SHOW_PII_ENV} must be 1 or 0 (true or false), got {show_pii!r}")
+        values: dict[str, Any] = {
+            "admin_token": env.get(ADMIN_TOKEN_ENV) or None,
+            "debugger_show_pii": show_pii in _TRUE,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(token=token, **values)

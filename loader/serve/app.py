@@ -5,6 +5,8 @@ Routes::
     POST /webhooks/drip/{token}   one Drip event object, or a JSON array of them
     GET  /healthz                 200 when the database answers, else 503
     GET  /metrics                 Prometheus text: requests, events, transform lag
+    GET  /debugger                the live debugger page (only with an admin token:
+                                  :mod:`loader.serve.debugger`)
 
 A webhook request is answered only after its records are committed (:mod:`loader.serve.lander`):
 
@@ -18,7 +20,8 @@ A webhook request is answered only after its records are committed (:mod:`loader
   waiting): the only status Drip retries, so nothing is lost.
 
 The token lives in the URL (Drip cannot sign or add headers), so the URL is never logged:
-uvicorn's access log is off and ours (``access_log=True``) prints the path redacted.
+uvicorn's access log is off and ours (``access_log=True``) prints the path redacted.  Each
+refused request (400, 413, 408) is one line on stderr, rate-limited (:mod:`loader.serve.refusals`).
 Stack: Starlette on uvicorn (httptools + uvloop when installed); the webhook route is a
 plain ASGI endpoint in Starlette's router, without its Request/Response layer.  This module
 is the app and its routes; a body is read and becomes records in :mod:`loader.serve.webhook`,
@@ -50,9 +53,11 @@ from ..errors import ConfigError, LoaderError
 from ..warehouse.migrate import ensure_schema
 from ..warehouse.runs import Run, start_run
 from .access_log import AccessLog
+from .debugger import Debugger, Recorder
 from .health import Health
-from .lander import GroupCommitLander, Refused, StoreUnavailable
+from .lander import GroupCommitLander, RecordBatch, Refused, StoreUnavailable
 from .metrics import ServeReport
+from .refusals import RefusalLog
 from .webhook import BodyTimeout, parse_body, read_body
 from .workers import EmitJob, TransformJob, Worker
 
@@ -110,6 +115,9 @@ class Receiver:
             )
             self.emitter = Worker(self.emit, interval=options.emit_interval)
         self.health = Health(self)
+        self.refusals = RefusalLog()
+        self.recorder: Recorder | None = Recorder() if options.admin_token else None
+        """The debugger page's live stream; None when the page is off (no admin token)."""
 
     # -- database preparation ---------------------------------------------------------
 
@@ -172,6 +180,7 @@ class Receiver:
             yield
         finally:
             # uvicorn has stopped accepting and answered every in-flight request by now.
+            self.refusals.close()
             await lander.stop()
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(
@@ -207,52 +216,95 @@ class Receiver:
         every webhook cost about a sixth of serve's CPU per event (bench_serve, A/B).
         """
         token = scope["path_params"]["token"].encode("utf-8", "replace")
+        recorder = self.recorder
         if not hmac.compare_digest(token, self._token):
             # The same answer as any unknown path: a wrong token learns nothing.
             await self._send(send, 404, b"Not Found", content_type=b"text/plain; charset=utf-8")
+            if recorder is not None:
+                client, origin = _origin(scope)
+                recorder.record(404, client=client, origin=origin, size=0, body=None)
             return
         limit = self.options.max_body_bytes
         try:
             read = await read_body(receive, limit, self.options.body_timeout)
-        except BodyTimeout:
+        except BodyTimeout as timeout:
+            reason = (
+                f"body not received within {self.options.body_timeout:g} s "
+                f"({timeout.received:,} of {_content_length(scope):,} bytes)"
+            )
+            self.refusals.refused(
+                scope, status=408, reason=reason, size=timeout.received, body=None
+            )
             await self._send(
                 send, 408, orjson.dumps({"error": "body not received in time; send it again"})
             )
+            if recorder is not None:
+                client, origin = _origin(scope)
+                recorder.record(
+                    408,
+                    client=client,
+                    origin=origin,
+                    size=timeout.received,
+                    body=None,
+                    reasons=(reason,),
+                )
             return
         if read is None:
             return  # the client went away: nothing stored, nobody to answer
         body, size = read
         if size > limit:
             size = max(_content_length(scope), size)  # the rest is never read
-        client = scope.get("client")
-        origin = f"webhook:{client[0] if client else 'unknown'}:{datetime.now(UTC).isoformat()}"
+        client, origin = _origin(scope)
 
         parsed = parse_body(body, size=size, limit=limit, origin=origin, load_id=self.load_id)
         batch, reasons, total = parsed.batch, parsed.reasons, parsed.total
 
+        status = 200
         if total == 0:
             await self._send(send, 200, b'{"received":0}')
-            return
+        else:
+            status = await self._land(send, batch, scope, body, size, total, reasons)
+        if recorder is not None:
+            recorder.record(
+                status, client=client, origin=origin, size=size, body=body, reasons=reasons
+            )
+
+    async def _land(
+        self,
+        send: Send,
+        batch: RecordBatch,
+        scope: Scope,
+        body: bytes,
+        size: int,
+        total: int,
+        reasons: list[str],
+    ) -> int:
+        """Submit ``batch``, answer, and return the status answered."""
         assert self.lander is not None
         try:
             await self.lander.submit(batch)
         except StoreUnavailable as exc:
+            reasons.insert(0, f"not stored: {exc}; retry later")
             await self._send(
                 send,
                 429,
-                orjson.dumps({"error": f"not stored: {exc}; retry later"}),
+                orjson.dumps({"error": reasons[0]}),
                 headers=[(b"retry-after", str(self.options.retry_after).encode())],
             )
-            return
+            return 429
         except Refused as exc:
             reasons.insert(0, exc.reason)
-        if size > limit:
-            await self._send(send, 413, orjson.dumps({"error": reasons[0]}))
+        if size > self.options.max_body_bytes:
+            status, error = 413, reasons[0]
         elif reasons:
             prefix = "" if total == 1 else f"{len(reasons)} of {total} events rejected, first: "
-            await self._send(send, 400, orjson.dumps({"error": prefix + reasons[0]}))
+            status, error = 400, prefix + reasons[0]
         else:
             await self._send(send, 200, b'{"received":%d}' % total)
+            return 200
+        self.refusals.refused(scope, status=status, reason=error, size=size, body=body)
+        await self._send(send, status, orjson.dumps({"error": error}))
+        return status
 
     async def _send(
         self,
@@ -280,14 +332,14 @@ class Receiver:
 
 def create_app(receiver: Receiver) -> ASGIApp:
     """The ASGI application of ``receiver`` (its lifespan starts and stops the machinery)."""
-    app: ASGIApp = Starlette(
-        routes=[
-            Route(WEBHOOK_PATH, _Endpoint(receiver.webhook), methods=["POST"]),
-            Route("/healthz", receiver.health.healthz, methods=["GET"]),
-            Route("/metrics", receiver.health.metrics, methods=["GET"]),
-        ],
-        lifespan=receiver.lifespan,
-    )
+    routes = [
+        Route(WEBHOOK_PATH, _Endpoint(receiver.webhook), methods=["POST"]),
+        Route("/healthz", receiver.health.healthz, methods=["GET"]),
+        Route("/metrics", receiver.health.metrics, methods=["GET"]),
+    ]
+    if receiver.recorder is not None:
+        routes.extend(Debugger(receiver, receiver.recorder).routes())
+    app: ASGIApp = Starlette(routes=routes, lifespan=receiver.lifespan)
     if receiver.options.access_log:
         app = AccessLog(app)
     return app
@@ -302,6 +354,13 @@ class _Endpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._handler(scope, receive, send)
+
+
+def _origin(scope: Scope) -> tuple[str, str]:
+    """The request's client address, and the origin its records are stored with."""
+    client = scope.get("client")
+    address = client[0] if client else "unknown"
+    return address, f"webhook:{address}:{datetime.now(UTC).isoformat()}"
 
 
 def _content_length(scope: Scope) -> int:

@@ -2,7 +2,8 @@
 
 The database answers (and the schema is ready), each background worker's state, the
 transform's lag: :class:`Health` reads them from the receiver it watches, with its own
-probe threads, so a health check is never queued behind landing.
+probe threads, so a health check is never queued behind landing.  The debugger page shows
+the same facts, from here.
 """
 
 from __future__ import annotations
@@ -54,23 +55,29 @@ class Health:
         """Stop the probe threads (the receiver has stopped)."""
         self._probe.shutdown(wait=False)
 
-    async def healthz(self, request: Request) -> Response:
-        """``GET /healthz``: 200 when the database answers (and the schema is ready), else 503."""
+    async def status(self) -> tuple[str, str | None]:
+        """What ``/healthz`` says: ``("ok", None)``, ``("degraded", why)`` or
+        ``("unavailable", why)`` (the database does not answer, or the schema is not ready)."""
         loop = asyncio.get_running_loop()
         try:
             await asyncio.wait_for(loop.run_in_executor(self._probe, self._check), 5.0)
         except TimeoutError:
-            detail = "the database did not answer within 5 s"
+            return "unavailable", "the database did not answer within 5 s"
         except LoaderError as exc:
-            detail = str(exc)
-        else:
-            reasons = self.degraded()
-            if not reasons:
-                return Response(b'{"status":"ok"}', media_type="application/json")
+            return "unavailable", str(exc)
+        reasons = self.degraded()
+        return ("degraded", "; ".join(reasons)) if reasons else ("ok", None)
+
+    async def healthz(self, request: Request) -> Response:
+        """``GET /healthz``: 200 when the database answers (and the schema is ready), else 503."""
+        status, detail = await self.status()
+        if status == "ok":
+            return Response(b'{"status":"ok"}', media_type="application/json")
+        if status == "degraded":
             # Still 200: the events are stored, so Drip must keep sending; a monitor that
             # reads the body sees that they are not going further.
             return Response(
-                orjson.dumps({"status": "degraded", "reason": "; ".join(reasons)}),
+                orjson.dumps({"status": "degraded", "reason": detail}),
                 media_type="application/json",
             )
         return Response(
@@ -112,12 +119,7 @@ class Health:
 
     async def metrics(self, request: Request) -> Response:
         """``GET /metrics``: Prometheus text exposition (format 0.0.4)."""
-        loop = asyncio.get_running_loop()
-        lag: tuple[int, float] | None
-        try:
-            lag = await asyncio.wait_for(loop.run_in_executor(self._probe, self._lag), 5.0)
-        except (TimeoutError, LoaderError):
-            lag = None
+        lag = await self.lag()
         report = self._receiver.report()
         lander = self._receiver.lander
         return Response(
@@ -131,6 +133,15 @@ class Health:
             ).encode(),
             media_type="text/plain; version=0.0.4; charset=utf-8",
         )
+
+    async def lag(self) -> tuple[int, float] | None:
+        """Events waiting for the transform (from any process) and the age in seconds of
+        the oldest; None when the database does not answer within 5 s."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await asyncio.wait_for(loop.run_in_executor(self._probe, self._lag), 5.0)
+        except (TimeoutError, LoaderError):
+            return None
 
     def _lag(self) -> tuple[int, float]:
         with translating(), self._receiver.engine.connect() as conn:

@@ -35,6 +35,10 @@ class Body:
 class BodyTimeout(Exception):
     """The client did not send its whole body in time (HTTP 408)."""
 
+    def __init__(self, received: int) -> None:
+        super().__init__(f"{received} bytes received")
+        self.received = received
+
 
 async def read_body(receive: Receive, limit: int, timeout: float) -> tuple[bytes, int] | None:
     """Read a request's body from ``receive``: ``(body, size)``, None when the client went away.
@@ -75,7 +79,7 @@ async def read_body(receive: Receive, limit: int, timeout: float) -> tuple[bytes
         if not expired:
             raise
         task.uncancel()
-        raise BodyTimeout from None
+        raise BodyTimeout(len(body)) from None
     finally:
         timer.cancel()
 

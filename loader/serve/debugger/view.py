@@ -140,7 +140,7 @@ def _row(
         "client": entry.client,
         "size": entry.size if item.element is None else len(item.raw or b""),
         "body": shown_body(item.raw, item.parsed, show_pii=show_pii),
-        "truncated": item.raw is not None and len(item.raw) < entry.size,
+        "truncated": item.element is None and item.raw is not None and len(item.raw) < entry.size,
     }
 
 

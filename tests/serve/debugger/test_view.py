@@ -6,6 +6,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from loader.domain.events import parse_record
 from loader.serve.debugger.recorder import BODY_CAP, Entry, Recorder
 from loader.serve.debugger.view import Reject, items, reject_rows, rows
@@ -82,6 +84,11 @@ def test_each_element_of_an_array_is_a_row_with_its_own_outcome() -> None:
         (0, "landed", None, "subscriber.clicked_email"),
         (1, "rejected", "not a JSON object (got a number)", None),
         (2, "duplicate", "stored first by file.ndjson:3", "subscriber.applied_tag"),
+    ]
+    assert [r["truncated"] for r in found] == [False, False, False]
+    # an element's size is that of the record stored: the element as compact JSON
+    assert [r["size"] for r in found] == [
+        len(orjson.dumps(json.loads(b))) for b in (CLICK, b"7", TAG)
     ]
 
 

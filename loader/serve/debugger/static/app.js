@@ -36,6 +36,8 @@ function ago(seconds) {
   return `${Math.round(seconds / 3600)} h ago`;
 }
 
+const FAILED = new Set(["rejected", "too large", "timed out", "not stored", "wrong token"]);
+const bytes = (n) => (n === 1 ? "1 byte" : `${number(n)} bytes`);
 const number = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString("en-US"));
 const slug = (outcome) => outcome.replace(/[^a-z]+/g, "-");
 
@@ -66,8 +68,8 @@ function rowKey(row) {
 
 function detailRow(row) {
   const parts = [];
-  if (row.reason) parts.push(el("p", { class: "reason" }, row.reason));
-  const facts = [`HTTP ${row.status}`, `${number(row.size)} bytes`, `from ${row.client}`];
+  if (row.reason) parts.push(el("p", { class: FAILED.has(row.outcome) ? "reason" : "note" }, row.reason));
+  const facts = [`HTTP ${row.status}`, bytes(row.size), `from ${row.client}`];
   if (row.index !== null) facts.push(`element [${row.index}] of an array body`);
   parts.push(el("p", { class: "muted" }, facts.join(" · ")));
   if (row.body !== null) {
@@ -211,7 +213,7 @@ function drawRejects(rejects, error) {
         el(
           "div",
           { class: "muted" },
-          [clock(r.time), r.event || "no event", r.email, `${number(r.size)} bytes`, r.origin]
+          [clock(r.time), r.event || "no event", r.email, bytes(r.size), r.origin]
             .filter(Boolean)
             .join(" · ")
         )

@@ -141,6 +141,46 @@ def test_a_short_admin_token_is_refused_at_start_in_one_line(
     assert TOKEN not in result.output
 
 
+def test_serve_options_turn_the_debugger_on_and_show_pii(db_url: str, tmp_path: Path) -> None:
+    args = ("--admin-token", ADMIN, "--debugger-show-pii")
+    with ServeProcess(db_url, tmp_path / "serve.log", *args) as server:
+        server.wait_healthy()
+        assert server.http.get("/debugger").status_code == 401
+        server.http.auth = httpx.BasicAuth("admin", ADMIN)
+        assert server.post(OPEN).status_code == 200
+        [row] = requests_after(server)["rows"]
+        assert row["email"] == "maria.garcia@example.org"
+        assert server.stop() == 0
+    assert ADMIN not in server.output()
+
+
+def test_serve_help_names_the_debugger_options_and_their_variables() -> None:
+    result = CliRunner().invoke(app, ["serve", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for text in (
+        "--admin-token",
+        "$DRIP_LOADER_ADMIN_TOKEN",
+        "--debugger-show-pii",
+        "$DRIP_LOADER_DEBUGGER_SHOW_PII=1",
+    ):
+        assert text in result.output
+
+
+def test_a_short_admin_token_option_is_refused_and_not_printed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DRIP_LOADER_WEBHOOK_TOKEN", TOKEN)
+    monkeypatch.delenv("DRIP_LOADER_ADMIN_TOKEN", raising=False)
+    result = CliRunner().invoke(app, ["serve", "--admin-token", "hunter2-hunter"])
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        "Error: the admin token (--admin-token or DRIP_LOADER_ADMIN_TOKEN) must be at least 16 "
+        "characters; "
+    )
+    assert result.output.count("\n") == 1
+    assert "hunter2" not in result.output
+
+
 # -- the page --------------------------------------------------------------------------
 
 

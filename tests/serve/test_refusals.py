@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import re
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -113,3 +114,22 @@ def test_a_flood_of_refused_webhooks_writes_a_bounded_log(db_url: str, tmp_path:
     assert suppressed > 0
     seconds = len(re.findall(r"suppressed [\d,]+ more", log))
     assert refused <= 10 * (seconds + 1)  # at most 10 lines in each second that had a summary
+
+
+def test_a_body_that_does_not_arrive_in_time_is_logged_as_408(db_url: str, tmp_path: Path) -> None:
+    with ServeProcess(db_url, tmp_path / "serve.log", "--body-timeout", "0.5") as server:
+        server.wait_healthy()
+        with socket.create_connection(("127.0.0.1", server.port)) as slow:
+            slow.sendall(
+                f"POST /webhooks/drip/{TOKEN} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+                '{"event": '.encode()
+            )
+            answer = slow.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 408 ")
+        assert server.stop() == 0
+    log = server.output()
+    assert TOKEN not in log
+    assert (
+        "WARNING:  refused webhook 408 from 127.0.0.1 (POST /webhooks/drip/***, 10 bytes, event "
+        "unknown): body not received within 0.5 s (10 of 100 bytes)"
+    ) in log

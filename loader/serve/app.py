@@ -228,26 +228,7 @@ class Receiver:
         try:
             read = await read_body(receive, limit, self.options.body_timeout)
         except BodyTimeout as timeout:
-            reason = (
-                f"body not received within {self.options.body_timeout:g} s "
-                f"({timeout.received:,} of {_content_length(scope):,} bytes)"
-            )
-            self.refusals.refused(
-                scope, status=408, reason=reason, size=timeout.received, body=None
-            )
-            await self._send(
-                send, 408, orjson.dumps({"error": "body not received in time; send it again"})
-            )
-            if recorder is not None:
-                client, origin = _origin(scope)
-                recorder.record(
-                    408,
-                    client=client,
-                    origin=origin,
-                    size=timeout.received,
-                    body=None,
-                    reasons=(reason,),
-                )
+            await self._too_slow(scope, send, timeout.received)
             return
         if read is None:
             return  # the client went away: nothing stored, nobody to answer
@@ -267,6 +248,22 @@ class Receiver:
         if recorder is not None:
             recorder.record(
                 status, client=client, origin=origin, size=size, body=body, reasons=reasons
+            )
+
+    async def _too_slow(self, scope: Scope, send: Send, received: int) -> None:
+        """Answer 408: the body did not arrive within ``body_timeout`` (``received`` bytes did)."""
+        reason = (
+            f"body not received within {self.options.body_timeout:g} s "
+            f"({received:,} of {_content_length(scope):,} bytes)"
+        )
+        self.refusals.refused(scope, status=408, reason=reason, size=received, body=None)
+        await self._send(
+            send, 408, orjson.dumps({"error": "body not received in time; send it again"})
+        )
+        if self.recorder is not None:
+            client, origin = _origin(scope)
+            self.recorder.record(
+                408, client=client, origin=origin, size=received, body=None, reasons=(reason,)
             )
 
     async def _land(

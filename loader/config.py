@@ -44,6 +44,10 @@ DRIP_API_TOKEN_ENV = "DRIP_LOADER_DRIP_API_TOKEN"
 """The Drip REST API token of ``drip ...`` commands."""
 DRIP_ACCOUNT_ENV = "DRIP_LOADER_DRIP_ACCOUNT_ID"
 DRIP_API_URL_ENV = "DRIP_LOADER_DRIP_API_URL"
+ADMIN_TOKEN_ENV = "DRIP_LOADER_ADMIN_TOKEN"
+"""serve's ``/debugger`` password (HTTP Basic, any user name); unset: no page."""
+SHOW_PII_ENV = "DRIP_LOADER_DEBUGGER_SHOW_PII"
+MIN_ADMIN_TOKEN = 16
 
 
 def _given(*layers: Mapping[str, Any]) -> dict[str, Any]:
@@ -247,6 +251,11 @@ WEBHOOK_TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9._~-]{16,256}$")
 _MAKE_TOKEN = (
     f"export {WEBHOOK_TOKEN_ENV}=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
 )
+_MAKE_ADMIN_TOKEN = (
+    f"export {ADMIN_TOKEN_ENV}=$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
+)
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -295,12 +304,28 @@ class ServeOptions:
     degraded_after: float = 60.0
     """Seconds a background worker (transform, forwarding) may keep failing before
     ``/healthz`` says ``degraded`` (still 200: the events are stored)."""
+    admin_token: str | None = field(default=None, repr=False)
+    """The password of the ``/debugger`` page (HTTP Basic, any user name;
+    :data:`ADMIN_TOKEN_ENV`); None: no page.  Never printed or logged."""
+    debugger_show_pii: bool = False
+    """The debugger page shows emails and bodies as received instead of masked."""
 
     def __post_init__(self) -> None:
         if not WEBHOOK_TOKEN_PATTERN.match(self.token):
             raise ConfigError(
                 f"{WEBHOOK_TOKEN_ENV} must be 16 to 256 URL-safe characters (letters, digits, . _ ~ -); "
                 f"create one with: {_MAKE_TOKEN}"
+            )
+        if self.admin_token is not None and len(self.admin_token) < MIN_ADMIN_TOKEN:
+            raise ConfigError(
+                f"the admin token (--admin-token or {ADMIN_TOKEN_ENV}) must be at least "
+                f"{MIN_ADMIN_TOKEN} characters; create one with: {_MAKE_ADMIN_TOKEN}"
+            )
+        if self.admin_token == self.token:
+            # Drip (and whoever sees the webhook URL) knows the webhook token.
+            raise ConfigError(
+                f"the admin token must not be the webhook token ({WEBHOOK_TOKEN_ENV}); "
+                f"create another one with: {_MAKE_ADMIN_TOKEN}"
             )
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be between 0 and 65535, got {self.port}")
@@ -322,13 +347,23 @@ class ServeOptions:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ServeOptions:
-        """Options with the token from :data:`WEBHOOK_TOKEN_ENV`, then the options given.
+        """Options with the token from :data:`WEBHOOK_TOKEN_ENV`, the admin token from
+        :data:`ADMIN_TOKEN_ENV` and ``debugger_show_pii`` from :data:`SHOW_PII_ENV`, then the
+        options given.
 
         Raises:
             ConfigError: no token is set, or an option is out of range.
         """
         env = os.environ if env is None else env
-        values = _given({"token": env.get(WEBHOOK_TOKEN_ENV, "").strip() or None}, overrides)
+        show_pii = env.get(SHOW_PII_ENV, "").strip().lower()
+        if show_pii not in _TRUE + _FALSE:
+            raise ConfigError(f"{SHOW_PII_ENV} must be 1 or 0 (true or false), got {show_pii!r}")
+        from_env = {
+            "token": env.get(WEBHOOK_TOKEN_ENV, "").strip() or None,
+            "admin_token": env.get(ADMIN_TOKEN_ENV) or None,
+            "debugger_show_pii": True if show_pii in _TRUE else None,
+        }
+        values = _given(from_env, overrides)
         if not values.get("token"):
             raise ConfigError(
                 f"{WEBHOOK_TOKEN_ENV} is not set: serve needs the secret that goes in the webhook "

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ..config import ServeOptions
+from ..config import ADMIN_TOKEN_ENV, MIN_ADMIN_TOKEN, SHOW_PII_ENV, ServeOptions
 from .edge import err, settings
 from .options import (
     SERVE_DEFAULTS,
@@ -105,6 +105,24 @@ def serve(
     segment_write_key: SegmentWriteKey = None,
     segment_host: SegmentHost = None,
     outbox_retention: OutboxRetention = None,
+    admin_token: Annotated[
+        str | None,
+        typer.Option(
+            "--admin-token",
+            metavar="TOKEN",
+            help=f"Turn the /debugger page on, with this password (any user name; at least "
+            f"{MIN_ADMIN_TOKEN} characters; never printed). Default: ${ADMIN_TOKEN_ENV}, which "
+            "is safer: options show in process lists. Unset: no page (404).",
+            show_default=False,
+        ),
+    ] = None,
+    debugger_show_pii: Annotated[
+        bool,
+        typer.Option(
+            "--debugger-show-pii",
+            help=f"Show emails and bodies unmasked on /debugger (also ${SHOW_PII_ENV}=1).",
+        ),
+    ] = False,
     fmt: FormatOption = Format.table,
 ) -> None:
     """Receive Drip webhooks at /webhooks/drip/$DRIP_LOADER_WEBHOOK_TOKEN; keep the tables fresh.
@@ -127,6 +145,8 @@ def serve(
         max_connections=max_connections,
         emit=emit,
         degraded_after=degraded_after,
+        admin_token=admin_token,
+        debugger_show_pii=debugger_show_pii or None,
     )
     warehouse = settings(
         database_url,

@@ -2,6 +2,7 @@
 
 Run:  .venv/bin/python -m tests.benchmarks.bench_serve [--events 20000] [--clients 64] [--rounds 3]
                                                        [--preload 2000000] [--fast-server]
+                                                       [--debugger]
 
 On the tests' PostgreSQL (DRIP_LOADER_TEST_DATABASE_URL, else Debian's binaries, else
 embedded; a local one from Debian's binaries runs with Postgres's default durability, fsync
@@ -22,6 +23,11 @@ With ``--preload N`` a second serve runs on a database that already holds N othe
 (loaded with ``drip-loader load``, then vacuumed) and gets the same bodies in each round:
 the ratio preloaded/empty says whether serve's cost grows with the warehouse.
 
+With ``--debugger`` one more serve runs with the ``/debugger`` page on (an admin token set)
+and nobody watching it, on a fresh database of its own, and gets the same bodies in each
+round: the ratio debugger/plain says what recording the live stream costs.  The serves
+take turns in each round, in the opposite order every other round.
+
 Prints, per round and overall: durable events/s, p50/p99 latency, the ratio serve/bare,
 serve's CPU time per event, and how long the transform took to catch up.
 """
@@ -38,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +59,7 @@ from tests.support.postgres import fresh_database, postgres_server
 
 BIN = Path(sys.executable).parent / "drip-loader"
 TOKEN = "bench-token-0123456789abcdef"
+ADMIN_TOKEN = "bench-admin-0123456789abcdef"
 _LISTENING = re.compile(r"http://127\.0\.0\.1:(\d+)/")
 
 
@@ -141,6 +149,16 @@ def _bare_app() -> None:
     )
     config = uvicorn.Config(app, access_log=False, server_header=False, log_level="warning")
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def _require_debugger(port: int) -> None:
+    """Stop unless ``/debugger`` is on at ``port`` (it asks for the admin token)."""
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/debugger", timeout=10)
+    except urllib.error.HTTPError as refused:
+        if refused.code == 401:
+            return
+    raise SystemExit("serve did not turn /debugger on: is DRIP_LOADER_ADMIN_TOKEN read?")
 
 
 def _mean_group(port: int) -> float:
@@ -282,6 +300,11 @@ def main() -> None:
     parser.add_argument(
         "--fast-server", action="store_true", help="a local server with the tests' fsync=off"
     )
+    parser.add_argument(
+        "--debugger",
+        action="store_true",
+        help="also run serve with the /debugger page on (nobody watching), in the same rounds",
+    )
     args = parser.parse_args()
 
     warmup = 1000
@@ -291,7 +314,9 @@ def main() -> None:
         postgres_server(durable=not args.fast_server) as (admin_url, how, _),
     ):
         print(f"server: {how}; machine: {os.cpu_count()} cores; clients: {args.clients}")
-        names = ["serve"] + (["serve+"] if args.preload else [])
+        names = (
+            ["serve"] + (["serve+"] if args.preload else []) + (["debug"] if args.debugger else [])
+        )
         urls = [fresh_database(admin_url, f"bench_{n.replace('+', '_preloaded')}") for n in names]
         if args.preload:
             _preload(urls[1], tmp, args.preload, args.seed + 1_000)
@@ -299,6 +324,7 @@ def main() -> None:
         bare: subprocess.Popen[bytes] | None = None
         ratios: list[float] = []
         growth: list[float] = []
+        debugger_costs: list[float] = []
         bare_cpu = 0.0
         codes: list[int] = []
         try:
@@ -308,12 +334,16 @@ def main() -> None:
                     "DRIP_LOADER_DATABASE_URL": url,
                     "DRIP_LOADER_WEBHOOK_TOKEN": TOKEN,
                 }
+                if name == "debug":
+                    env["DRIP_LOADER_ADMIN_TOKEN"] = ADMIN_TOKEN
                 proc, port = _start(
                     [str(BIN), "serve", "--port", "0", *args.serve_args.split()],
                     Path(tmp) / f"{name}.log",
                     env,
                 )
                 targets.append(_Serve(name, url, proc, port))
+                if name == "debug":
+                    _require_debugger(port)
             bare, bare_port = _start(
                 [sys.executable, "-m", "tests.benchmarks.bench_serve", "--bare"],
                 Path(tmp) / "bare.log",
@@ -326,7 +356,9 @@ def main() -> None:
             for round_ in range(args.rounds):
                 start = warmup + round_ * args.events
                 bodies = everything[start : start + args.events]
-                lines = [target.round(bodies, start, args.clients) for target in targets]
+                turns = targets if round_ % 2 == 0 else targets[::-1]
+                done = {target.name: target.round(bodies, start, args.clients) for target in turns}
+                lines = [done[target.name] for target in targets]
                 before = _cpu_seconds(bare.pid)
                 b_seconds, b_latencies, _, _ = _run_load(bare_port, bodies, args.clients)
                 bare_cpu += _cpu_seconds(bare.pid) - before
@@ -339,6 +371,9 @@ def main() -> None:
                 )
                 if args.preload:
                     growth.append(lines[1][0] / rate)
+                if args.debugger:
+                    debugger_costs.append(done["debug"][0] / rate)
+                    print(f"  ratio debugger on/off {debugger_costs[-1]:.2f}")
                 for _, line in lines:
                     print("  " + line)
                 print("  " + _line("bare", b_seconds, b_latencies, 0))
@@ -361,6 +396,14 @@ def main() -> None:
                 f"serve with {args.preload:,} events stored: median "
                 f"{sorted(targets[1].rates)[median]:,.0f} durable events/s; ratio "
                 f"preloaded/empty: median {sorted(growth)[median]:.2f}"
+            )
+        if args.debugger:
+            debug = targets[-1]
+            print(
+                f"serve with /debugger on, nobody watching: median "
+                f"{sorted(debug.rates)[median]:,.0f} durable events/s; ratio debugger on/off: "
+                f"median {sorted(debugger_costs)[median]:.2f}; CPU per event "
+                f"{debug.cpu * 1e6 / total:.0f} us"
             )
         latencies_all = targets[0].latencies
         print(

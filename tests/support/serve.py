@@ -21,12 +21,20 @@ _LISTENING = re.compile(r"http://127\.0\.0\.1:(\d+)/webhooks/drip/<token>")
 class ServeProcess:
     """``drip-loader serve --port 0`` against ``db_url``; its output goes to ``log``."""
 
-    def __init__(self, db_url: str, log: Path, *args: str, token: str = TOKEN) -> None:
+    def __init__(
+        self,
+        db_url: str,
+        log: Path,
+        *args: str,
+        token: str = TOKEN,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.log = log
         env = {
             **os.environ,
             "DRIP_LOADER_DATABASE_URL": db_url,
             "DRIP_LOADER_WEBHOOK_TOKEN": token,
+            **(env or {}),
         }
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(

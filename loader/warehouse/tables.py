@@ -16,7 +16,6 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
-    ForeignKey,
     Identity,
     Index,
     Integer,
@@ -256,12 +255,8 @@ def build_metadata(schema: str) -> MetaData:
     Table(
         "_reject_retries",
         metadata,
-        Column(
-            "reject_id",
-            BigInteger,
-            ForeignKey(f"{schema}._rejects.id", ondelete="CASCADE"),
-            primary_key=True,
-        ),
+        # No foreign key: _rejects stays a table people may empty by hand (TRUNCATE).
+        Column("reject_id", BigInteger, primary_key=True, comment="_rejects.id"),
         Column("load_id", Text, primary_key=True, comment="The retry run."),
         _ts("retried_at", nullable=False, server_default=func.now()),
         Column("outcome", Text, nullable=False),

@@ -64,12 +64,8 @@ def upgrade() -> None:
     op.create_index("ix__rejects_rejected_at", "_rejects", ["rejected_at"], schema=schema)
     op.create_table(
         "_reject_retries",
-        sa.Column(
-            "reject_id",
-            sa.BigInteger,
-            sa.ForeignKey(f"{schema}._rejects.id", ondelete="CASCADE"),
-            primary_key=True,
-        ),
+        # No foreign key: _rejects stays a table people may empty by hand (TRUNCATE).
+        sa.Column("reject_id", sa.BigInteger, primary_key=True, comment="_rejects.id"),
         sa.Column("load_id", sa.Text, primary_key=True, comment="The retry run."),
         _ts("retried_at", nullable=False, server_default=sa.func.now()),
         sa.Column("outcome", sa.Text, nullable=False),

@@ -70,9 +70,7 @@ def upgrade() -> None:
         _ts("retried_at", nullable=False, server_default=sa.func.now()),
         sa.Column("outcome", sa.Text, nullable=False),
         sa.Column("reason", sa.Text, comment="Why it is still rejected (NULL when it landed)."),
-        sa.CheckConstraint(
-            "outcome IN ('landed', 'rejected')", name="ck__reject_retries_outcome"
-        ),
+        sa.CheckConstraint("outcome IN ('landed', 'rejected')", name="ck__reject_retries_outcome"),
         schema=schema,
         comment="Every re-validation of a reject by drip-loader rejects retry, and its outcome.",
     )

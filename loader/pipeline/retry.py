@@ -283,6 +283,7 @@ class _Batches:
                     return
                 after, outcomes, counts = done
                 self._report.add(counts)
+                self._report.transformed += counts.landed  # mapped as they land, as in load
                 for outcome in outcomes:
                     tell(outcome)
                 progress.advance(len(outcomes))

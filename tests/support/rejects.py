@@ -76,14 +76,15 @@ def spec6_lines() -> list[bytes]:
     return [record for _, record, _ in SPEC_6]
 
 
-def nested(body: dict[str, Any], depth: int) -> dict[str, Any]:
-    """``body`` with a ``data.properties.extra`` nested ``depth`` levels below the body."""
-    copy = json.loads(json.dumps(body))
+def nested(record: bytes, depth: int = 10) -> bytes:
+    """``record`` (a JSON object) with an ``extra`` field nested ``depth`` levels deep in
+    all: a rule that allows fewer levels rejects it, the default one (64) does not."""
+    body = json.loads(record)
     extra: Any = "deep"
-    for _ in range(depth - 3):  # body, data, properties are three levels
+    for _ in range(depth - 1):
         extra = {"next": extra}
-    copy["data"]["properties"]["extra"] = extra
-    return copy
+    body["extra"] = extra
+    return line(body)
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from ..config import Settings
 from ..counts import Counts
-from ..errors import LoaderError, StepFailed
+from ..errors import EmitError, LoaderError, StepFailed
 from ..progress import QUIET, Progress
 from ..warehouse import migrate
 from ..warehouse.db import open_database
@@ -186,7 +186,8 @@ def forward(
     batch_size: int,
 ) -> Counts:
     """``drip-loader emit``: check the schema is at head, then forward every event
-    Segment has not confirmed (:func:`loader.emit.emit_events`).
+    Segment has not confirmed (:func:`loader.emit.emit_events`), recorded in ``_runs``
+    (command ``emit``) with its counts, however it ends.
 
     Raises:
         LoaderError: the schema is behind head, or as :func:`loader.emit.emit_events`.
@@ -196,11 +197,27 @@ def forward(
     migrate.require_head(
         engine, schema=schema, then="run `drip-loader migrate` (or `drip-loader load`) first"
     )
-    return emit_events(
-        engine,
-        schema=schema,
-        write_key=write_key,
-        host=host,
-        retry_failed=retry_failed,
-        batch_size=batch_size,
-    )
+    done = Counts()
+
+    def counts() -> dict[str, Any]:
+        return done.as_dict()
+
+    with recorded_run(
+        engine, schema=schema, load_id=uuid.uuid4().hex, command="emit", sources=None, counts=counts
+    ):
+        try:
+            report = emit_events(
+                engine,
+                schema=schema,
+                write_key=write_key,
+                host=host,
+                retry_failed=retry_failed,
+                batch_size=batch_size,
+            )
+        except EmitError as exc:
+            done.add(exc.report)  # what Segment accepted before it stopped
+            done.seconds = exc.report.seconds
+            raise
+        done.add(report)
+        done.seconds = report.seconds
+    return report

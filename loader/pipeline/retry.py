@@ -84,14 +84,14 @@ class RetryReport(Counts):
     """Rejects asked for by id that an earlier retry had landed."""
     selection: str = ""
     """Which rejects were asked for, in words."""
-    rows: list[RetriedReject] = field(default_factory=list)
+    outcomes: list[RetriedReject] = field(default_factory=list)
     """Each reject's outcome, when the caller asked to keep them."""
 
     def as_dict(self) -> dict[str, Any]:
         values = super().as_dict()
-        values["rows"] = [
+        values["outcomes"] = [
             {"id": r.id, "origin": r.origin, "outcome": r.outcome, "reason": r.reason}
-            for r in self.rows
+            for r in self.outcomes
         ]
         return values
 
@@ -106,7 +106,7 @@ def retry_rejects(
     transform_batch_size: int,
     batch_size: int = DEFAULT_BATCH_SIZE,
     dry_run: bool = False,
-    keep_rows: bool = True,
+    keep_outcomes: bool = True,
     on_row: Callable[[RetriedReject], None] | None = None,
     progress: Progress = QUIET,
 ) -> RetryReport:
@@ -118,7 +118,7 @@ def retry_rejects(
         transform_batch_size: events per transaction of the transform that follows.
         batch_size: rejects per transaction.
         dry_run: do everything, then roll it back.
-        keep_rows: keep each reject's outcome in the report's ``rows`` (memory grows with
+        keep_outcomes: keep each reject's outcome in the report's ``outcomes`` (memory grows with
             the rejects retried; ``on_row`` streams them instead).
         on_row: called with each reject's outcome once its batch is committed.
         progress: told the rejects to retry, then each batch.
@@ -132,8 +132,8 @@ def retry_rejects(
     report = RetryReport(load_id=uuid.uuid4().hex, dry_run=dry_run, selection=_words(ids, since))
 
     def tell(row: RetriedReject) -> None:
-        if keep_rows:
-            report.rows.append(row)
+        if keep_outcomes:
+            report.outcomes.append(row)
         if on_row is not None:
             on_row(row)
 
@@ -192,7 +192,7 @@ def retry_rejects(
         return report
 
     def counts() -> dict[str, Any]:
-        return {k: v for k, v in report.as_dict().items() if k not in ("load_id", "rows")}
+        return {k: v for k, v in report.as_dict().items() if k not in ("load_id", "outcomes")}
 
     with recorded_run(
         engine,

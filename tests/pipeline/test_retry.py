@@ -122,8 +122,8 @@ def test_a_second_retry_lands_nothing_more(
     assert (again.read, again.landed, again.duplicates, again.rejected) == (1, 0, 0, 1)
     assert snapshot(engine) == before
     by_id = _retry(engine, ids=[r["id"] for r in rows(engine, "SELECT id FROM drip._rejects")])
-    assert [r.outcome for r in by_id.rows] == ["already landed", "already landed", "rejected"]
-    assert by_id.rows[0].reason is not None and by_id.rows[0].reason.endswith(
+    assert [r.outcome for r in by_id.outcomes] == ["already landed", "already landed", "rejected"]
+    assert by_id.outcomes[0].reason is not None and by_id.outcomes[0].reason.endswith(
         f"run {first.load_id}"
     )
     assert snapshot(engine) == before
@@ -145,12 +145,14 @@ def test_one_that_still_fails_keeps_its_row_with_the_current_reason(
         f"record is {len(NESTED)} bytes, over the limit of 100 "
         "(raise --max-record-bytes / DRIP_LOADER_MAX_RECORD_BYTES to accept it)"
     )
-    assert [(r.id, r.outcome, r.reason) for r in smaller.rows] == [(reject_id, "rejected", over)]
+    assert [(r.id, r.outcome, r.reason) for r in smaller.outcomes] == [
+        (reject_id, "rejected", over)
+    ]
     reject = get_reject(engine, reject_id, schema="drip")
     assert (reject.reason, reject.first_reason, reject.landed_at) == (over, DEEP, None)
     assert f"  first reason {DEEP}" in reject.lines()
     larger = _retry(engine, ids=[reject_id])
-    assert [(r.outcome, r.reason) for r in larger.rows] == [("landed", None)]
+    assert [(r.outcome, r.reason) for r in larger.outcomes] == [("landed", None)]
     reject = get_reject(engine, reject_id, schema="drip")
     assert [(a.load_id, a.outcome, a.reason) for a in reject.retries] == [
         (smaller.load_id, "rejected", over),
@@ -167,7 +169,7 @@ def test_a_record_cut_at_the_size_limit_is_never_landed(
     before = snapshot(engine)
     report = _retry(engine, ids=[cut], max_record_bytes=10 * LIMIT)
     assert (report.read, report.cut, report.landed) == (0, 1, 0)
-    assert [(r.id, r.outcome, r.reason) for r in report.rows] == [
+    assert [(r.id, r.outcome, r.reason) for r in report.outcomes] == [
         (
             cut,
             "cut",
@@ -204,7 +206,7 @@ def test_a_dry_run_says_what_would_land_and_changes_nothing(
     runs = one(engine, "SELECT count(*) AS n FROM drip._runs")["n"]
     report = _retry(engine, dry_run=True)
     assert (report.dry_run, report.read, report.landed, report.rejected) == (True, 2, 1, 1)
-    assert [r.outcome for r in report.rows] == ["landed", "rejected"]
+    assert [r.outcome for r in report.outcomes] == ["landed", "rejected"]
     assert snapshot(engine) == before
     assert one(engine, "SELECT count(*) AS n FROM drip._runs")["n"] == runs
     assert one(engine, "SELECT count(*) AS n FROM drip._reject_retries")["n"] == 0
@@ -222,7 +224,7 @@ def test_since_retries_only_the_newer_rejects(
         )
 
     report = _retry(engine, since=datetime(2026, 11, 2, tzinfo=UTC))
-    assert [r.origin[-2:] for r in report.rows] == [":2"]
+    assert [r.origin[-2:] for r in report.outcomes] == [":2"]
     assert report.selection == "rejects since 2026-11-02T00:00:00+00:00"
     assert list_rejects(engine, schema="drip").matching == 1
 
@@ -247,7 +249,7 @@ def test_two_retries_at_once_land_each_event_once(
 
     def retry() -> None:
         try:
-            reports.append(_retry(engine, batch_size=25, keep_rows=False))
+            reports.append(_retry(engine, batch_size=25, keep_outcomes=False))
         except BaseException as exc:  # surfaced below
             failures.append(exc)
 
@@ -303,7 +305,7 @@ def test_a_retry_beside_a_load_and_the_webhook_lander_lands_each_event_once(
 
     reports: list[RetryReport] = []
     threads = [
-        guarded(lambda: reports.append(_retry(engine, batch_size=50, keep_rows=False))),
+        guarded(lambda: reports.append(_retry(engine, batch_size=50, keep_outcomes=False))),
         guarded(lambda: run_pipeline(_settings(settings, batch_size=50), [str(path)])),
         guarded(
             lambda: queue_records(

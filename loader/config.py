@@ -29,6 +29,8 @@ DEFAULT_WRITERS = 2
 DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
 DEFAULT_SEGMENT_HOST = "https://api.segment.io"
 SEGMENT_MAX_BATCH_EVENTS = 2_500
+DEFAULT_REJECTS_LIMIT = 50
+"""Rejects ``rejects list`` shows unless told otherwise."""
 """Segment's limit of messages per ``/v1/batch`` request: ``emit``'s default and its most."""
 
 DATABASE_URL_ENV = "DRIP_LOADER_DATABASE_URL"

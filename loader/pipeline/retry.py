@@ -41,13 +41,14 @@ from sqlalchemy.engine import Connection, Engine
 from ..counts import Counts
 from ..errors import RejectNotFound
 from ..progress import QUIET, Progress
+from ..results import Rows
 from ..warehouse import migrate
 from ..warehouse.db import batch_session, retryable, translating
 from ..warehouse.rejects import stored_bytes, truncated
 from ..warehouse.runs import recorded_run
 from ..warehouse.sqlfiles import read_sql
 from ..warehouse.tables import build_metadata
-from ..warehouse.text import utc_text
+from ..warehouse.text import printable, utc_text
 from .land import land_batch
 from .transform import run_transforms
 
@@ -85,7 +86,8 @@ class RetryReport(Counts):
     selection: str = ""
     """Which rejects were asked for, in words."""
     outcomes: list[RetriedReject] = field(default_factory=list)
-    """Each reject's outcome, when the caller asked to keep them."""
+    """The outcome of each reject that did not land, and of every reject asked for by id
+    (a retry of all rejects counts those that landed: ``rejects list --landed`` lists them)."""
 
     def as_dict(self) -> dict[str, Any]:
         values = super().as_dict()
@@ -94,6 +96,44 @@ class RetryReport(Counts):
             for r in self.outcomes
         ]
         return values
+
+    def rows(self) -> Rows:
+        """One row per outcome (CSV)."""
+        return Rows(
+            ("id", "origin", "outcome", "reason"),
+            [(r.id, r.origin, r.outcome, r.reason) for r in self.outcomes],
+        )
+
+    def lines(self) -> list[str]:
+        if self.dry_run:
+            head = f"Dry run over {self.selection}: nothing was changed; a retry now would give:"
+        else:
+            head = f"Retried {self.selection} (run {self.load_id}):"
+        lines = [head]
+        width = max((len(str(r.id)) for r in self.outcomes), default=0)
+        for r in self.outcomes:
+            said = _OUTCOME_WORDS[r.outcome]
+            reason = f": {printable(r.reason)}" if r.reason else ""
+            lines.append(f"  {r.id:>{width}}  {said}{reason}")
+        for label, value, always in (
+            ("retried", self.read, True),
+            ("landed", self.landed, True),
+            ("already in the warehouse", self.duplicates, True),
+            ("still rejected", self.rejected, True),
+            ("not retried (cut)", self.cut, False),
+            ("landed by an earlier retry", self.already_landed, False),
+        ):
+            if always or value:
+                lines.append(f"  {label:<26}{value:>12,}")
+        return lines
+
+
+_OUTCOME_WORDS = {
+    "landed": "landed",
+    "rejected": "still rejected",
+    "cut": "not retried",
+    "already landed": "landed by an earlier retry",
+}
 
 
 def retry_rejects(
@@ -108,7 +148,7 @@ def retry_rejects(
     dry_run: bool = False,
     keep_outcomes: bool = True,
     on_row: Callable[[RetriedReject], None] | None = None,
-    progress: Progress = QUIET,
+    progress: Progress | None = None,
 ) -> RetryReport:
     """Re-validate the rejects ``ids`` (none: every reject still rejected, or those
     rejected at or after ``since``) and land those that pass now.
@@ -118,8 +158,8 @@ def retry_rejects(
         transform_batch_size: events per transaction of the transform that follows.
         batch_size: rejects per transaction.
         dry_run: do everything, then roll it back.
-        keep_outcomes: keep each reject's outcome in the report's ``outcomes`` (memory grows with
-            the rejects retried; ``on_row`` streams them instead).
+        keep_outcomes: keep outcomes in the report (see :attr:`RetryReport.outcomes`; memory
+            grows with the rejects that still fail; ``on_row`` streams every one instead).
         on_row: called with each reject's outcome once its batch is committed.
         progress: told the rejects to retry, then each batch.
 
@@ -129,10 +169,11 @@ def retry_rejects(
         DatabaseError: the database failed; batches committed before stay done.
     """
     migrate.require_head(engine, schema=schema, then="run `drip-loader migrate` first")
+    progress = progress or QUIET
     report = RetryReport(load_id=uuid.uuid4().hex, dry_run=dry_run, selection=_words(ids, since))
 
     def tell(row: RetriedReject) -> None:
-        if keep_outcomes:
+        if keep_outcomes and (ids or row.outcome != "landed"):
             report.outcomes.append(row)
         if on_row is not None:
             on_row(row)
@@ -189,6 +230,7 @@ def retry_rejects(
     )
     if dry_run:
         retry.run(tell, progress, commit=False)
+        report.outcomes.sort(key=lambda r: r.id)
         return report
 
     def counts() -> dict[str, Any]:
@@ -210,6 +252,7 @@ def retry_rejects(
             )
             report.transformed += result.events
             report.rows_added.update(result.rows_added)
+    report.outcomes.sort(key=lambda r: r.id)
     return report
 
 
@@ -232,8 +275,8 @@ def _chosen(table: Table, ids: Sequence[int], since: datetime | None) -> ColumnE
 
 def _cut_reason(size: int, stored: int) -> str:
     return (
-        f"not retried: cut at the size limit, only its first {stored:,} of {size:,} bytes "
-        "are kept; send or load the original again (with a larger limit)"
+        f"it was over the size limit when it arrived and only its first {stored:,} of "
+        f"{size:,} bytes are kept; load or send the original again (with a larger limit)"
     )
 
 

@@ -19,12 +19,16 @@ from sqlalchemy import ColumnElement, Table, and_, func, select
 from sqlalchemy.engine import Connection, Engine
 
 from ..errors import RejectNotFound
+from ..results import Record, Rows
+from . import migrate
 from .db import translating
 from .tables import build_metadata
 from .text import head, printable, utc_text
 
-HEAD_WIDTH = 48
+HEAD_WIDTH = 40
 """Characters of the body ``rejects list`` shows."""
+REASON_WIDTH = 60
+"""Characters of the reason ``rejects list`` shows in its table."""
 
 
 def _rejects(schema: str) -> Table:
@@ -69,19 +73,22 @@ class RejectLine:
             "landed_at": None if self.landed_at is None else self.landed_at.isoformat(),
         }
 
-    def row(self) -> dict[str, str]:
-        """The columns of the table and CSV views, as text."""
-        values = {
-            "id": str(self.id),
-            "rejected_at": utc_text(self.rejected_at),
-            "origin": printable(self.origin),
-            "reason": printable(self.reason),
-            "size": f"{self.size:,}",
-            "head": self.head,
-        }
+    def cells(self) -> tuple[str, str, str, str, str, str]:
+        """Its cells in ``rejects list``'s table, as a person reads them (the reason cut
+        to :data:`REASON_WIDTH`: ``rejects show`` has it whole)."""
+        reason = printable(self.reason)
         if self.landed_at is not None:
-            values["reason"] = f"landed {utc_text(self.landed_at)} (was: {values['reason']})"
-        return values
+            reason = f"landed {utc_text(self.landed_at)} (was: {reason})"
+        if len(reason) > REASON_WIDTH:
+            reason = reason[: REASON_WIDTH - 1] + "…"
+        return (
+            str(self.id),
+            utc_text(self.rejected_at),
+            f"{self.size:,}",
+            printable(self.origin),
+            reason,
+            self.head,
+        )
 
 
 @dataclass(frozen=True)
@@ -91,9 +98,46 @@ class RejectList:
     rejects: tuple[RejectLine, ...]
     matching: int
     """Rejects matching the filters, beyond the limit too."""
+    filtered: bool = False
+    """Whether ``--since`` or ``--reason`` narrowed the list."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"matching": self.matching, "rejects": [r.as_dict() for r in self.rejects]}
+
+    def rows(self) -> Rows:
+        """One row per reject (CSV): the values of :meth:`RejectLine.as_dict`."""
+        columns = ("id", "rejected_at", "origin", "reason", "size", "head", "landed_at")
+        return Rows(columns, [tuple(r.as_dict()[c] for c in columns) for r in self.rejects])
+
+    def lines(self) -> list[str]:
+        """The rejects as an aligned table, then how many there are and what to run next."""
+        if not self.rejects:
+            return ["No rejects match." if self.filtered else "No rejects."]
+        cells = [LIST_COLUMNS, *(r.cells() for r in self.rejects)]
+        widths = [max(len(row[i]) for row in cells) for i in range(len(LIST_COLUMNS) - 1)]
+        table = [
+            "  ".join(
+                [
+                    *(
+                        cell.rjust(width) if i in (0, 2) else cell.ljust(width)
+                        for i, (cell, width) in enumerate(zip(row, widths, strict=False))
+                    ),
+                    row[-1],
+                ]
+            )
+            for row in cells
+        ]
+        shown = len(self.rejects)
+        more = f"{shown:,} of {self.matching:,}" if shown < self.matching else f"{shown:,}"
+        return [
+            *table,
+            f"{more} reject(s), newest first. Read one: drip-loader rejects show ID; "
+            "land those that pass now: drip-loader rejects retry ID... or --all.",
+        ]
+
+
+LIST_COLUMNS = ("id", "rejected at", "bytes", "origin", "reason", "body starts")
+"""The columns of ``rejects list``'s table."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +160,7 @@ class RetryAttempt:
 
 
 @dataclass(frozen=True)
-class Reject:
+class Reject(Record):
     """One reject in full, as ``rejects show`` prints it."""
 
     id: int
@@ -252,8 +296,10 @@ def list_rejects(
         landed: include the rejects a retry has landed.
 
     Raises:
+        ConfigError: the schema is not at the newest revision.
         DatabaseError: the database failed.
     """
+    _require_head(engine, schema)
     rejects = _rejects(schema)
     where = and_(True, *_filters(rejects, since=since, reason=reason, landed=landed))
     # Only the head of each body leaves the server: a reject can be a megabyte.
@@ -289,6 +335,7 @@ def list_rejects(
             for row in found
         ),
         matching=int(matching),
+        filtered=since is not None or bool(reason),
     )
 
 
@@ -297,10 +344,16 @@ def get_reject(engine: Engine, reject_id: int, *, schema: str) -> Reject:
 
     Raises:
         RejectNotFound: there is no reject with that id.
+        ConfigError: the schema is not at the newest revision.
         DatabaseError: the database failed.
     """
+    _require_head(engine, schema)
     with translating(), engine.connect() as conn:
         return read_reject(conn, reject_id, schema=schema)
+
+
+def _require_head(engine: Engine, schema: str) -> None:
+    migrate.require_head(engine, schema=schema, then="run `drip-loader migrate` first")
 
 
 def read_reject(conn: Connection, reject_id: int, *, schema: str) -> Reject:

@@ -173,8 +173,8 @@ def test_a_record_cut_at_the_size_limit_is_never_landed(
         (
             cut,
             "cut",
-            "not retried: cut at the size limit, only its first 1,000 of 1,457 bytes are kept; "
-            "send or load the original again (with a larger limit)",
+            "it was over the size limit when it arrived and only its first 1,000 of 1,457 "
+            "bytes are kept; load or send the original again (with a larger limit)",
         )
     ]
     assert snapshot(engine) == before
@@ -206,7 +206,10 @@ def test_a_dry_run_says_what_would_land_and_changes_nothing(
     runs = one(engine, "SELECT count(*) AS n FROM drip._runs")["n"]
     report = _retry(engine, dry_run=True)
     assert (report.dry_run, report.read, report.landed, report.rejected) == (True, 2, 1, 1)
-    assert [r.outcome for r in report.outcomes] == ["landed", "rejected"]
+    # a retry of all rejects lists those that still fail (and counts those that land)
+    assert [(r.outcome, r.reason) for r in report.outcomes] == [
+        ("rejected", "not a JSON object (got an array)")
+    ]
     assert snapshot(engine) == before
     assert one(engine, "SELECT count(*) AS n FROM drip._runs")["n"] == runs
     assert one(engine, "SELECT count(*) AS n FROM drip._reject_retries")["n"] == 0
@@ -224,7 +227,9 @@ def test_since_retries_only_the_newer_rejects(
         )
 
     report = _retry(engine, since=datetime(2026, 11, 2, tzinfo=UTC))
-    assert [r.origin[-2:] for r in report.outcomes] == [":2"]
+    assert (report.read, report.landed) == (1, 1)
+    landed = rows(engine, "SELECT origin FROM drip._rejects WHERE landed_at IS NOT NULL")
+    assert [r["origin"][-2:] for r in landed] == [":2"]
     assert report.selection == "rejects since 2026-11-02T00:00:00+00:00"
     assert list_rejects(engine, schema="drip").matching == 1
 

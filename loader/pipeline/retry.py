@@ -55,7 +55,10 @@ from .transform import run_transforms
 COMMAND = "rejects retry"
 """The ``_runs.command`` of a retry run."""
 DEFAULT_BATCH_SIZE = 1_000
-"""Rejects per transaction (a reject can be a megabyte: one batch is held in memory)."""
+"""Rejects per transaction at most."""
+BATCH_BYTES = 32 << 20
+"""Bytes of bodies per transaction at most (but one reject): a batch is held in memory,
+and a reject can be a megabyte or more."""
 _ATTEMPTS = 5
 
 
@@ -304,13 +307,14 @@ class _Batches:
             retries.c.reject_id == table.c.id, retries.c.retried_at >= started
         )
         self._claim = (
-            select(table.c.id, table.c.origin, stored_bytes(table))
+            select(table.c.id, table.c.origin, table.c.raw_size)
             .where(chosen, table.c.landed_at.is_(None), ~truncated(table), ~tried_since_start)
             .order_by(table.c.id)
             .limit(batch_size)
             .with_for_update(skip_locked=True)
         )
         self._table = table
+        self._bodies = select(table.c.id, stored_bytes(table))
         self._mark = text(read_sql("rejects/mark.sql"))
 
     def run(
@@ -349,12 +353,25 @@ class _Batches:
         raise AssertionError("unreachable")
 
     def _land(self, conn: Connection, after: int) -> tuple[int, list[RetriedReject], Counts] | None:
-        claimed: list[tuple[int, str, bytes]] = [
-            (row[0], row[1], bytes(row[2]))
+        locked: list[tuple[int, str, int]] = [
+            (row[0], row[1], row[2])
             for row in conn.execute(self._claim.where(self._table.c.id > after))
         ]
-        if not claimed:
+        if not locked:
             return None
+        # Bodies are read up to BATCH_BYTES a batch (at least one): the rows locked beyond
+        # stay locked until the commit, and this run's next batch starts with them.
+        taken, size = 0, 0
+        for _, _, raw_size in locked:
+            if taken and size + raw_size > BATCH_BYTES:
+                break
+            taken, size = taken + 1, size + raw_size
+        ids = [row[0] for row in locked[:taken]]
+        table = self._table
+        bodies: dict[int, Any] = {
+            row[0]: row[1] for row in conn.execute(self._bodies.where(table.c.id.in_(ids)))
+        }
+        claimed = [(id, origin, bytes(bodies[id])) for id, origin, _ in locked[:taken]]
         records = [(origin, body, len(body)) for _, origin, body in claimed]
         counts, rejects = land_batch(
             conn,

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from loader.config import Settings
 from loader.domain.sample import generate_events
 from loader.errors import RejectNotFound
+from loader.pipeline import retry as retry_module
 from loader.pipeline.retry import COMMAND, RetryReport, retry_rejects
 from loader.pipeline.run import run_pipeline
 from loader.warehouse.rejects import get_reject, list_rejects
@@ -244,10 +245,31 @@ def _many(tmp_path: Path, settings: Settings, events: int) -> list[bytes]:
     return lines
 
 
+def test_a_batch_reads_bodies_up_to_its_byte_budget_and_the_next_takes_the_rest(
+    settings: Settings, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _many(tmp_path, settings, 40)
+    monkeypatch.setattr(retry_module, "BATCH_BYTES", 1)  # one body per transaction
+    seen: list[int] = []
+
+    class Progress:
+        def start(self, description: str, total: int | None) -> None:
+            seen.append(-1 if total is None else total)
+
+        def advance(self, amount: int) -> None:
+            seen.append(amount)
+
+    report = _retry(engine, batch_size=25, progress=Progress())
+    assert (report.read, report.landed + report.duplicates) == (40, 40)
+    assert seen[:41] == [40, *([1] * 40)]  # the total first, then one per batch
+
+
 def test_two_retries_at_once_land_each_event_once(
-    settings: Settings, engine: Engine, tmp_path: Path
+    settings: Settings, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lines = _many(tmp_path, settings, 600)
+    # batches lock 25 rejects and read the bodies of about ten: the rest wait for the next
+    monkeypatch.setattr(retry_module, "BATCH_BYTES", 10 * max(len(line) for line in lines))
     load_lines(settings, tmp_path, [b'{"n": %d}' % n for n in range(60)], name="bad.ndjson")
     reports: list[RetryReport] = []
     failures: list[BaseException] = []

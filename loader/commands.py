@@ -16,18 +16,21 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from .analyst import catalog
 from .analyst.attribution import run_attribution
 from .analyst.report import query_table, run_report
-from .config import SEGMENT_MAX_BATCH_EVENTS, Settings
+from .config import DEFAULT_REJECTS_LIMIT, SEGMENT_MAX_BATCH_EVENTS, Settings
 from .domain.registry import resolve
-from .pipeline.emit import EmitReport, TurnedOff, check_forwarding, disable_forwarding, emit_events
+from .errors import ConfigError
+from .pipeline.emit import EmitReport, TurnedOff, check_forwarding, disable_forwarding
 from .pipeline.rebuild import RebuildReport
 from .pipeline.rebuild import rebuild_tables as rebuild
+from .pipeline.retry import RetryReport, retry_rejects
+from .pipeline.run import forward
 from .progress import QUIET, Progress
 from .results import Rows
 from .warehouse import migrate as migrations
@@ -40,6 +43,7 @@ from .warehouse.collections import (
     list_collections,
 )
 from .warehouse.db import open_database, psql_command
+from .warehouse.rejects import Reject, RejectList, get_reject, list_rejects
 from .warehouse.retention import PruneReport
 from .warehouse.retention import prune as prune_warehouse
 from .warehouse.status import WarehouseStatus, warehouse_status
@@ -103,8 +107,8 @@ def emit(
     announce: Announce = _quiet,
 ) -> EmitReport:
     """Check the schema is at head, then forward every event Segment has not confirmed
-    (``turn_on``: after ``emit --off``), then delete the sent rows older than
-    ``settings.outbox_retention``.
+    (``turn_on``: after ``emit --off``), recorded in ``_runs``, then delete the sent rows
+    older than ``settings.outbox_retention``.
 
     Raises:
         ConfigError: no write key or a bad batch size (before the database is opened), or
@@ -117,7 +121,7 @@ def emit(
     )
     with open_database(settings, announce=announce) as engine:
         _require_head(engine, settings.schema)
-        return emit_events(
+        return forward(
             engine,
             schema=settings.schema,
             write_key=write_key,
@@ -229,3 +233,77 @@ def disable(
     wanted = resolve(names)
     with open_database(settings, announce=announce) as engine:
         return disable_collections(engine, schema=settings.schema, names=wanted)
+
+
+def rejects(
+    settings: Settings,
+    *,
+    since: str | datetime | None = None,
+    reason: str | None = None,
+    limit: int = DEFAULT_REJECTS_LIMIT,
+    landed: bool = False,
+    announce: Announce = _quiet,
+) -> RejectList:
+    """The rejects still rejected (with ``landed``, those a retry landed too), newest first.
+
+    Raises:
+        ConfigError: a bad ``since`` or ``limit`` (before the database is opened), or a
+            schema behind head.
+    """
+    start = catalog.parse_bound(since, option="--since")
+    if limit < 1:
+        raise ConfigError(f"--limit must be at least 1, not {limit}")
+    with open_database(settings, announce=announce) as engine:
+        return list_rejects(
+            engine, schema=settings.schema, since=start, reason=reason, limit=limit, landed=landed
+        )
+
+
+def reject(settings: Settings, reject_id: int, *, announce: Announce = _quiet) -> Reject:
+    """One reject: its body, origin, reason and retries.
+
+    Raises:
+        RejectNotFound: no reject has that id.
+    """
+    with open_database(settings, announce=announce) as engine:
+        return get_reject(engine, reject_id, schema=settings.schema)
+
+
+def retry(
+    settings: Settings,
+    ids: Sequence[int] = (),
+    *,
+    every: bool = False,
+    since: str | datetime | None = None,
+    dry_run: bool = False,
+    announce: Announce = _quiet,
+    progress: Progress | None = None,
+) -> RetryReport:
+    """Re-validate rejects with the current code (and ``settings.max_record_bytes``); land
+    those that pass now: ``ids``, or ``every`` one, or those rejected since ``since``.
+
+    Raises:
+        ConfigError: no choice of rejects, or two (before the database is opened).
+        RejectNotFound: an id names no reject (nothing is retried then).
+    """
+    if ids and every:
+        raise ConfigError("give reject ids or --all, not both")
+    if ids and since is not None:
+        raise ConfigError("--since chooses rejects by time: give it without ids")
+    if not ids and not every and since is None:
+        raise ConfigError(
+            "say which rejects to retry: their ids (`drip-loader rejects list` shows them), "
+            "--all, or --since TIME"
+        )
+    start = catalog.parse_bound(since, option="--since")
+    with open_database(settings, announce=announce) as engine:
+        return retry_rejects(
+            engine,
+            schema=settings.schema,
+            ids=ids,
+            since=start,
+            max_record_bytes=settings.max_record_bytes,
+            transform_batch_size=settings.transform_batch_size,
+            dry_run=dry_run,
+            progress=progress,
+        )

@@ -34,6 +34,8 @@ DEFAULT_RUNS_RETENTION = timedelta(days=90)
 OUTBOX_RETENTION_ENV = "DRIP_LOADER_OUTBOX_RETENTION"
 RUNS_RETENTION_ENV = "DRIP_LOADER_RUNS_RETENTION"
 SEGMENT_MAX_BATCH_EVENTS = 2_500
+DEFAULT_REJECTS_LIMIT = 50
+"""Rejects ``rejects list`` shows unless told otherwise."""
 """Segment's limit of messages per ``/v1/batch`` request: ``emit``'s default and its most."""
 
 DATABASE_URL_ENV = "DRIP_LOADER_DATABASE_URL"

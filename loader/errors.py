@@ -15,6 +15,7 @@ edge can translate it into one line on stderr and a non-zero exit::
     ├── DripApiError                 Drip's REST API refused a request or kept failing
     │   ├── DripNotFound             404: the webhook (or account) is not there
     │   └── DripGaveUp               waiting for Drip's rate limit would pass --max-wait
+    ├── RejectNotFound               no reject has that id (``rejects show`` / ``retry``)
     └── StepFailed                   a pipeline step failed; wraps the cause with the step and load id
 
 Bad *records* are not exceptions: they are counted and stored in the rejects table, and
@@ -108,6 +109,21 @@ class DripGaveUp(DripApiError):
 
     Tables finished before it are wholly new, the others wholly as they were.
     """
+
+
+class RejectNotFound(LoaderError):
+    """No row of ``_rejects`` has one of the ids asked for; ``ids`` are the missing ones."""
+
+    def __init__(self, ids: list[int], *, schema: str) -> None:
+        listed = ", ".join(str(i) for i in ids)
+        super().__init__(
+            f"no reject with id {listed} in schema {schema!r}: "
+            "`drip-loader rejects list` shows the ids"
+            if len(ids) == 1
+            else f"no rejects with ids {listed} in schema {schema!r}: "
+            "`drip-loader rejects list` shows the ids"
+        )
+        self.ids = ids
 
 
 class StepFailed(LoaderError):

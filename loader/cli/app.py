@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from .._version import __version__
-from . import collections, drip, pipeline, report, retention, serve, warehouse
+from . import collections, drip, pipeline, rejects, report, retention, serve, warehouse
 from .edge import Commands
 
 app = Commands(
@@ -65,6 +65,7 @@ app.add_typer(report.report_app)
 app.add_typer(collections.collections_app, name="collections")
 app.command("dbt-sources")(report.dbt_sources)
 app.add_typer(drip.drip_app)
+app.add_typer(rejects.rejects_app, name="rejects")
 
 _GLOBAL_FLAGS = ("--debug",)
 

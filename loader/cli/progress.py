@@ -83,6 +83,55 @@ class PageBar(Bar):
 B = TypeVar("B", bound=Bar)
 
 
+class CountBar(Bar):
+    """A progress bar counting things (rejects, ...) done of a known total."""
+
+    def __init__(self, unit: str) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(unit),
+            TimeElapsedColumn(),
+            transient=True,
+            console=Console(stderr=True),
+        )
+        self._task = None
+
+    def __enter__(self) -> CountBar:
+        self._progress.__enter__()
+        return self
+
+
+@contextmanager
+def count_bar(unit: str) -> Iterator[CountBar | None]:
+    """A :class:`CountBar` of ``unit`` when stderr is a terminal, else None."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    with CountBar(unit) as shown:
+        yield shown
+
+
+@contextmanager
+def bar() -> Iterator[Bar | None]:
+    """A :class:`Bar` when stderr is a terminal, else None (the library's quiet default)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    with Bar() as shown:
+        yield shown
+
+
 @contextmanager
 def on_terminal(kind: type[B]) -> Iterator[B | None]:
     """A bar of ``kind`` when stderr is a terminal, else None (the library's quiet default)."""

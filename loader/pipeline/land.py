@@ -270,6 +270,69 @@ def _copy(cursor: Any, data: bytes | _Lines, load_id: str) -> list[tuple[dict[st
         return [(row, fields[4] == b"t")]
 
 
+def _land(
+    conn: Connection, chunk: _Chunk, fresh: _Lines, load_id: str
+) -> tuple[Counts, list[dict[str, Any]]]:
+    """Land ``chunk``'s ``fresh`` lines in the caller's transaction: COPY them into the
+    stage, then one statement lands the new events and maps them.
+
+    Returns:
+        The chunk's counts, and its reject rows (not stored yet: the caller stores them).
+    """
+    result = Counts()
+    refused: list[tuple[dict[str, Any], bool]] = []
+    if fresh:
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            refused = _copy(cursor, fresh, load_id)
+        finally:
+            cursor.close()
+    accepted = chunk.accepted - len(refused)
+    rejects = chunk.rejects + [row for row, _ in refused]
+    if fresh:
+        # which collections are on, locked until the commit
+        names = enabled_collections(conn)
+        statement = mapping_statement("land/insert_raw.sql", names)
+        params = {**map_params(names), "load_id": load_id}
+        row = conn.execute(statement, params).mappings().one()
+        counts = {k: int(v) for k, v in row.items()}
+        result.landed = counts.pop("events")
+        result.rows_added.update(counts)
+    result.read = accepted + len(rejects)
+    result.duplicates = accepted - result.landed
+    result.rejected = len(rejects)
+    result.not_email = chunk.not_email - sum(1 for _, is_email in refused if not is_email)
+    return result, rejects
+
+
+def land_batch(
+    conn: Connection, records: Iterable[RawRecord], *, load_id: str, max_record_bytes: int
+) -> tuple[Counts, list[dict[str, Any]]]:
+    """Validate and land ``records`` as ``load`` does, in the caller's transaction.
+
+    The same checks (:func:`~loader.domain.events.parse_for_copy` and the size limit), the
+    same dedupe and the same mapping as :func:`land_records`, as one chunk on ``conn``
+    (its search path set to the schema), without committing: the caller can change other
+    rows in the same transaction (``rejects retry`` marks what it landed).
+
+    Returns:
+        The counts, and a ``_rejects`` row (as :func:`reject_row` makes it, not stored)
+        for each record that failed.
+    """
+    chunks = _chunks(
+        records, batch_size=1 << 62, max_record_bytes=max_record_bytes, load_id=load_id
+    )
+    chunk = next(chunks, None)
+    if chunk is None:
+        return Counts(), []
+    conn.execute(text(read_sql("land/create_stage.sql")))
+    known: set[str] = set()
+    if chunk[1].keys:
+        keys = ",".join(chunk[1].keys)
+        known = set(conn.execute(text(read_sql("land/known_keys.sql")), {"keys": keys}).scalars())
+    return _land(conn, chunk[1], _Lines(chunk[1], known), load_id)
+
+
 class _Writer:
     """One connection landing chunks, each in its own transaction."""
 
@@ -311,37 +374,14 @@ class _Writer:
 
     def _write(self, chunk: _Chunk) -> Counts:
         conn = self._conn
-        result = Counts()
-        refused: list[tuple[dict[str, Any], bool]] = []
         try:
-            fresh = self._unknown(chunk)
-            if fresh:
-                cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-                try:
-                    refused = _copy(cursor, fresh, self._load_id)
-                finally:
-                    cursor.close()
-            accepted = chunk.accepted - len(refused)
-            rejects = chunk.rejects + [row for row, _ in refused]
-            if fresh:
-                # which collections are on, locked until the commit
-                names = enabled_collections(conn)
-                statement = mapping_statement("land/insert_raw.sql", names)
-                params = {**map_params(names), "load_id": self._load_id}
-                row = conn.execute(statement, params).mappings().one()
-                counts = {k: int(v) for k, v in row.items()}
-                result.landed = counts.pop("events")
-                result.rows_added.update(counts)
+            result, rejects = _land(conn, chunk, self._unknown(chunk), self._load_id)
             if rejects:
                 conn.execute(insert(self._rejects).on_conflict_do_nothing(), rejects)
             conn.commit()
         except BaseException:
             conn.rollback()
             raise
-        result.read = accepted + len(rejects)
-        result.duplicates = accepted - result.landed
-        result.rejected = len(rejects)
-        result.not_email = chunk.not_email - sum(1 for _, is_email in refused if not is_email)
         return result
 
     def _unknown(self, chunk: _Chunk) -> _Lines:

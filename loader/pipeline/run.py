@@ -11,13 +11,14 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
 from ..config import Settings
 from ..counts import Counts
-from ..errors import ForwardingOff, LoaderError, StepFailed
+from ..errors import EmitError, ForwardingOff, LoaderError, StepFailed
 from ..progress import QUIET, Progress
 from ..warehouse import migrate
 from ..warehouse.db import open_database
@@ -25,6 +26,9 @@ from ..warehouse.runs import recorded_run
 from .extract import Input, discover_inputs, read_records
 from .land import land_records
 from .transform import ADDED_COUNTS, run_transforms
+
+if TYPE_CHECKING:
+    from .emit import EmitReport
 
 
 @dataclass(kw_only=True)
@@ -208,3 +212,51 @@ def _forward(
         return
     report.forwarding = True
     report.add(emitted)
+
+
+def forward(
+    engine: Engine,
+    *,
+    schema: str,
+    write_key: str | None,
+    host: str,
+    retry_failed: bool = False,
+    batch_size: int,
+    turn_on: bool = False,
+    outbox_retention: timedelta,
+) -> EmitReport:
+    """``drip-loader emit``: forward every event
+    Segment has not confirmed (:func:`loader.pipeline.emit.emit_events`), recorded in
+    ``_runs`` (command ``emit``) with its counts, however it ends.
+
+    Raises:
+        LoaderError: the schema is behind head, or as :func:`~loader.pipeline.emit.emit_events`.
+    """
+    from .emit import emit_events  # httpx is loaded only when forwarding
+
+    done = Counts()
+
+    def counts() -> dict[str, Any]:
+        return {k: v for k, v in done.as_dict().items() if k != "schema"}
+
+    with recorded_run(
+        engine, schema=schema, load_id=uuid.uuid4().hex, command="emit", sources=None, counts=counts
+    ):
+        try:
+            report = emit_events(
+                engine,
+                schema=schema,
+                write_key=write_key,
+                host=host,
+                retry_failed=retry_failed,
+                batch_size=batch_size,
+                turn_on=turn_on,
+                outbox_retention=outbox_retention,
+            )
+        except EmitError as exc:
+            done.add(exc.report)  # what Segment accepted before it stopped
+            done.seconds = exc.report.seconds
+            raise
+        done.add(report)
+        done.seconds = report.seconds
+    return report

@@ -41,6 +41,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from sqlalchemy.engine import Engine
@@ -64,6 +65,8 @@ from .workers import EmitJob, TransformJob, Worker
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/webhooks/drip/{token}"
+COUNTS_INTERVAL = 5.0
+"""Seconds between two writes of a running serve's counts into its ``_runs`` row."""
 
 
 class Receiver:
@@ -151,11 +154,36 @@ class Receiver:
         themselves are safe)."""
         if self._run is None:
             return
-        counts = {k: v for k, v in report.as_dict().items() if k != "load_id"}
         try:
-            self._run.finish(counts, error=error)
+            self._run.finish(_run_counts(report), error=error)
         except LoaderError as exc:
             log.warning("could not record the end of this run in _runs: %s", exc)
+
+    async def record_counts(self) -> None:
+        """Write the counts so far into this run's ``_runs`` row every
+        :data:`COUNTS_INTERVAL` seconds (when they changed), so that ``status`` shows a
+        running serve's live counts; until cancelled.
+
+        The counts are read here, on the event loop (the lander's live in it); only the
+        write goes to a thread.
+        """
+        loop = asyncio.get_running_loop()
+        written: dict[str, Any] | None = None
+        failing = False
+        while True:
+            await asyncio.sleep(COUNTS_INTERVAL)
+            counts = _run_counts(self.report())
+            changed = {k: v for k, v in counts.items() if k != "seconds"}  # seconds always move
+            if self._run is None or changed == written:
+                continue
+            try:
+                await loop.run_in_executor(None, self._run.update, counts)
+            except LoaderError as exc:
+                if not failing:
+                    log.warning("could not record this run's counts in _runs, retrying: %s", exc)
+                failing = True
+                continue
+            written, failing = changed, False
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -177,6 +205,7 @@ class Receiver:
         self.transformer.start()
         if self.emitter is not None:
             self.emitter.start()
+        counting = asyncio.create_task(self.record_counts(), name="drip-run-counts")
         try:
             yield
         finally:
@@ -190,6 +219,9 @@ class Receiver:
             )
             if self.emitter is not None:
                 await loop.run_in_executor(None, self.emitter.stop)
+            counting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await counting
             self.health.close()
 
     def report(self) -> ServeReport:
@@ -326,6 +358,10 @@ class Receiver:
             }
         )
         await send({"type": "http.response.body", "body": content})
+
+
+def _run_counts(report: ServeReport) -> dict[str, Any]:
+    return {k: v for k, v in report.as_dict().items() if k != "load_id"}
 
 
 def create_app(receiver: Receiver) -> ASGIApp:

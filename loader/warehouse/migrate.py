@@ -31,7 +31,7 @@ from .sqlfiles import read_sql
 if TYPE_CHECKING:
     from alembic.config import Config
 
-HEAD = "0009"
+HEAD = "0010"
 """The newest revision of ``migrations/`` (a test checks it against the script directory)."""
 
 VERSION_TABLE = "_alembic_version"

@@ -1,6 +1,8 @@
-"""The ``_runs`` ledger: one row per ``load`` or ``serve`` run, from its start to its end.
+"""The ``_runs`` ledger: one row per run (``load``, ``serve``, ``emit``, ``drip sync``,
+``rejects retry``), from its start to its end.
 
-A run is recorded ``running`` when it starts and ends ``completed``, ``failed`` (a
+A run is recorded ``running`` when it starts (a long one, ``serve``, records its counts
+as it goes: :meth:`Run.update`) and ends ``completed``, ``failed`` (a
 :class:`LoaderError`: what the loader reports as "could not complete") or ``interrupted``
 (Ctrl-C, SIGTERM, or an exception nobody expected), with its counts and the reason.
 
@@ -46,6 +48,24 @@ class Run:
         self._table = table
         self.load_id = load_id
         self._ended = False
+        # update() runs in a background thread of serve while finish() may come at any time
+        self._lock = threading.Lock()
+
+    def update(self, counts: dict[str, Any]) -> None:
+        """Record the counts so far of a run still going (``status`` shows them live).
+
+        Raises:
+            DatabaseError: the database failed (the run goes on; its end is still recorded).
+        """
+        with self._lock:
+            if self._ended:
+                return
+            with translating(), self._conn.begin():
+                self._conn.execute(
+                    update(self._table)
+                    .where(self._table.c.load_id == self.load_id)
+                    .values(counts=counts)
+                )
 
     def finish(self, counts: dict[str, Any], *, error: BaseException | None = None) -> None:
         """Record the end: ``completed`` without ``error``, else ``failed`` for a
@@ -54,22 +74,23 @@ class Run:
         Best effort when ``error`` is given (the database may be why the run failed);
         otherwise a failure to record is raised.
         """
-        if self._ended:
-            return
-        self._ended = True
-        status, reason = outcome(error)
-        try:
-            with translating(), self._conn.begin():
-                self._conn.execute(
-                    update(self._table)
-                    .where(self._table.c.load_id == self.load_id)
-                    .values(status=status, finished_at=func.now(), counts=counts, error=reason)
-                )
-        except LoaderError:
-            if error is None:
-                raise
-        finally:
-            self._conn.close()  # ends the session: the advisory lock goes with it
+        with self._lock:  # never beside an update() on the same connection
+            if self._ended:
+                return
+            self._ended = True
+            status, reason = outcome(error)
+            try:
+                with translating(), self._conn.begin():
+                    self._conn.execute(
+                        update(self._table)
+                        .where(self._table.c.load_id == self.load_id)
+                        .values(status=status, finished_at=func.now(), counts=counts, error=reason)
+                    )
+            except LoaderError:
+                if error is None:
+                    raise
+            finally:
+                self._conn.close()  # ends the session: the advisory lock goes with it
 
 
 def outcome(error: BaseException | None) -> tuple[str, str | None]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Table, func, select
@@ -17,9 +17,12 @@ from ..results import Record
 from . import migrate
 from .db import translating
 from .mapping import in_order
+from .rejects import count_rejects
+from .run_table import run_lines
 from .runs import is_alive
 from .storage import StorageSummary, storage_summary
 from .tables import build_metadata
+from .text import utc_text
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,7 @@ class DripSyncStatus:
             return f"Drip sync: never (run `drip-loader drip sync`); {rows}"
         last = self.last
         state = last.status + (f" ({last.error})" if last.error else "")
-        return f"Drip sync: {last.started_at.isoformat()[:19]} {state}; {rows}"
+        return f"Drip sync: {utc_text(last.started_at)} {state}; {rows}"
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,9 @@ class WarehouseStatus(Record):
     pending: int = 0
     """Landed events not transformed yet."""
     rejects: int = 0
+    """Records rejected and not landed since (``drip-loader rejects list`` shows them)."""
+    rejects_landed: int | None = None
+    """Rejects that ``rejects retry`` has landed since (revision 0010 on)."""
     subscribers_to_merge: int | None = None
     """Subscriber snapshots queued by a run that stopped before merging them."""
     segment: Forwarding | None = None
@@ -130,6 +136,9 @@ class WarehouseStatus(Record):
     last_runs: tuple[RunLine, ...] = ()
     storage: StorageSummary | None = None
     """Bytes per event, partitions by month, archived months (revision 0009 on)."""
+    """Newest first."""
+    checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    """The database's time when the status was read (how long a running run has run)."""
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON values; facts the schema does not have yet are left out."""
@@ -149,6 +158,8 @@ class WarehouseStatus(Record):
         values["raw_events"] = self.raw_events
         values["pending"] = self.pending
         values["rejects"] = self.rejects
+        if self.rejects_landed is not None:
+            values["rejects_landed"] = self.rejects_landed
         if self.subscribers_to_merge is not None:
             values["subscribers_to_merge"] = self.subscribers_to_merge
         if self.segment is not None:
@@ -181,7 +192,10 @@ class WarehouseStatus(Record):
         lines += [f"  {table:<24}{rows:>12,}" for table, rows in self.tables.items()]
         lines.append(f"  {'raw events':<24}{self.raw_events:>12,}")
         lines.append(f"  {'pending transform':<24}{self.pending:>12,}")
-        lines.append(f"  {'rejects':<24}{self.rejects:>12,}")
+        lines.append(
+            f"  {'rejects':<24}{self.rejects:>12,}"
+            + ("  (see `drip-loader rejects list`)" if self.rejects else "")
+        )
         if self.subscribers_to_merge:  # left by a run that stopped before its end
             lines.append(f"  {'subscribers to merge':<24}{self.subscribers_to_merge:>12,}")
         if self.segment is not None and self.segment.off_since is not None:
@@ -201,14 +215,7 @@ class WarehouseStatus(Record):
         if self.drip_sync is not None:
             lines.append(self.drip_sync.line())
         lines.append("Last runs:")
-        for run in self.last_runs:
-            counts = run.counts or {}
-            lines.append(
-                f"  {run.started_at.isoformat()[:19]}  {run.status:<10} "
-                f"read {counts.get('read', 0):,}, landed {counts.get('landed', 0):,}, "
-                f"rejected {counts.get('rejected', 0):,}"
-                + (f"  ({run.error})" if run.error else "")
-            )
+        lines += run_lines(self.last_runs, now=self.checked_at)
         if self.storage is not None:  # its own section: loader.warehouse.storage renders it
             lines += self.storage.lines()
         return lines
@@ -277,6 +284,11 @@ def warehouse_status(engine: Engine, *, schema: str, runs: int = 5) -> Warehouse
                 on=forwarding[0],
                 off_since=forwarding[1],
             )
+        if exists("_reject_retries"):  # revision 0010: a retry marks what it landed
+            rejects, rejects_landed = count_rejects(conn, schema=schema)
+        else:
+            rejects, rejects_landed = count("_rejects"), None
+        checked_at = conn.execute(select(func.now())).scalar_one()
         run_table = tables[f"{schema}._runs"]
         recent = conn.execute(
             select(run_table).order_by(run_table.c.started_at.desc()).limit(runs)
@@ -289,7 +301,8 @@ def warehouse_status(engine: Engine, *, schema: str, runs: int = 5) -> Warehouse
             tables={name: count(name) for name in ("tracks", *shown, "subscribers")},
             raw_events=count("_raw_events"),
             pending=count("_pending"),
-            rejects=count("_rejects"),
+            rejects=rejects,
+            rejects_landed=rejects_landed,
             subscribers_to_merge=(
                 count("_subscriber_changes") if exists("_subscriber_changes") else None
             ),
@@ -308,6 +321,7 @@ def warehouse_status(engine: Engine, *, schema: str, runs: int = 5) -> Warehouse
                 )
                 for r in recent
             ),
+            checked_at=checked_at,
         )
 
 

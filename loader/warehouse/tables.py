@@ -258,8 +258,36 @@ def build_metadata(schema: str) -> MetaData:
         Column("raw_bytes", LargeBinary),
         Column("raw_size", BigInteger, nullable=False),
         Column("raw_sha256", Text, nullable=False),
+        Column(
+            "first_reason",
+            Text,
+            comment="The reason it was first rejected with, once a retry re-validated it "
+            "(NULL before: reason is then the first).",
+        ),
+        _ts(
+            "landed_at",
+            comment="When drip-loader rejects retry landed it (NULL while it is still rejected).",
+        ),
+        Column(
+            "landed_load_id",
+            Text,
+            comment="The retry run that landed it (the _load_id of its row in _raw_events).",
+        ),
         UniqueConstraint("raw_sha256", "origin", name="uq__rejects_raw_origin"),
+        Index("ix__rejects_rejected_at", "rejected_at"),
         comment="Records that could not be mapped, with the reason and where they came from.",
+    )
+    Table(
+        "_reject_retries",
+        metadata,
+        # No foreign key: _rejects stays a table people may empty by hand (TRUNCATE).
+        Column("reject_id", BigInteger, primary_key=True, comment="_rejects.id"),
+        Column("load_id", Text, primary_key=True, comment="The retry run."),
+        _ts("retried_at", nullable=False, server_default=func.now()),
+        Column("outcome", Text, nullable=False),
+        Column("reason", Text, comment="Why it is still rejected (NULL when it landed)."),
+        CheckConstraint("outcome IN ('landed', 'rejected')", name="ck__reject_retries_outcome"),
+        comment="Every re-validation of a reject by drip-loader rejects retry, and its outcome.",
     )
     Table(
         "_runs",

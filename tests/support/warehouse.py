@@ -100,7 +100,10 @@ def snapshot(
             select = sa.select(*(sa.column(c) for c in columns)).select_from(
                 sa.table(table, schema=schema)
             )
-            result[table] = sorted(tuple(str(v) for v in r) for r in conn.execute(select))
+            result[table] = sorted(
+                tuple(str(bytes(v) if isinstance(v, memoryview) else v) for v in r)
+                for r in conn.execute(select)
+            )
     return result
 
 

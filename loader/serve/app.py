@@ -6,7 +6,7 @@ Routes::
     GET  /healthz                 200 when the database answers, else 503
     GET  /metrics                 Prometheus text: requests, events, transform lag
 
-A webhook request is answered only after its records are committed (:mod:`loader.receive`):
+A webhook request is answered only after its records are committed (:mod:`loader.serve.lander`):
 
 * 200 ``{"received": n}`` — every record is in ``_raw_events`` (a retried duplicate too: it
   is stored once) and queued for the transform;
@@ -21,9 +21,10 @@ The token lives in the URL (Drip cannot sign or add headers), so the URL is neve
 uvicorn's access log is off and ours (``access_log=True``) prints the path redacted.
 Stack: Starlette on uvicorn (httptools + uvloop when installed); the webhook route is a
 plain ASGI endpoint in Starlette's router, without its Request/Response layer.  This module
-is the app and its routes; a body becomes records in :mod:`loader.webhook`, records are
-committed by :mod:`loader.receive`, mapped and forwarded by :mod:`loader.background`, and
-``/metrics`` is written by :mod:`loader.metrics`.
+is the app and its routes; a body is read and becomes records in :mod:`loader.serve.webhook`,
+records are committed by :mod:`loader.serve.lander`, mapped and forwarded by
+:mod:`loader.serve.workers`, and ``/healthz`` and ``/metrics`` answer from
+:mod:`loader.serve.health`.
 """
 
 from __future__ import annotations
@@ -36,44 +37,28 @@ import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..config import ServeOptions, Settings
-from ..counts import Counts
 from ..errors import ConfigError, LoaderError
-from ..warehouse.db import set_search_path, translating
 from ..warehouse.migrate import ensure_schema
 from ..warehouse.runs import Run, start_run
-from ..warehouse.sqlfiles import read_sql
 from .access_log import AccessLog
+from .health import Health
 from .lander import GroupCommitLander, Refused, StoreUnavailable
-from .metrics import exposition
-from .webhook import parse_body
-from .workers import EmitJob, TransformJob, Worker, WorkerState
+from .metrics import ServeReport
+from .webhook import BodyTimeout, parse_body, read_body
+from .workers import EmitJob, TransformJob, Worker
 
 log = logging.getLogger("loader.serve")
 
 WEBHOOK_PATH = "/webhooks/drip/{token}"
-
-
-@dataclass(kw_only=True)
-class ServeReport(Counts):
-    """What one ``serve`` process did (landing, transform, forwarding), returned when it stops."""
-
-    load_id: str
-    responses: dict[str, int] = field(default_factory=dict)
-    """Webhook requests answered, by HTTP status."""
 
 
 class Receiver:
@@ -124,8 +109,7 @@ class Receiver:
                 ready=self.prepare,
             )
             self.emitter = Worker(self.emit, interval=options.emit_interval)
-        # Health and metrics queries get their own threads: never queued behind landing.
-        self._probe = ThreadPoolExecutor(2, thread_name_prefix="drip-probe")
+        self.health = Health(self)
 
     # -- database preparation ---------------------------------------------------------
 
@@ -196,7 +180,7 @@ class Receiver:
             )
             if self.emitter is not None:
                 await loop.run_in_executor(None, self.emitter.stop)
-            self._probe.shutdown(wait=False)
+            self.health.close()
 
     def report(self) -> ServeReport:
         """Counts so far."""
@@ -228,52 +212,22 @@ class Receiver:
             await self._send(send, 404, b"Not Found", content_type=b"text/plain; charset=utf-8")
             return
         limit = self.options.max_body_bytes
-        body = bytearray()
-        size = 0
-        # A client trickling its body would hold a connection forever (Drip never does).
-        # A bare timer that cancels this task: asyncio.timeout() measured 15% of throughput.
-        task = asyncio.current_task()
-        assert task is not None
-        expired = False
-
-        def expire() -> None:
-            nonlocal expired
-            expired = True
-            task.cancel()
-
-        timer = asyncio.get_running_loop().call_later(self.options.body_timeout, expire)
         try:
-            while True:
-                message = await receive()
-                if message["type"] != "http.request":
-                    return  # the client went away: nothing stored, nobody to answer
-                part = message.get("body", b"")
-                if len(body) + len(part) > limit:
-                    # Keep the head for the rejects table; the rest is never read, so the
-                    # size reported is the declared one.
-                    body += part[: limit - len(body)]
-                    size = max(_content_length(scope), limit + 1)
-                    break
-                body += part
-                if not message.get("more_body", False):
-                    break
-        except asyncio.CancelledError:
-            if not expired:
-                raise
-            task.uncancel()
+            read = await read_body(receive, limit, self.options.body_timeout)
+        except BodyTimeout:
             await self._send(
                 send, 408, orjson.dumps({"error": "body not received in time; send it again"})
             )
             return
-        finally:
-            timer.cancel()
-        size = max(size, len(body))
+        if read is None:
+            return  # the client went away: nothing stored, nobody to answer
+        body, size = read
+        if size > limit:
+            size = max(_content_length(scope), size)  # the rest is never read
         client = scope.get("client")
         origin = f"webhook:{client[0] if client else 'unknown'}:{datetime.now(UTC).isoformat()}"
 
-        parsed = parse_body(
-            bytes(body), size=size, limit=limit, origin=origin, load_id=self.load_id
-        )
+        parsed = parse_body(body, size=size, limit=limit, origin=origin, load_id=self.load_id)
         batch, reasons, total = parsed.batch, parsed.reasons, parsed.total
 
         if total == 0:
@@ -323,95 +277,14 @@ class Receiver:
         )
         await send({"type": "http.response.body", "body": content})
 
-    async def healthz(self, request: Request) -> Response:
-        """``GET /healthz``: 200 when the database answers (and the schema is ready), else 503."""
-        loop = asyncio.get_running_loop()
-        try:
-            await asyncio.wait_for(loop.run_in_executor(self._probe, self._check), 5.0)
-        except TimeoutError:
-            detail = "the database did not answer within 5 s"
-        except LoaderError as exc:
-            detail = str(exc)
-        else:
-            reasons = self.degraded()
-            if not reasons:
-                return Response(b'{"status":"ok"}', media_type="application/json")
-            # Still 200: the events are stored, so Drip must keep sending; a monitor that
-            # reads the body sees that they are not going further.
-            return Response(
-                orjson.dumps({"status": "degraded", "reason": "; ".join(reasons)}),
-                media_type="application/json",
-            )
-        return Response(
-            orjson.dumps({"status": "unavailable", "detail": detail}),
-            status_code=503,
-            media_type="application/json",
-        )
-
-    def worker_states(self) -> list[WorkerState]:
-        """The state of each background worker (transform, then emit when on)."""
-        workers = [self.transformer] if self.emitter is None else [self.transformer, self.emitter]
-        return [worker.state() for worker in workers]
-
-    def degraded(self) -> list[str]:
-        """Why the receiver is degraded: each worker failing for over ``degraded_after``
-        seconds, or stopped while the receiver runs; empty when it is not."""
-        if self.lander is None:  # not started (or already stopped): no worker is expected
-            return []
-        now = time.time()
-        reasons = []
-        for state in self.worker_states():
-            failing = state.failing_for(now)
-            if not state.alive:
-                reasons.append(f"{state.name} is not running (last error: {state.last_error})")
-            elif failing > self.options.degraded_after:
-                reasons.append(
-                    f"{state.name} has failed for {failing:.0f} s ({state.errors} error(s) so "
-                    f"far), last: {state.last_error}"
-                )
-        return reasons
-
-    def _check(self) -> None:
-        self.prepare()
-        with translating(), self.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-
-    async def metrics(self, request: Request) -> Response:
-        """``GET /metrics``: Prometheus text exposition (format 0.0.4)."""
-        loop = asyncio.get_running_loop()
-        lag: tuple[int, float] | None
-        try:
-            lag = await asyncio.wait_for(loop.run_in_executor(self._probe, self._lag), 5.0)
-        except (TimeoutError, LoaderError):
-            lag = None
-        report = self.report()
-        return Response(
-            exposition(
-                report,
-                responses=report.responses,
-                commits=self.lander.commits if self.lander else 0,
-                queued=self.lander.queued if self.lander else 0,
-                workers=self.worker_states(),
-                lag=lag,
-            ).encode(),
-            media_type="text/plain; version=0.0.4; charset=utf-8",
-        )
-
-    def _lag(self) -> tuple[int, float]:
-        with translating(), self.engine.connect() as conn:
-            set_search_path(conn, self._schema)
-            row = conn.execute(text(read_sql("serve/transform_lag.sql"))).one()
-            conn.rollback()
-        return int(row.pending), float(row.lag_seconds)
-
 
 def create_app(receiver: Receiver) -> ASGIApp:
     """The ASGI application of ``receiver`` (its lifespan starts and stops the machinery)."""
     app: ASGIApp = Starlette(
         routes=[
             Route(WEBHOOK_PATH, _Endpoint(receiver.webhook), methods=["POST"]),
-            Route("/healthz", receiver.healthz, methods=["GET"]),
-            Route("/metrics", receiver.metrics, methods=["GET"]),
+            Route("/healthz", receiver.health.healthz, methods=["GET"]),
+            Route("/metrics", receiver.health.metrics, methods=["GET"]),
         ],
         lifespan=receiver.lifespan,
     )

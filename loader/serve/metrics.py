@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from ..counts import Counts
 from .workers import WorkerState
+
+
+@dataclass(kw_only=True)
+class ServeReport(Counts):
+    """What one ``serve`` process did (landing, transform, forwarding), returned when it stops."""
+
+    load_id: str
+    responses: dict[str, int] = field(default_factory=dict)
+    """Webhook requests answered, by HTTP status."""
 
 
 def exposition(

@@ -17,7 +17,8 @@ import uvicorn
 from ..config import TOKEN_ENV, ServeOptions, Settings
 from ..errors import DatabaseUnavailable, ServeError
 from ..warehouse.db import open_database
-from .app import Receiver, ServeReport, create_app
+from .app import Receiver, create_app
+from .metrics import ServeReport
 
 
 class _Server(uvicorn.Server):

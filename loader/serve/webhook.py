@@ -9,10 +9,12 @@ and answers, the lander (:mod:`loader.receive`) only commits batches.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass, field
 
 import orjson
+from starlette.types import Receive
 
 from .lander import RecordBatch
 
@@ -28,6 +30,54 @@ class Body:
     """Events the body holds: an array's elements, else 1."""
     reasons: list[str] = field(default_factory=list)
     """Why records were rejected, in body order (an array element's with its ``[index]``)."""
+
+
+class BodyTimeout(Exception):
+    """The client did not send its whole body in time (HTTP 408)."""
+
+
+async def read_body(receive: Receive, limit: int, timeout: float) -> tuple[bytes, int] | None:
+    """Read a request's body from ``receive``: ``(body, size)``, None when the client went away.
+
+    Over ``limit`` bytes, ``body`` is its head (``limit`` bytes: kept for the rejects table)
+    and ``size`` is ``limit + 1``: the rest is never read.
+
+    Raises:
+        BodyTimeout: the body did not arrive within ``timeout`` seconds.
+    """
+    body = bytearray()
+    # A client trickling its body would hold a connection forever (Drip never does).
+    # A bare timer that cancels this task: asyncio.timeout() cost a noticeable share of
+    # serve's throughput.
+    task = asyncio.current_task()
+    assert task is not None
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    timer = asyncio.get_running_loop().call_later(timeout, expire)
+    try:
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            part = message.get("body", b"")
+            if len(body) + len(part) > limit:
+                body += part[: limit - len(body)]
+                return bytes(body), limit + 1
+            body += part
+            if not message.get("more_body", False):
+                return bytes(body), len(body)
+    except asyncio.CancelledError:
+        if not expired:
+            raise
+        task.uncancel()
+        raise BodyTimeout from None
+    finally:
+        timer.cancel()
 
 
 def parse_body(body: bytes, *, size: int, limit: int, origin: str, load_id: str) -> Body:

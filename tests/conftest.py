@@ -132,7 +132,9 @@ def password_server(pg: dict[str, object]) -> Iterator[str]:
     if own:
         bindir = debian_bin()
         if bindir is None:
-            pytest.fail("password tests need PostgreSQL's server binaries: apt-get install postgresql")
+            pytest.fail(
+                "password tests need PostgreSQL's server binaries: apt-get install postgresql"
+            )
         server = LocalServer(bindir)
         url = server.start()
     else:

@@ -104,16 +104,17 @@ class Run:
     def _session(self) -> Connection:
         """The run's connection, reconnected (and the lock taken again) if it was lost."""
         params = {"class": LOCK_CLASS, "load_id": self.load_id}
-        try:
-            with translating():
-                held: int = self._conn.execute(_HELD, params).scalar_one()
-                self._conn.rollback()
-                if not held:  # never expected: a live session keeps its lock
-                    self._conn.execute(_LOCK, params)
-                    self._conn.commit()
-            return self._conn
-        except DatabaseUnavailable:
-            pass
+        if not (self._conn.closed or self._conn.invalidated):
+            try:
+                with translating():
+                    held: int = self._conn.execute(_HELD, params).scalar_one()
+                    self._conn.rollback()
+                    if not held:  # never expected: a live session keeps its lock
+                        self._conn.execute(_LOCK, params)
+                        self._conn.commit()
+                return self._conn
+            except DatabaseUnavailable:
+                pass
         with contextlib.suppress(Exception):
             self._conn.close()
         self._conn = _locked_connection(self._engine, self.load_id)

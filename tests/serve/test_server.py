@@ -124,21 +124,22 @@ def test_serve_refuses_to_start_when_the_database_refuses_it(login: Login, case:
     assert login.password not in serve.stderr
 
 
-def test_a_password_changed_under_serve_makes_healthz_say_why(
-    login: Login, tmp_path: Path
-) -> None:
+def test_a_password_changed_under_serve_makes_healthz_say_why(login: Login, tmp_path: Path) -> None:
     with ServeProcess(login.url, tmp_path / "serve.log") as serve:
         serve.wait_healthy()
         with login.admin.connect() as conn:
             conn.execute(sa.text(f"ALTER ROLE {login.role} PASSWORD 'rotated-0123456789'"))
             # the sessions end (a restart, a pooler recycling them): new ones must log in
             conn.execute(
-                sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = :r"),
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = :r"
+                ),
                 {"r": login.role},
             )
         wait_until(lambda: serve.http.get("/healthz").status_code == 503, within=20)
         for _ in range(3):
             health = serve.http.get("/healthz")
+            assert health.headers["content-type"] == "application/json", serve.output()
             assert (health.status_code, health.json()) == (
                 503,
                 {"status": "unavailable", "reason": "authentication failed"},
@@ -150,14 +151,11 @@ def test_a_password_changed_under_serve_makes_healthz_say_why(
         assert f'password authentication failed for user "{login.role}"' in said[0]
 
         with login.admin.connect() as conn:
-            conn.execute(
-                sa.text(f"ALTER ROLE {login.role} PASSWORD :pw"), {"pw": login.password}
-            )
+            conn.execute(sa.text(f"ALTER ROLE {login.role} PASSWORD :pw"), {"pw": login.password})
         wait_until(lambda: serve.http.get("/healthz").status_code == 200, within=20)
         assert "/healthz: ok again" in serve.output()
         wait_until(
-            lambda: serve.post(body(email_event("subscriber.opened_email", 51))).status_code
-            == 200,
+            lambda: serve.post(body(email_event("subscriber.opened_email", 51))).status_code == 200,
             within=20,
         )
         assert login.password not in serve.output()

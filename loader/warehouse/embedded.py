@@ -227,6 +227,8 @@ def _start_listening(home: Path, pgdata: Path, *, port: int) -> None:
 
 def _require_free(port: int) -> None:
     with socket.socket() as probe:
+        # as Postgres binds: a connection closed a moment ago (TIME_WAIT) does not count
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((LOOPBACK, port))
         except OSError as exc:

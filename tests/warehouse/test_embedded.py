@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -11,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
+import psycopg2
+import psycopg2.errors
 import pytest
 
 from loader.config import default_home
@@ -136,3 +139,40 @@ def test_a_killed_serve_leaves_no_server_running_after_the_next_command(
         assert serve.stop() == 0
     assert _postmasters(pgdata) == []
     assert _handles(pgdata) == []
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_bi_tool_connects_over_tcp_while_serve_holds_the_embedded_server(
+    embedded_home: Path,
+) -> None:
+    home, port = embedded_home, _free_port()
+    env = {"DRIP_LOADER_HOME": str(home), "DRIP_LOADER_EMBEDDED_PORT": str(port)}
+    # a new data folder (its server is started on the socket, then again on the port),
+    # then the same one again (started on the port at once)
+    for attempt in ("new", "again"):
+        with ServeProcess(None, home.parent / f"serve-{attempt}.log", env=env) as serve:
+            serve.wait_healthy()
+            assert f"; BI tools: 127.0.0.1:{port}, see `drip-loader connection`" in serve.output()
+            secret = home / "reader-password"
+            assert secret.stat().st_mode & 0o777 == 0o600
+            password = secret.read_text().strip()
+            assert password not in serve.output()
+            tcp = {"host": "127.0.0.1", "port": port, "dbname": "postgres", "sslmode": "disable"}
+            with psycopg2.connect(**tcp, user="drip_reader", password=password) as conn:
+                cursor = conn.cursor()
+                cursor.execute("SELECT count(*) FROM drip.tracks")
+                assert cursor.fetchone() == (0,)
+                with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                    cursor.execute("DELETE FROM drip.tracks")
+            conn.close()
+            # over TCP only the reader's password opens a door: no superuser, no guess
+            for user, guess in (("postgres", ""), ("drip_reader", "not-it-0123456789")):
+                with pytest.raises(psycopg2.OperationalError, match="password"):
+                    psycopg2.connect(**tcp, user=user, password=guess).close()
+            assert serve.stop() == 0
+        assert _postmasters(home / "pgdata") == []

@@ -33,6 +33,9 @@ class RunReport(Counts):
 
     load_id: str
     sources: list[str] = field(default_factory=list)
+    without_events: list[str] = field(default_factory=list)
+    """Sources that gave no accepted record (empty, or every record rejected): each is
+    also warned about as it is landed."""
     forwarding: bool = False
     """Whether the run forwarded to Segment (``emit=True`` with a write key): ``sent``
     and ``failed`` count then."""
@@ -59,7 +62,8 @@ def run_pipeline(
     """
     started = time.perf_counter()
     progress = progress or QUIET
-    sources = discover_sources(paths)  # fail on a bad path before touching the database
+    # fail on a bad path before touching the database
+    sources = discover_sources(paths, note=announce)
     report = RunReport(
         load_id=uuid.uuid4().hex,
         sources=[s.name for s in sources],
@@ -73,7 +77,8 @@ def run_pipeline(
 
         def counts() -> dict[str, Any]:
             report.seconds = round(time.perf_counter() - started, 3)
-            return {k: v for k, v in report.as_dict().items() if k not in ("load_id", "sources")}
+            skip = ("load_id", "sources", "without_events")
+            return {k: v for k, v in report.as_dict().items() if k not in skip}
 
         with recorded_run(
             engine,
@@ -86,7 +91,7 @@ def run_pipeline(
             step = "land"
             try:
                 for source in sources:
-                    _land_source(engine, settings, source, report, progress)
+                    _land_source(engine, settings, source, report, progress, announce)
                 step = "transform"
                 progress.start("Transforming", None)
 
@@ -118,6 +123,32 @@ def run_pipeline(
 
 
 def _land_source(
+    engine: Engine,
+    settings: Settings,
+    source: Source,
+    report: RunReport,
+    progress: Progress,
+    announce: Callable[[str], None],
+) -> None:
+    """Land one source into ``report``; warn when it gave no accepted record."""
+    before = (report.read, report.rejected)
+    _land(engine, settings, source, report, progress)
+    read, rejected = report.read - before[0], report.rejected - before[1]
+    if read > rejected:
+        return
+    report.without_events.append(source.name)
+    # Exit 0 all the same: what was read is kept, and other sources may be fine; but a
+    # scheduled job that loads nothing for days must not look like one that works.
+    found = (
+        "it holds no record"
+        if not read
+        else f"all {read:,} record(s) were rejected (kept in {settings.schema}._rejects "
+        f"with the reason, origin {source.name}:<line>)"
+    )
+    announce(f"Warning: no Drip event in {source.name}: {found}")
+
+
+def _land(
     engine: Engine, settings: Settings, source: Source, report: RunReport, progress: Progress
 ) -> None:
     progress.start(f"Landing {source.name}", source.size)

@@ -22,6 +22,7 @@ from loader.pipeline.transform import requeue_all, run_transforms
 from loader.warehouse import migrate
 from loader.warehouse.collections import (
     disable_collections,
+    disable_warning,
     enable_collections,
     list_collections,
 )
@@ -418,3 +419,17 @@ def test_the_collections_commands(db_url: str, settings: Settings, tmp_path: Pat
     assert (off.exit_code, off.output) == (0, "Turned off: subscriber_applied_tag\n")
     nothing = runner.invoke(app, ["collections", "disable"], env=env)
     assert nothing.exit_code == 1
+
+
+def test_turning_an_email_collection_off_says_what_it_costs() -> None:
+    assert disable_warning(["subscriber_applied_tag", "subscriber.created"]) is None
+    assert disable_warning(["subscriber.opened_email", "subscriber_applied_tag"]) == (
+        "email_opened is an email collection: while it is off, new events are kept raw only, "
+        "so the reports and attribution undercount them until you turn it on again (which "
+        "backfills it)"
+    )
+    assert disable_warning(["email_bounced", "email_opened"]) == (
+        "email_opened and email_bounced are email collections: while they are off, new events "
+        "are kept raw only, so the reports and attribution undercount them until you turn "
+        "them on again (which backfills them)"
+    )

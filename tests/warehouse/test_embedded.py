@@ -16,7 +16,8 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
-from loader.config import default_home
+from loader.config import Settings, default_home
+from loader.warehouse.connection import connection_info
 from tests.support.serve import ServeProcess
 
 
@@ -170,6 +171,17 @@ def test_a_bi_tool_connects_over_tcp_while_serve_holds_the_embedded_server(
                 with pytest.raises(psycopg2.errors.InsufficientPrivilege):
                     cursor.execute("DELETE FROM drip.tracks")
             conn.close()
+            info = connection_info(Settings(home=home, embedded_port=port), reveal=True)
+            assert (info.host, info.port, info.database, info.user, info.password) == (
+                "127.0.0.1",
+                port,
+                "postgres",
+                "drip_reader",
+                password,
+            )
+            assert info.notes == [
+                f"The embedded server is running and listening on 127.0.0.1:{port}."
+            ]
             # over TCP only the reader's password opens a door: no superuser, no guess
             for user, guess in (("postgres", ""), ("drip_reader", "not-it-0123456789")):
                 with pytest.raises(psycopg2.OperationalError, match="password"):

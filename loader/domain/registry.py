@@ -22,7 +22,7 @@ import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NewType
 
 from ..errors import ConfigError
 
@@ -395,7 +395,11 @@ def check(collections: tuple[Collection, ...] = COLLECTIONS) -> None:
                 raise ValueError(f"{c.name}.{extra.column}: key {extra.key!r} is not plain")
 
 
-def resolve(names: Sequence[str]) -> tuple[str, ...]:
+CollectionNames = NewType("CollectionNames", tuple[str, ...])
+"""Collection names checked against the registry, in its order (what :func:`resolve` returns)."""
+
+
+def resolve(names: Sequence[str]) -> CollectionNames:
     """Collections named by a person, checked, in registry order.
 
     A collection is named by its table (``subscriber_applied_tag``) or by a Drip event it
@@ -411,7 +415,7 @@ def resolve(names: Sequence[str]) -> tuple[str, ...]:
     if not names:
         raise ConfigError("name at least one collection (see `drip-loader collections list`)")
     wanted = {BY_DRIP_EVENT[n].name if n in BY_DRIP_EVENT else n for n in names}
-    return tuple(c.name for c in COLLECTIONS if c.name in wanted)
+    return CollectionNames(tuple(c.name for c in COLLECTIONS if c.name in wanted))
 
 
 def _unknown(name: str) -> str:

@@ -89,7 +89,7 @@ class Receiver:
         self.transform = TransformJob(
             engine,
             schema=settings.schema,
-            batch_size=options.transform_batch_size,
+            batch_size=options.poll_batch_size,
             ready=self.prepare,
         )
         self.transformer = Worker(self.transform, interval=options.transform_interval)
@@ -161,7 +161,7 @@ class Receiver:
             self.engine,
             schema=self._schema,
             load_id=self.load_id,
-            writers=self.options.writers,
+            writers=self.options.group_writers,
             max_group_events=self.options.max_group_events,
             max_queued_events=self.options.max_queued_events,
             commit_timeout=self.options.commit_timeout,

@@ -18,6 +18,14 @@ class ServeReport(Counts):
     responses: dict[str, int] = field(default_factory=dict)
     """Webhook requests answered, by HTTP status."""
 
+    def lines(self) -> list[str]:
+        requests = ", ".join(f"{n:,} x {status}" for status, n in self.responses.items())
+        return [
+            f"Stopped after {self.seconds:,.0f} s. Requests: {requests or 'none'}. "
+            f"Events landed {self.landed:,}, duplicates {self.duplicates:,}, "
+            f"rejected {self.rejected:,}; transformed {self.transformed:,}."
+        ]
+
 
 def exposition(
     report: Counts,

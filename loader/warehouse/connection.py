@@ -8,13 +8,15 @@ password is named by where it is kept, and given only when asked for.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..config import Settings
+from ..results import Record
 from .embedded import LOOPBACK, READER_ROLE, embedded_state, password_file, reader_password
 
 
 @dataclass(frozen=True)
-class ConnectionInfo:
+class ConnectionInfo(Record):
     """What a client needs to connect, and what to know first."""
 
     host: str | None
@@ -30,6 +32,41 @@ class ConnectionInfo:
     """The password itself, only when asked for (``reveal``)."""
     notes: list[str] = field(default_factory=list)
     """What to know before connecting (is the embedded server running, ...)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "database": self.database,
+            "user": self.user,
+            "password_from": self.password_from,
+            "ssl": self.ssl,
+            "schema": self.schema,
+            "notes": self.notes,
+        }
+        if self.password is not None:
+            values["password"] = self.password
+        return values
+
+    def lines(self) -> list[str]:
+        if self.host is None:
+            return list(self.notes)
+        password = (
+            self.password
+            if self.password is not None
+            else f"from {self.password_from} (--show-password prints it)"
+        )
+        return [
+            "Connect a BI tool (Metabase, DBeaver, ...) with:",
+            f"  host      {self.host}",
+            f"  port      {self.port}",
+            f"  database  {self.database}",
+            f"  user      {self.user}",
+            f"  password  {password}",
+            f"  SSL       {self.ssl}",
+            f"  schema    {self.schema}",
+            *self.notes,
+        ]
 
 
 def connection_info(settings: Settings, *, reveal: bool = False) -> ConnectionInfo:

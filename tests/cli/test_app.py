@@ -109,6 +109,7 @@ def test_the_command_list_is_the_apps() -> None:
         ("sample",),
         ("sql",),
         ("psql",),
+        ("connection",),
         ("rebuild",),
         ("emit",),
         ("serve",),

@@ -90,7 +90,8 @@ def embedded_server(
             f"could not start the embedded PostgreSQL in {pgdata} ({type(exc).__name__}: {exc}); "
             f"see {pgdata / 'log'}, or set DRIP_LOADER_DATABASE_URL to use another server"
         ) from None
-    where = f"; BI tools: {LOOPBACK}:{port}, see `drip-loader connection`" if port else ""
+    listening = port is not None and _listens_on(pgdata, port)
+    where = f"; BI tools: {LOOPBACK}:{port}, see `drip-loader connection`" if listening else ""
     announce(
         f"Using the embedded PostgreSQL in {pgdata} (set DRIP_LOADER_DATABASE_URL to change){where}"
     )

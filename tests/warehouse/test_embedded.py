@@ -21,13 +21,16 @@ from loader.warehouse.connection import connection_info
 from tests.support.serve import ServeProcess
 
 
-def _run(home: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+def _run(
+    home: Path, *args: str, stdin: bytes | None = None, **extra: str
+) -> subprocess.CompletedProcess[bytes]:
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith("DRIP_LOADER_") and k != "DATABASE_URL"
     }
     env["DRIP_LOADER_HOME"] = str(home)
+    env.update(extra)
     return subprocess.run(
         [sys.executable, "-m", "loader", *args],
         input=stdin,
@@ -135,7 +138,15 @@ def test_a_killed_serve_leaves_no_server_running_after_the_next_command(
     # and the shared design still holds: the last one out stops the server
     with ServeProcess(None, home.parent / "serve2.log", env=env) as serve:
         serve.wait_healthy()
-        assert _run(home, "status").returncode == 0
+        # a command that asks for a port joins the server serve started without one
+        joined = _run(home, "status", DRIP_LOADER_EMBEDDED_PORT="5433")
+        assert joined.returncode == 0
+        assert joined.stderr.decode().splitlines() == [
+            "Note: the embedded PostgreSQL was already running for another drip-loader "
+            "command without DRIP_LOADER_EMBEDDED_PORT=5433; it listens on 127.0.0.1:5433 "
+            "from its next start",
+            f"Using the embedded PostgreSQL in {pgdata} (set DRIP_LOADER_DATABASE_URL to change)",
+        ]
         assert len(_postmasters(pgdata)) == 1
         assert serve.stop() == 0
     assert _postmasters(pgdata) == []

@@ -23,8 +23,8 @@ _RUN = re.compile(r"\(token from \$DRIP_LOADER_WEBHOOK_TOKEN; run ([0-9a-f]{32})
 
 
 def _run_status(engine: sa.Engine, load_id: str) -> str:
-    runs = warehouse_status(engine, schema="drip")["last_runs"]
-    return next(str(r["status"]) for r in runs if r["load_id"] == load_id)
+    runs = warehouse_status(engine, schema="drip").last_runs
+    return next(r.status for r in runs if r.load_id == load_id)
 
 
 def test_a_database_restart_under_serve_keeps_its_run_and_counts(

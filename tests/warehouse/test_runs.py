@@ -85,14 +85,14 @@ def test_a_run_whose_session_was_lost_takes_its_lock_again_and_records_its_end(
 ) -> None:
     run = start_run(engine, schema="drip", load_id="r2", command="serve", sources=None)
     _end_sessions_of(engine, "r2")
-    assert warehouse_status(engine, schema="drip")["last_runs"][0]["status"] == GONE
+    assert warehouse_status(engine, schema="drip").last_runs[0].status == GONE
     run.hold()
-    assert warehouse_status(engine, schema="drip")["last_runs"][0]["status"] == "running"
+    assert warehouse_status(engine, schema="drip").last_runs[0].status == "running"
     run.hold()  # a live session: nothing to do
     _end_sessions_of(engine, "r2")
     run.finish({"read": 3, "landed": 3})  # on a new session
-    [row] = warehouse_status(engine, schema="drip")["last_runs"]
-    assert (row["status"], row["counts"], row["error"]) == (
+    [row] = warehouse_status(engine, schema="drip").last_runs
+    assert (row.status, row.counts, row.error) == (
         "completed",
         {"read": 3, "landed": 3},
         None,

@@ -39,9 +39,11 @@ from .warehouse.collections import (
     CollectionChange,
     CollectionList,
     disable_collections,
+    disable_warning,
     enable_collections,
     list_collections,
 )
+from .warehouse.connection import ConnectionInfo, connection_info
 from .warehouse.db import open_database, psql_command
 from .warehouse.rejects import Reject, RejectList, get_reject, list_rejects
 from .warehouse.retention import PruneReport
@@ -222,15 +224,31 @@ def enable(
         return enable_collections(engine, schema=settings.schema, names=wanted)
 
 
+def _refuse(warning: str) -> bool:
+    return False
+
+
 def disable(
-    settings: Settings, names: Sequence[str], *, announce: Announce = _quiet
+    settings: Settings,
+    names: Sequence[str],
+    *,
+    confirm: Callable[[str], bool] = _refuse,
+    announce: Announce = _quiet,
 ) -> CollectionChange:
     """Turn ``names`` off; their rows stay.
 
+    Args:
+        confirm: asked, with what it costs, before an email collection is turned off (the
+            reports and attribution read them); nothing changes unless it says yes.
+
     Raises:
-        ConfigError: no name, or an unknown one (before the database is opened).
+        ConfigError: no name, an unknown one, or an email collection ``confirm`` did not
+            let go (before the database is opened).
     """
     wanted = resolve(names)
+    warning = disable_warning(wanted)
+    if warning is not None and not confirm(warning):
+        raise ConfigError(f"{warning}; add --yes to go ahead")
     with open_database(settings, announce=announce) as engine:
         return disable_collections(engine, schema=settings.schema, names=wanted)
 
@@ -307,3 +325,9 @@ def retry(
             dry_run=dry_run,
             progress=progress,
         )
+
+
+def connection(settings: Settings, *, reveal: bool = False) -> ConnectionInfo:
+    """How a BI tool connects to the warehouse (nothing is started); the password only
+    with ``reveal``."""
+    return connection_info(settings, reveal=reveal)

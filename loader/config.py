@@ -39,6 +39,8 @@ DEFAULT_REJECTS_LIMIT = 50
 """Segment's limit of messages per ``/v1/batch`` request: ``emit``'s default and its most."""
 
 DATABASE_URL_ENV = "DRIP_LOADER_DATABASE_URL"
+EMBEDDED_PORT_ENV = "DRIP_LOADER_EMBEDDED_PORT"
+"""Lets the embedded server also listen on 127.0.0.1 at this port, for a BI tool."""
 SEGMENT_WRITE_KEY_ENV = "SEGMENT_WRITE_KEY"
 WEBHOOK_TOKEN_ENV = "DRIP_LOADER_WEBHOOK_TOKEN"
 """serve's secret: the last segment of the webhook URL registered in Drip."""
@@ -127,6 +129,44 @@ def validate_schema(name: str) -> str:
     return name
 
 
+# The schemes the loader connects with (psycopg2); anything else is refused before a driver
+# is imported, so that a MySQL or SQLite URL is one line, not a driver's traceback.
+POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg2")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def validate_database_url(url: str, *, source: str) -> str:
+    """Return ``url`` if it is a PostgreSQL URL the loader can connect with.
+
+    Args:
+        url: the URL as given.
+        source: where it came from, for the message (``--database-url``, a variable).
+
+    Raises:
+        ConfigError: any other URL (MySQL, SQLite, HTTP, another Postgres driver) or no URL
+            at all; the message shows the scheme only, never the rest (it may hold a password).
+    """
+    found = _SCHEME.match(url.strip())
+    if found and found.group(1) in POSTGRES_SCHEMES:
+        return url
+    what = f"is a {found.group(1)}:// URL" if found else "is not a URL"
+    raise ConfigError(
+        f"{source} {what}: drip-loader works with PostgreSQL only: "
+        "postgresql://user:password@host:5432/dbname (or no URL at all for the embedded server)"
+    )
+
+
+def validate_port(port: int, *, source: str) -> int:
+    """Return ``port`` if it is a TCP port one can listen on (1 to 65535).
+
+    Raises:
+        ConfigError: it is not.
+    """
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{source} must be a TCP port from 1 to 65535, got {port}")
+    return port
+
+
 def check_segment_host(host: str) -> str:
     """``host`` if it is a URL Segment's Tracking API can be reached at.
 
@@ -182,6 +222,10 @@ class Settings:
     home: Path = field(default_factory=lambda: default_home(os.environ))
     """Data folder of the embedded server."""
 
+    embedded_port: int | None = None
+    """Also let the embedded server listen on 127.0.0.1 at this port, for a BI tool
+    (``DRIP_LOADER_EMBEDDED_PORT``); None: its Unix socket only."""
+
     batch_size: int = DEFAULT_BATCH_SIZE
     """Records landed per COPY and transaction."""
 
@@ -211,6 +255,10 @@ class Settings:
 
     def __post_init__(self) -> None:
         validate_schema(self.schema)
+        if self.database_url is not None:
+            validate_database_url(self.database_url, source="the database URL")
+        if self.embedded_port is not None:
+            validate_port(self.embedded_port, source="the embedded server's port")
         for name in ("batch_size", "transform_batch_size", "max_record_bytes", "writers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
@@ -231,10 +279,19 @@ class Settings:
         comes from ``SEGMENT_WRITE_KEY`` and its host from ``DRIP_LOADER_SEGMENT_HOST``;
         the retention windows from ``DRIP_LOADER_OUTBOX_RETENTION`` and
         ``DRIP_LOADER_RUNS_RETENTION`` (``7d``, ``90d``: see :func:`parse_duration`).
+
+        Raises:
+            ConfigError: a value the loader cannot use; a database URL that is not
+                PostgreSQL is named by where it came from (option or variable).
         """
         env = os.environ if env is None else env
+        url_var = next((var for var in (DATABASE_URL_ENV, "DATABASE_URL") if env.get(var)), None)
+        if overrides.get("database_url") is not None:
+            validate_database_url(overrides["database_url"], source="--database-url")
+        elif url_var is not None:
+            validate_database_url(env[url_var], source=url_var)
         values = {
-            "database_url": env.get(DATABASE_URL_ENV) or env.get("DATABASE_URL") or None,
+            "database_url": env[url_var] if url_var else None,
             "schema": env.get("DRIP_LOADER_SCHEMA") or None,
             "home": default_home(env),
             "segment_write_key": env.get(SEGMENT_WRITE_KEY_ENV) or None,
@@ -244,7 +301,11 @@ class Settings:
             "writers": _env_int(env, "DRIP_LOADER_WRITERS"),
             "outbox_retention": _env_duration(env, OUTBOX_RETENTION_ENV),
             "runs_retention": _env_duration(env, RUNS_RETENTION_ENV),
+            "embedded_port": _env_int(env, EMBEDDED_PORT_ENV),
         }
+        port = _env_int(env, EMBEDDED_PORT_ENV)
+        if port is not None:
+            validate_port(port, source=EMBEDDED_PORT_ENV)
         return cls(**_given(values, overrides))
 
 

@@ -7,7 +7,8 @@ edge can translate it into one line on stderr and a non-zero exit::
     ├── ConfigError                  bad option or environment (schema name, URL, paths)
     ├── SourceError                  an input file or stdin cannot be read at all
     ├── DatabaseError                the database refused or failed a statement (terminal)
-    │   └── DatabaseUnavailable      cannot connect / connection lost (transient: retry later)
+    │   ├── DatabaseUnavailable      cannot connect / connection lost (transient: retry later)
+    │   └── DatabaseRefused          wrong password, no such database, missing privilege (fix it)
     ├── EmbeddedServerError          the embedded PostgreSQL could not be started
     ├── EmitError                    Segment unreachable or refusing (events stay pending)
     ├── ForwardingOff                forwarding was turned off (emit --off); emit --on turns it on
@@ -50,9 +51,26 @@ class SourceError(LoaderError):
 class DatabaseError(LoaderError):
     """The database failed a statement; retrying the same thing will fail again."""
 
+    reason = "database error"
+    """A few words for a health check: no host, port, user or advice."""
+
 
 class DatabaseUnavailable(DatabaseError):
     """The database cannot be reached right now; a later retry may succeed."""
+
+    reason = "database unavailable"
+
+
+class DatabaseRefused(DatabaseError):
+    """The database answers but refuses the loader: wrong password, no such role or
+    database, a missing privilege.  A configuration error: nothing heals it but a fix.
+
+    ``reason`` is its kind in a few words (``authentication failed``, ...).
+    """
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class EmbeddedServerError(LoaderError):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import secrets
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -111,3 +113,85 @@ def stoppable(pg: dict[str, object]) -> Iterator[tuple[str, LocalServer]]:
         yield url, server
     finally:
         server.stop()
+
+
+PASSWORD_GROUP = "drip_password_login"
+"""Members of this role must give their password over TCP (:func:`password_server`)."""
+
+
+@pytest.fixture(scope="session")
+def password_server(pg: dict[str, object]) -> Iterator[str]:
+    """Admin URL of a server that checks the password of :data:`PASSWORD_GROUP`'s members
+    (scram over TCP, as in production), with the migrated template database.
+
+    The session's server when it is one of ours; otherwise a private one (a server from the
+    environment or a container may trust everyone, or may not be ours to configure).
+    """
+    handle = pg["handle"]
+    own = not isinstance(handle, LocalServer)
+    if own:
+        bindir = debian_bin()
+        if bindir is None:
+            pytest.fail(
+                "password tests need PostgreSQL's server binaries: apt-get install postgresql"
+            )
+        server = LocalServer(bindir)
+        url = server.start()
+    else:
+        assert isinstance(handle, LocalServer)
+        server, url = handle, str(pg["url"])
+    try:
+        admin = make_engine(url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            exists = conn.execute(
+                sa.text("SELECT 1 FROM pg_roles WHERE rolname = :name"), {"name": PASSWORD_GROUP}
+            ).first()
+            if not exists:
+                conn.execute(sa.text(f"CREATE ROLE {PASSWORD_GROUP} NOLOGIN"))
+            if own:
+                conn.execute(sa.text(f'CREATE DATABASE "{TEMPLATE}" TEMPLATE template0'))
+        admin.dispose()
+        if own:
+            template = make_engine(database_url(url, TEMPLATE), null_pool=True)
+            migrate.upgrade(template, schema="drip")
+            template.dispose()
+        server.check_passwords(PASSWORD_GROUP)
+        yield url
+    finally:
+        if own:
+            server.stop()
+
+
+@dataclass
+class Login:
+    """A role that logs in with a password, and its URL on a fresh migrated database."""
+
+    role: str
+    password: str = field(repr=False)
+    url: str = field(repr=False)
+    database: str
+    admin: Engine
+
+
+@pytest.fixture
+def login(password_server: str) -> Iterator[Login]:
+    """A superuser role with a password (checked) on a fresh migrated database."""
+    admin = make_engine(password_server, isolation_level="AUTOCOMMIT")
+    role = f"drip_pw_{os.getpid()}_{next(_counter)}"
+    password = secrets.token_urlsafe(16)
+    database = f"{role}_db"
+    with admin.connect() as conn:
+        conn.execute(
+            sa.text(f"CREATE ROLE {role} LOGIN SUPERUSER PASSWORD :pw IN ROLE {PASSWORD_GROUP}"),
+            {"pw": password},
+        )
+        conn.execute(sa.text(f'CREATE DATABASE "{database}" TEMPLATE "{TEMPLATE}"'))
+    url = sa.engine.make_url(database_url(password_server, database))
+    url = url.set(username=role, password=password)
+    try:
+        yield Login(role, password, url.render_as_string(hide_password=False), database, admin)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+            conn.execute(sa.text(f"DROP ROLE IF EXISTS {role}"))
+        admin.dispose()

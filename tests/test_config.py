@@ -55,3 +55,43 @@ def test_password_never_appears_in_repr_or_redacted_url() -> None:
         redact_url("postgresql://loader:hunter2@db.internal:5432/wh")
         == "postgresql://loader:***@db.internal:5432/wh"
     )
+
+
+_POSTGRES_ONLY = (
+    "drip-loader works with PostgreSQL only: postgresql://user:password@host:5432/dbname "
+    "(or no URL at all for the embedded server)"
+)
+
+
+@pytest.mark.parametrize(
+    ("url", "what"),
+    [
+        ("mysql://x", "is a mysql:// URL"),
+        ("sqlite:///x", "is a sqlite:// URL"),
+        ("http://db.example.com/x", "is a http:// URL"),
+        ("postgresql+asyncpg://u:pw@h/db", "is a postgresql+asyncpg:// URL"),
+        ("hunter2-garbage", "is not a URL"),
+        ("", "is not a URL"),
+    ],
+)
+@pytest.mark.parametrize("variable", ["DRIP_LOADER_DATABASE_URL", "DATABASE_URL"])
+def test_a_url_that_is_not_postgresql_is_refused_naming_where_it_came_from(
+    url: str, what: str, variable: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({variable: url} if url else {}, database_url=url or " ")
+    source = "--database-url"
+    assert str(refused.value) == f"{source} {what}: {_POSTGRES_ONLY}"
+    if url:
+        with pytest.raises(ConfigError) as refused:
+            Settings.from_env({variable: url})
+        assert str(refused.value) == f"{variable} {what}: {_POSTGRES_ONLY}"
+    assert "hunter2" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://u:pw@h:5432/db", "postgres://u@h/db", "postgresql+psycopg2://u@h/db"],
+)
+def test_postgresql_urls_are_accepted(url: str) -> None:
+    assert Settings.from_env({"DATABASE_URL": url}).database_url == url

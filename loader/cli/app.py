@@ -54,6 +54,7 @@ for command in (
     pipeline.sample,
     warehouse.sql,
     warehouse.psql,
+    warehouse.connection,
     pipeline.rebuild,
     pipeline.emit,
     serve.serve,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -51,6 +52,12 @@ def collections_enable(
 @collections_app.command("disable")
 def collections_disable(
     names: CollectionNames = None,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", help="Turn an email collection off without asking (the reports undercount)."
+        ),
+    ] = False,
     database_url: DatabaseUrl = None,
     schema: Schema = None,
     fmt: FormatOption = Format.table,
@@ -58,4 +65,20 @@ def collections_disable(
     """Turn collections off: new events of their types are kept raw only; rows stay."""
     from .. import commands
 
-    render(commands.disable(settings(database_url, schema), names or [], announce=err), fmt)
+    def confirm(warning: str) -> bool:
+        if not yes and not sys.stdin.isatty():
+            return False  # refused, with a line saying to add --yes
+        err(f"Warning: {warning}.")
+        if yes:
+            return True
+        # The question and its answer stay off stdout, which may be read by a script.
+        typer.echo("Go ahead? [y/N] ", err=True, nl=False)
+        if sys.stdin.readline().strip().lower() in ("y", "yes"):
+            return True
+        err("Nothing changed.")
+        raise typer.Exit(1)
+
+    change = commands.disable(
+        settings(database_url, schema), names or [], confirm=confirm, announce=err
+    )
+    render(change, fmt)

@@ -130,7 +130,8 @@ Out = Annotated[
 CollectionNames = Annotated[
     list[str] | None,
     typer.Argument(
-        help="Collection (table) names, as `drip-loader collections list` shows them.",
+        help="Collections, by table name (as `drip-loader collections list` shows them) or "
+        "by Drip event (subscriber.applied_tag).",
         show_default=False,
     ),
 ]

@@ -1,4 +1,4 @@
-"""Warehouse commands: migrate, status, sql, psql."""
+"""Warehouse commands: migrate, status, sql, psql, connection."""
 
 from __future__ import annotations
 
@@ -48,3 +48,19 @@ def psql(database_url: DatabaseUrl = None, schema: Schema = None) -> None:
     from .. import commands
 
     raise typer.Exit(commands.psql(settings(database_url, schema), announce=err))
+
+
+def connection(
+    database_url: DatabaseUrl = None,
+    schema: Schema = None,
+    show_password: Annotated[
+        bool, typer.Option("--show-password", help="Print the password too (it is a secret).")
+    ] = False,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """How a BI tool (Metabase, DBeaver, ...) connects to the warehouse.
+
+    Host, port, database, user, and where the password is kept. The embedded server takes TCP connections only with DRIP_LOADER_EMBEDDED_PORT set (on 127.0.0.1)."""
+    from .. import commands
+
+    render(commands.connection(settings(database_url, schema), reveal=show_password), fmt)

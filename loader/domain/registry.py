@@ -19,6 +19,7 @@ Pure data, no I/O.  Names are validated on import: they end up in SQL as identif
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -522,20 +523,40 @@ CollectionNames = NewType("CollectionNames", tuple[str, ...])
 
 
 def resolve(names: Sequence[str]) -> CollectionNames:
-    """Collection names given by a person, checked, in registry order.
+    """Collections named by a person, checked, in registry order.
+
+    A collection is named by its table (``subscriber_applied_tag``) or by a Drip event it
+    maps (``subscriber.applied_tag``).
 
     Raises:
-        ConfigError: no names, or a name that is no collection (the message lists the valid ones).
+        ConfigError: no names, or a name that is no collection (the message suggests the
+            closest one).
     """
-    unknown = [n for n in names if n not in BY_NAME]
+    unknown = [n for n in names if n not in BY_NAME and n not in BY_DRIP_EVENT]
     if unknown:
-        raise ConfigError(
-            f"no collection named {', '.join(unknown)}: use one of {', '.join(BY_NAME)}"
-        )
+        raise ConfigError("; ".join(_unknown(name) for name in unknown))
     if not names:
         raise ConfigError("name at least one collection (see `drip-loader collections list`)")
-    wanted = set(names)
+    wanted = {BY_DRIP_EVENT[n].name if n in BY_DRIP_EVENT else n for n in names}
     return CollectionNames(tuple(c.name for c in COLLECTIONS if c.name in wanted))
+
+
+def _unknown(name: str) -> str:
+    """Why ``name`` names no collection, with the closest name when one is close."""
+    close = difflib.get_close_matches(name, [*BY_NAME, *BY_DRIP_EVENT], n=1, cutoff=0.75)
+    if close:
+        return f"no collection named {name}: did you mean {close[0]}?"
+    return (
+        f"no collection named {name}: `drip-loader collections list` shows the "
+        f"{len(COLLECTIONS)} collections (a table name, or a Drip event such as "
+        "subscriber.applied_tag)"
+    )
+
+
+def email_collections(names: Sequence[str]) -> tuple[str, ...]:
+    """Those of ``names`` (collection names) that are email collections: the reports and
+    attribution read them."""
+    return tuple(n for n in names if BY_NAME[n].email)
 
 
 check()

@@ -1,7 +1,10 @@
 """Extract: read Drip webhook bodies from files, directories or stdin, as a stream.
 
 A source is NDJSON (one body per line) or one JSON array of bodies, either of them
-optionally gzip-compressed (detected by content, not by name).  Records come out as
+optionally gzip-compressed (detected by content, not by name).  In a directory, a file
+named ``*.json``, ``*.ndjson``, ``*.jsonl`` or ``*.gz`` is a source; a file named otherwise
+is one when its first record is a JSON object with an ``event`` text (sniffed: the first
+64 KiB); hidden files and folders are skipped.  Every file skipped is named, with why.  Records come out as
 ``(origin, raw_bytes, size)`` with nothing parsed beyond what it takes to split them:
 validation is the land stage's job.  Memory stays constant: a file is never held whole,
 and a record longer than the size limit is cut at the limit (``size`` keeps its real
@@ -33,6 +36,9 @@ RawRecord = tuple[str, bytes, int]
 _SUFFIXES = (".json", ".ndjson", ".jsonl", ".gz")
 _BOM = b"\xef\xbb\xbf"
 _READ_CHUNK = 1 << 20
+_SNIFF_BYTES = 64 * 1024
+_NOT_DATA = frozenset({"thumbs.db", "desktop.ini", "icon\r"})
+"""Files an OS leaves in folders (besides hidden ones such as .DS_Store)."""
 
 
 @dataclass(frozen=True)
@@ -45,8 +51,15 @@ class Input:
     """Bytes on disk, for progress; None for stdin."""
 
 
-def discover_inputs(paths: Sequence[str]) -> list[Input]:
+def discover_inputs(
+    paths: Sequence[str], *, note: Callable[[str], None] = lambda line: None
+) -> list[Input]:
     """Expand paths (``-`` is stdin, directories are walked) into inputs, in a stable order.
+
+    Args:
+        paths: files, directories, ``-``.
+        note: told of every file of a directory that is skipped (and why), and of every
+            file loaded although its name is not that of an event file.
 
     Raises:
         SourceError: a path does not exist or is not readable, or a directory holds no input.
@@ -58,23 +71,80 @@ def discover_inputs(paths: Sequence[str]) -> list[Input]:
             continue
         path = Path(raw)
         if path.is_dir():
-            found = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file()
-                and p.name.lower().endswith(_SUFFIXES)
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-                # an archive's rejects (records with their reason), not webhook bodies
-                and not ARCHIVED_REJECTS.fullmatch(p.name)
-            )
+            found = [_file_input(p) for p in _event_files(path, note)]
             if not found:
                 raise SourceError(
-                    f"{raw}: directory holds no .json, .ndjson, .jsonl or .gz files", path=raw
+                    f"{raw}: directory holds no Drip event files (.json, .ndjson, .jsonl, .gz, "
+                    "or a file whose first record is a Drip event)",
+                    path=raw,
                 )
-            sources.extend(_file_input(p) for p in found)
+            sources.extend(found)
         else:
             sources.append(_file_input(path))
     return sources
+
+
+def _event_files(folder: Path, note: Callable[[str], None]) -> Iterator[Path]:
+    """The event files under ``folder``, in path order; ``note`` names the others."""
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith("."):
+            note(f"Skipped {path}{'/' if path.is_dir() else ''}: hidden")
+        elif path.is_dir():
+            yield from _event_files(path, note)
+        elif not path.is_file():
+            note(f"Skipped {path}: not a regular file")
+        elif path.name.lower() in _NOT_DATA:
+            note(f"Skipped {path}: not data (a file the OS keeps in folders)")
+        elif ARCHIVED_REJECTS.fullmatch(path.name):
+            note(
+                f"Skipped {path}: an archive's rejects (records with their reason), not webhook bodies"
+            )
+        elif path.name.lower().endswith(_SUFFIXES):
+            yield path
+        else:
+            why = sniff(path)
+            if why is None:
+                note(
+                    f"Loading {path}: its name does not end in .json, .ndjson, .jsonl or .gz, "
+                    "but it holds Drip events"
+                )
+                yield path
+            else:
+                note(f"Skipped {path}: {why}")
+
+
+def sniff(path: Path) -> str | None:
+    """None when ``path`` holds Drip events, else why not (for a file whose name does not
+    say).  Drip events: its first record (first line, or first element of a top-level
+    array), within the first 64 KiB, gzip or not, is a JSON object with an ``event`` text.
+    """
+    try:
+        with open(path, "rb") as raw:
+            stream = _decompressed(raw)
+            head = stream.read(_SNIFF_BYTES)
+    except (OSError, EOFError, zlib.error) as exc:
+        return f"cannot be read ({exc})"
+    head = head.lstrip(_BOM).lstrip()
+    if not head:
+        return "empty"
+    try:
+        text = head.decode()
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not just a character cut at the 64 KiB mark
+            return "not text (Drip events are JSON)"
+        text = head[: exc.start].decode()
+    if text[0] not in "[{":
+        return "not JSON (Drip events are NDJSON or a JSON array)"
+    start = 1 + len(text[1:]) - len(text[1:].lstrip()) if text[0] == "[" else 0
+    try:
+        record, _ = json.JSONDecoder().raw_decode(text, start)
+    except json.JSONDecodeError:
+        if len(head) == _SNIFF_BYTES:
+            return "cannot tell: its first record is not complete in its first 64 KiB"
+        return "not JSON (Drip events are NDJSON or a JSON array)"
+    if isinstance(record, dict) and isinstance(record.get("event"), str):
+        return None
+    return 'JSON, but its first record is not a Drip event (an object with an "event")'
 
 
 def _file_input(path: Path) -> Input:

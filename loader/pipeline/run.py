@@ -38,6 +38,9 @@ class RunReport(Counts):
     load_id: str
     schema: str
     sources: list[str] = field(default_factory=list)
+    without_events: list[str] = field(default_factory=list)
+    """Sources that gave no accepted record (empty, or every record rejected): each is
+    also warned about as it is landed."""
     forwarding: bool = False
     """Whether the run forwarded to Segment (``emit=True`` with a write key): ``sent``
     and ``failed`` count then."""
@@ -72,7 +75,7 @@ class RunReport(Counts):
         return lines
 
 
-_NOT_COUNTS = ("load_id", "schema", "sources")
+_NOT_COUNTS = ("load_id", "schema", "sources", "without_events")
 """Fields of a :class:`RunReport` that are not counts: ``_runs`` keeps the id and the sources
 in columns of their own, and lives in the schema."""
 
@@ -98,7 +101,8 @@ def run_pipeline(
     """
     started = time.perf_counter()
     progress = progress or QUIET
-    sources = discover_inputs(paths)  # fail on a bad path before touching the database
+    # fail on a bad path before touching the database
+    sources = discover_inputs(paths, note=announce)
     report = RunReport(
         load_id=uuid.uuid4().hex,
         schema=settings.schema,
@@ -126,7 +130,7 @@ def run_pipeline(
             step = "land"
             try:
                 for source in sources:
-                    _land_source(engine, settings, source, report, progress)
+                    _land_source(engine, settings, source, report, progress, announce)
                 step = "transform"
                 progress.start("Transforming", None)
 
@@ -158,6 +162,32 @@ def run_pipeline(
 
 
 def _land_source(
+    engine: Engine,
+    settings: Settings,
+    source: Input,
+    report: RunReport,
+    progress: Progress,
+    announce: Callable[[str], None],
+) -> None:
+    """Land one source into ``report``; warn when it gave no accepted record."""
+    before = (report.read, report.rejected)
+    _land(engine, settings, source, report, progress)
+    read, rejected = report.read - before[0], report.rejected - before[1]
+    if read > rejected:
+        return
+    report.without_events.append(source.name)
+    # Exit 0 all the same: what was read is kept, and other sources may be fine; but a
+    # scheduled job that loads nothing for days must not look like one that works.
+    found = (
+        "it holds no record"
+        if not read
+        else f"all {read:,} record(s) were rejected (kept in {settings.schema}._rejects "
+        f"with the reason, origin {source.name}:<line>)"
+    )
+    announce(f"Warning: no Drip event in {source.name}: {found}")
+
+
+def _land(
     engine: Engine, settings: Settings, source: Input, report: RunReport, progress: Progress
 ) -> None:
     progress.start(f"Landing {source.name}", source.size)

@@ -133,6 +133,10 @@ class Receiver:
             LoaderError: the schema cannot be used (e.g. behind head with ``--no-migrate``).
         """
         if self._prepared:
+            # Called again when a connection is opened anew, e.g. after a database restart:
+            # the run's own session went with it, and with it the lock that says it is alive.
+            assert self._run is not None
+            self._run.hold()
             return
         with self._prepare_lock:
             if self._prepared:

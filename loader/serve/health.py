@@ -9,6 +9,8 @@ the same facts, from here.
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
@@ -20,12 +22,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..config import ServeOptions, Settings
-from ..errors import LoaderError
+from ..errors import DatabaseError, LoaderError
 from ..warehouse.db import set_search_path, translating
 from ..warehouse.sqlfiles import read_sql
 from .lander import GroupCommitLander
 from .metrics import ServeReport, exposition
 from .workers import Worker, WorkerState
+
+log = logging.getLogger("loader.serve")
 
 
 class Receiving(Protocol):
@@ -50,6 +54,9 @@ class Health:
         self._receiver = receiver
         # Health and metrics queries get their own threads: never queued behind landing.
         self._probe = ThreadPoolExecutor(2, thread_name_prefix="drip-probe")
+        self._lock = threading.Lock()
+        self._state: str | None = None
+        """The last answer of /healthz: ok, degraded or unavailable (why)."""
 
     def close(self) -> None:
         """Stop the probe threads (the receiver has stopped)."""
@@ -57,34 +64,53 @@ class Health:
 
     async def status(self) -> tuple[str, str | None]:
         """What ``/healthz`` says: ``("ok", None)``, ``("degraded", why)`` or
-        ``("unavailable", why)`` (the database does not answer, or the schema is not ready)."""
+        ``("unavailable", why)``, why in a few words: never a host, port, user or advice
+        (anyone who reaches the port reads it); the detail goes to serve's log, once per
+        change of state."""
         loop = asyncio.get_running_loop()
         try:
             await asyncio.wait_for(loop.run_in_executor(self._probe, self._check), 5.0)
         except TimeoutError:
-            return "unavailable", "the database did not answer within 5 s"
-        except LoaderError as exc:
-            return "unavailable", str(exc)
-        reasons = self.degraded()
-        return ("degraded", "; ".join(reasons)) if reasons else ("ok", None)
+            reason, detail = "database did not answer in time", "no answer within 5 s"
+        except DatabaseError as exc:
+            reason, detail = exc.reason, str(exc)
+        except LoaderError as exc:  # the schema cannot be used (behind head, --no-migrate)
+            reason, detail = "schema not ready", str(exc)
+        else:
+            reasons = "; ".join(self.degraded())
+            self._changed("degraded" if reasons else "ok", reasons)
+            return ("degraded", reasons) if reasons else ("ok", None)
+        self._changed(f"unavailable ({reason})", detail)
+        return "unavailable", reason
 
     async def healthz(self, request: Request) -> Response:
         """``GET /healthz``: 200 when the database answers (and the schema is ready), else 503."""
-        status, detail = await self.status()
+        status, reason = await self.status()
         if status == "ok":
             return Response(b'{"status":"ok"}', media_type="application/json")
         if status == "degraded":
             # Still 200: the events are stored, so Drip must keep sending; a monitor that
             # reads the body sees that they are not going further.
             return Response(
-                orjson.dumps({"status": "degraded", "reason": detail}),
+                orjson.dumps({"status": "degraded", "reason": reason}),
                 media_type="application/json",
             )
         return Response(
-            orjson.dumps({"status": "unavailable", "detail": detail}),
+            orjson.dumps({"status": "unavailable", "reason": reason}),
             status_code=503,
             media_type="application/json",
         )
+
+    def _changed(self, state: str, detail: str) -> None:
+        """Log ``/healthz``'s answer, with its detail, when it differs from the last one."""
+        with self._lock:
+            last, self._state = self._state, state
+        if state == last:
+            return
+        if state != "ok":
+            log.warning("/healthz: %s: %s", state, detail)
+        elif last is not None:
+            log.warning("/healthz: ok again")
 
     def worker_states(self) -> list[WorkerState]:
         """The state of each background worker (transform, then emit when on)."""
@@ -103,12 +129,14 @@ class Health:
         reasons = []
         for state in self.worker_states():
             failing = state.failing_for(now)
+            # The error's type only: its message may name the host (the log has it whole).
+            last = (state.last_error or "none").partition(":")[0]
             if not state.alive:
-                reasons.append(f"{state.name} is not running (last error: {state.last_error})")
+                reasons.append(f"{state.name} is not running (last error: {last})")
             elif failing > self._receiver.options.degraded_after:
                 reasons.append(
                     f"{state.name} has failed for {failing:.0f} s ({state.errors} error(s) so "
-                    f"far), last: {state.last_error}"
+                    f"far), last: {last}"
                 )
         return reasons
 

@@ -16,7 +16,8 @@ transform (:mod:`loader.serve.workers`) maps them into the collection tables and
 in micro-batches, claiming with SKIP LOCKED, so a ``drip-loader load`` running beside it
 shares the work and nothing is mapped twice.
 
-When the database cannot take a group (down, restarting, or too much is waiting), every
+When the database cannot take a group (down, restarting, refusing the loader's login, or
+too much is waiting), every
 request in it fails with :class:`StoreUnavailable` (the receiver answers 429, which Drip
 retries); the writer reconnects on its own once the database answers again.
 """
@@ -39,7 +40,7 @@ from sqlalchemy.engine import Engine
 
 from ..counts import Counts
 from ..domain.events import BadRecord, copy_timestamp, parse_for_copy
-from ..errors import DatabaseError, DatabaseUnavailable, LoaderError
+from ..errors import DatabaseError, DatabaseRefused, DatabaseUnavailable, LoaderError
 from ..pipeline.land import reject_row
 from ..warehouse.db import AsyncConnection, prepared, refused_data, translate_driver, translating
 from ..warehouse.partitions import (
@@ -314,7 +315,9 @@ class GroupCommitLander:
                 batch.extend(item.batch)
         try:
             result = await self._land(slot, batch)
-        except DatabaseUnavailable as exc:
+        except (DatabaseUnavailable, DatabaseRefused) as exc:
+            # Refused (a password changed, a privilege revoked): no request can be stored
+            # until someone fixes it; /healthz says why, the 429s keep the events at Drip.
             self._mark_down(exc)
             self._fail(group, StoreUnavailable("the database is unavailable"))
             return

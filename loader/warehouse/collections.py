@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection, Engine
 
-from ..domain.registry import BY_NAME, COLLECTIONS, CollectionNames
+from ..domain.registry import BY_NAME, COLLECTIONS, CollectionNames, email_collections
 from ..results import Rows
 from . import migrate
 from .db import batch_session, set_search_path, translating
@@ -149,6 +149,23 @@ def disable_collections(engine: Engine, *, schema: str, names: CollectionNames) 
         DatabaseError: the database failed; nothing changed.
     """
     return _change(engine, schema=schema, names=names, enabled=False)
+
+
+def disable_warning(names: CollectionNames) -> str | None:
+    """What turning ``names`` off costs the analysts, when it costs them: the email
+    collections feed the reports and attribution (None when none of ``names`` is one)."""
+    email = email_collections(names)
+    if not email:
+        return None
+    if len(email) == 1:
+        what, they, them = f"{email[0]} is an email collection", "it is", "it"
+    else:
+        listed = ", ".join(email[:-1]) + " and " + email[-1]
+        what, they, them = f"{listed} are email collections", "they are", "them"
+    return (
+        f"{what}: while {they} off, new events are kept raw only, so the reports and "
+        f"attribution undercount them until you turn {them} on again (which backfills {them})"
+    )
 
 
 def _change(

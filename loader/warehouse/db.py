@@ -1,8 +1,10 @@
 """Database plumbing: engines, the embedded fallback, session set-up, the asynchronous
 connection of the webhook receiver, and driver-error classification and translation.
 
-Driver errors are classified here and nowhere else: connection failures become
-:class:`DatabaseUnavailable` (retry later), everything else :class:`DatabaseError`;
+Driver errors are classified here and nowhere else: a server that refuses the loader (wrong
+password, no such database, missing privilege) becomes :class:`DatabaseRefused` (fix the
+configuration), connection failures :class:`DatabaseUnavailable` (retry later), everything
+else :class:`DatabaseError`;
 :func:`retryable` and :func:`refused_data` answer the two questions callers ask of a
 SQLSTATE.  URLs in messages are always redacted.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,7 +29,7 @@ from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.pool import NullPool
 
 from ..config import Settings, redact_url
-from ..errors import ConfigError, DatabaseError, DatabaseUnavailable
+from ..errors import ConfigError, DatabaseError, DatabaseRefused, DatabaseUnavailable
 from .embedded import embedded_server, psql_binary
 
 
@@ -93,7 +96,7 @@ def open_database(
         finally:
             engine.dispose()
         return
-    with embedded_server(settings.home, announce=announce) as url:
+    with embedded_server(settings.home, announce=announce, port=settings.embedded_port) as url:
         engine = make_engine(url, null_pool=null_pool)
         try:
             yield engine
@@ -128,11 +131,80 @@ def refused_data(exc: BaseException) -> bool:
     return (sqlstate(exc.__cause__ or exc) or "")[:2] == "22"
 
 
+_AUTHENTICATION = "check the user name and password of the database URL"
+_NO_DATABASE = "create it, or fix the database name of the URL"
+# (SQLSTATE, words for a health check, what to do).  A refused login carries no SQLSTATE
+# through psycopg2 (libpq reports it as text only), so logins are also told apart by the
+# server's (English) message; a server speaking another language is taken for unavailable.
+_REFUSALS: tuple[tuple[str, str, str], ...] = (
+    ("28P01", "authentication failed", _AUTHENTICATION),
+    (
+        "28000",
+        "login not allowed",
+        "check the user name of the database URL and the server's pg_hba.conf",
+    ),
+    ("3D000", "database does not exist", _NO_DATABASE),
+    (
+        "42501",
+        "permission denied",
+        "grant the loader's role the privileges it needs on the schema, or use the role that owns it",
+    ),
+)
+_REFUSED_LOGINS: tuple[tuple[re.Pattern[str], str, str], ...] = (
+    (
+        re.compile(
+            r"password authentication failed|authentication failed for user|no password supplied"
+        ),
+        "authentication failed",
+        _AUTHENTICATION,
+    ),
+    (
+        re.compile(r'role ".*" does not exist|is not permitted to log in|pg_hba\.conf'),
+        "login not allowed",
+        "check the user name of the database URL and the server's pg_hba.conf",
+    ),
+    (re.compile(r'database ".*" does not exist'), "database does not exist", _NO_DATABASE),
+    (
+        re.compile(r"permission denied for database"),
+        "permission denied",
+        "grant the role CONNECT on that database, or use another role",
+    ),
+)
+_SERVER_SAYS = re.compile(r"(?:FATAL|ERROR):\s+(.*)")
+
+
+def _refused(exc: BaseException, first: str) -> DatabaseRefused | None:
+    """The refusal ``exc`` is (see :data:`_REFUSALS`), or None when it is something else."""
+    code = sqlstate(exc)
+    if code is not None:
+        for refused_code, reason, advice in _REFUSALS:
+            if code == refused_code:
+                return DatabaseRefused(
+                    f"the database refused a statement: {first}; {advice}", reason=reason
+                )
+        return None
+    text = str(getattr(exc, "orig", exc) or "")
+    for pattern, reason, advice in _REFUSED_LOGINS:
+        if pattern.search(text):
+            said = _SERVER_SAYS.search(text)
+            # without "connection to server at <host>, port <n> failed:": it names the cause
+            last = text.strip().splitlines()[-1]
+            cause = said.group(1) if said else last.rpartition("failed: ")[2]
+            cause = cause.strip().removeprefix("fe_sendauth: ")
+            return DatabaseRefused(
+                f"the database refused the login: {cause}; {advice}", reason=reason
+            )
+    return None
+
+
 def translate(exc: sa_exc.DBAPIError | psycopg2.Error, url: str | None = None) -> DatabaseError:
     """Turn a driver error into the loader's error, with a message that says what to do."""
     detail = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
     first = detail[0] if detail else type(exc).__name__
     where = f" at {redact_url(url)}" if url else ""
+    refused = _refused(exc, first)
+    if refused is not None:
+        return refused
     code = sqlstate(exc)
     orig = getattr(exc, "orig", exc)
     unreachable = code is None and isinstance(

@@ -17,7 +17,6 @@ from typer.testing import CliRunner
 from loader.cli.app import app
 from loader.cli.edge import EdgeCommand
 from loader.config import WEBHOOK_TOKEN_ENV
-from loader.domain.registry import OPT_IN
 from tests.casefiles import case_bytes
 from tests.support.imports import heavy_modules
 
@@ -336,10 +335,14 @@ UNREACHABLE = "postgresql://u@127.0.0.1:1/x"
             "--segment-write-key",
         ),
         (
-            ["collections", "enable", "subscriber_tags"],
-            "Error: no collection named subscriber_tags: use one of email_delivered, "
-            "email_opened, email_link_clicked, email_unsubscribed, email_bounced, "
-            "email_marked_as_spam, " + ", ".join(OPT_IN),
+            ["collections", "enable", "subscriber_aplied_tag"],
+            "Error: no collection named subscriber_aplied_tag: did you mean "
+            "subscriber_applied_tag?",
+        ),
+        (
+            ["collections", "enable", "tags"],
+            "Error: no collection named tags: `drip-loader collections list` shows the 28 "
+            "collections (a table name, or a Drip event such as subscriber.applied_tag)",
         ),
         (
             ["emit", "--off", "--on"],
@@ -410,3 +413,53 @@ def test_help_shows_no_python_types(command: tuple[str, ...]) -> None:
         if t in result.output
     ]
     assert noise == [], result.output
+
+
+_NOT_POSTGRES = (
+    "drip-loader works with PostgreSQL only: postgresql://user:password@host:5432/dbname "
+    "(or no URL at all for the embedded server)"
+)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("status",),
+        ("migrate",),
+        ("load", "-"),
+        ("sql", "select 1"),
+        ("psql",),
+        ("rebuild",),
+        ("emit",),
+        ("collections", "list"),
+        ("report", "daily"),
+    ],
+)
+def test_a_non_postgresql_url_is_one_error_line_for_every_command(
+    command: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DRIP_LOADER_DATABASE_URL", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    result = CliRunner().invoke(app, [*command, "--database-url", "mysql://root:pw@x/db"])
+    assert (result.exit_code, result.output) == (
+        1,
+        f"Error: --database-url is a mysql:// URL: {_NOT_POSTGRES}\n",
+    )
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///warehouse.db")
+    result = CliRunner().invoke(app, list(command))
+    assert (result.exit_code, result.output) == (
+        1,
+        f"Error: DATABASE_URL is a sqlite:// URL: {_NOT_POSTGRES}\n",
+    )
+
+
+def test_a_non_postgresql_url_stops_serve_before_it_listens(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DRIP_LOADER_WEBHOOK_TOKEN", "test-token-Abc123_xyz-0123456789")
+    monkeypatch.setenv("DRIP_LOADER_DATABASE_URL", "garbage")
+    result = CliRunner().invoke(app, ["serve", "--port", "0"])
+    assert (result.exit_code, result.output) == (
+        1,
+        f"Error: DRIP_LOADER_DATABASE_URL is not a URL: {_NOT_POSTGRES}\n",
+    )

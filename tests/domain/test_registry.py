@@ -198,13 +198,42 @@ def test_the_registry_refuses_entries_that_would_break_the_sql() -> None:
         registry.check((Collection("other", "Other", (fixed,), (), "d"),))
 
 
-def test_a_name_that_is_no_collection_is_refused_with_the_valid_names() -> None:
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        (
+            ["subscriber_aplied_tag"],
+            "no collection named subscriber_aplied_tag: did you mean subscriber_applied_tag?",
+        ),
+        (
+            ["subscriber.aplied_tag", "email_open"],
+            "no collection named subscriber.aplied_tag: did you mean subscriber.applied_tag?; "
+            "no collection named email_open: did you mean email_opened?",
+        ),
+        (
+            ["subscriber_applied_tag", "tags"],
+            "no collection named tags: `drip-loader collections list` shows the 28 collections "
+            "(a table name, or a Drip event such as subscriber.applied_tag)",
+        ),
+        ([], "name at least one collection (see `drip-loader collections list`)"),
+    ],
+)
+def test_a_name_that_is_no_collection_is_refused_with_the_closest_one(
+    names: list[str], message: str
+) -> None:
     with pytest.raises(ConfigError) as caught:
-        registry.resolve(["subscriber_applied_tag", "tags"])
-    message = str(caught.value)
-    assert message.startswith("no collection named tags: use one of email_delivered, ")
-    assert all(name in message for name in NAMES)
+        registry.resolve(names)
+    assert str(caught.value) == message
+
+
+def test_collections_are_named_by_table_or_by_drip_event_in_registry_order() -> None:
     assert registry.resolve(["subscriber_removed_tag", "email_opened"]) == (
         "email_opened",
         "subscriber_removed_tag",
+    )
+    assert registry.resolve(
+        ["subscriber.applied_tag", "subscriber.unsubscribed_all", "email_unsubscribed"]
+    ) == ("email_unsubscribed", "subscriber_applied_tag")
+    assert registry.email_collections(("email_opened", "subscriber_applied_tag")) == (
+        "email_opened",
     )

@@ -73,25 +73,61 @@ def test_an_oversized_line_is_cut_at_the_limit_and_measured(tmp_path: Path) -> N
     assert ok[1:] == (b'{"ok": 1}', 9)
 
 
-def test_directories_are_walked_in_order_skipping_hidden_and_other_files(tmp_path: Path) -> None:
+def test_directories_are_walked_in_order_naming_every_file_skipped(tmp_path: Path) -> None:
+    event = b'{"event": "subscriber.applied_tag", "data": {}}\n'
     (tmp_path / "b.ndjson").write_text("{}\n")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "a.json.gz").write_bytes(gzip.compress(b"{}\n"))
     (tmp_path / ".hidden.json").write_text("{}\n")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "HEAD.json").write_text("{}\n")
+    (tmp_path / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (tmp_path / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
     (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "two.json.txt").write_bytes(event * 500)  # Drip events under another name
+    (tmp_path / "array.export").write_bytes(b"\xef\xbb\xbf [\n " + event.strip() + b"]")
+    (tmp_path / "zipped.bak").write_bytes(gzip.compress(event))
+    (tmp_path / "config.yaml.json5").write_text('{"name": "x"}\n')
+    (tmp_path / "empty.log").write_bytes(b"")
+    (tmp_path / "random.bin").write_bytes(bytes(range(256)) * 4)
+    (tmp_path / "huge.txt").write_text('{"event": "' + "x" * 70_000 + '"}\n')
+    notes: list[str] = []
+    root = tmp_path.resolve()
     names = [
-        Path(s.name).relative_to(tmp_path.resolve()).as_posix()
-        for s in discover_inputs([str(tmp_path)])
+        Path(s.name).relative_to(root).as_posix()
+        for s in discover_inputs([str(tmp_path)], note=notes.append)
     ]
-    assert names == ["b.ndjson", "sub/a.json.gz"]
+    assert names == ["array.export", "b.ndjson", "sub/a.json.gz", "two.json.txt", "zipped.bak"]
+    loading = "its name does not end in .json, .ndjson, .jsonl or .gz, but it holds Drip events"
+    not_json = "not JSON (Drip events are NDJSON or a JSON array)"
+    assert notes == [
+        f"Skipped {tmp_path}/.DS_Store: hidden",
+        f"Skipped {tmp_path}/.git/: hidden",
+        f"Skipped {tmp_path}/.hidden.json: hidden",
+        f"Skipped {tmp_path}/Thumbs.db: not data (a file the OS keeps in folders)",
+        f"Loading {tmp_path}/array.export: {loading}",
+        f"Skipped {tmp_path}/config.yaml.json5: JSON, but its first record is not a Drip event "
+        '(an object with an "event")',
+        f"Skipped {tmp_path}/empty.log: empty",
+        f"Skipped {tmp_path}/huge.txt: cannot tell: its first record is not complete in its "
+        "first 64 KiB",
+        f"Skipped {tmp_path}/notes.txt: {not_json}",
+        f"Skipped {tmp_path}/random.bin: not text (Drip events are JSON)",
+        f"Loading {tmp_path}/two.json.txt: {loading}",
+        f"Loading {tmp_path}/zipped.bak: {loading}",
+    ]
 
 
 def test_missing_file_and_empty_directory_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match=r"nope\.ndjson: no such file; check the path"):
         discover_inputs([str(tmp_path / "nope.ndjson")])
     (tmp_path / "empty").mkdir()
-    with pytest.raises(SourceError, match="directory holds no .json, .ndjson, .jsonl or .gz files"):
+    with pytest.raises(SourceError) as refused:
         discover_inputs([str(tmp_path / "empty")])
+    assert str(refused.value) == (
+        f"{tmp_path / 'empty'}: directory holds no Drip event files (.json, .ndjson, .jsonl, "
+        ".gz, or a file whose first record is a Drip event)"
+    )
 
 
 def test_a_corrupt_gzip_stream_is_a_source_error(tmp_path: Path) -> None:

@@ -108,3 +108,38 @@ def test_a_read_failure_lands_every_record_read_before_it_and_says_so(
     path.write_bytes(whole)
     report = run_pipeline(settings, [str(path)])
     assert (report.landed, report.duplicates) == (len(lines) - read, read)
+
+
+def test_a_source_with_no_accepted_record_is_warned_about_and_kept(
+    settings: Settings, engine: Engine, tmp_path: Path
+) -> None:
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    bodies = list(generate_events(events=500, seed=6))
+    write_ndjson(folder / "two.json.txt", bodies)  # events under another name: loaded
+    (folder / "random.json").write_bytes(bytes(range(1, 256)) * 4 + b"\n" * 28)
+    (folder / "empty.ndjson").write_bytes(b"")
+    (folder / "notes.txt").write_text("not events\n")
+    said: list[str] = []
+
+    report = run_pipeline(settings, [str(folder)], announce=said.append)
+
+    random_source = str((folder / "random.json").resolve())
+    empty_source = str((folder / "empty.ndjson").resolve())
+    rejected = report.rejected
+    assert report.read == 500 + rejected and rejected > 0
+    assert report.without_events == [empty_source, random_source]
+    assert said == [
+        f"Skipped {folder}/notes.txt: not JSON (Drip events are NDJSON or a JSON array)",
+        f"Loading {folder}/two.json.txt: its name does not end in .json, .ndjson, .jsonl or "
+        ".gz, but it holds Drip events",
+        f"Warning: no Drip event in {empty_source}: it holds no record",
+        f"Warning: no Drip event in {random_source}: all {rejected:,} record(s) were rejected "
+        f"(kept in drip._rejects with the reason, origin {random_source}:<line>)",
+    ]
+    kept = one(
+        engine,
+        "SELECT count(*) AS n FROM drip._rejects WHERE origin LIKE :o",
+        o=random_source + ":%",
+    )
+    assert kept["n"] == rejected

@@ -85,7 +85,9 @@ def test_a_transform_that_raises_a_bug_is_retried_reported_degraded_then_recover
         health = client.get("/healthz")
         assert health.status_code == 200  # the event is stored: Drip must keep sending
         assert "transform has failed for" in health.json()["reason"]
-        assert f"RuntimeError: {BUG}" in health.json()["reason"]
+        # the error's type, not its message (which may name a host): that is in the log
+        assert health.json()["reason"].endswith("error(s) so far), last: RuntimeError")
+        assert BUG not in health.json()["reason"]
         assert metric(client, 'drip_loader_worker_errors_total{worker="transform"}') >= 2
         assert (
             metric(client, 'drip_loader_worker_last_success_timestamp_seconds{worker="transform"}')

@@ -115,6 +115,16 @@ class LocalServer:
             self._run("pg_ctl", "-D", str(self.datadir / "data"), "-m", "immediate", "-w", "stop")
         shutil.rmtree(self.datadir, ignore_errors=True)
 
+    def check_passwords(self, group: str) -> None:
+        """Make members of role ``group`` log in over TCP with their password (scram), as
+        a production server does; everyone else keeps the tests' trust."""
+        hba = self.datadir / "data" / "pg_hba.conf"
+        line = f"host all +{group} 127.0.0.1/32 scram-sha-256\n"
+        text = hba.read_text()
+        if line not in text:
+            hba.write_text(line + text)
+        self._run("pg_ctl", "-D", str(self.datadir / "data"), "reload")
+
     def pg_ctl(self, action: str) -> None:
         """Stop or start the server (fault tests)."""
         pgdata = str(self.datadir / "data")

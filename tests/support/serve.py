@@ -19,23 +19,28 @@ _LISTENING = re.compile(r"http://127\.0\.0\.1:(\d+)/webhooks/drip/<token>")
 
 
 class ServeProcess:
-    """``drip-loader serve --port 0`` against ``db_url``; its output goes to ``log``."""
+    """``drip-loader serve --port 0`` against ``db_url``; its output goes to ``log``.
+
+    ``db_url`` None: the embedded server under ``$DRIP_LOADER_HOME`` (give it in ``env``).
+    """
 
     def __init__(
         self,
-        db_url: str,
+        db_url: str | None,
         log: Path,
         *args: str,
         token: str = TOKEN,
         env: dict[str, str] | None = None,
     ) -> None:
         self.log = log
-        env = {
-            **os.environ,
-            "DRIP_LOADER_DATABASE_URL": db_url,
-            "DRIP_LOADER_WEBHOOK_TOKEN": token,
-            **(env or {}),
+        environ = {
+            k: v
+            for k, v in os.environ.items()
+            if db_url is not None or (not k.startswith("DRIP_LOADER_") and k != "DATABASE_URL")
         }
+        env = {**environ, "DRIP_LOADER_WEBHOOK_TOKEN": token, **(env or {})}
+        if db_url is not None:
+            env["DRIP_LOADER_DATABASE_URL"] = db_url
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(
                 [str(BIN), "serve", "--port", "0", *args], env=env, stdout=out, stderr=out

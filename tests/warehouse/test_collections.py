@@ -3,11 +3,15 @@ raw exactly once, safely while loads run; off again, new events stay raw only.""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
@@ -25,6 +29,7 @@ from loader.pipeline.transform import run_transforms
 from loader.warehouse import migrate
 from loader.warehouse.collections import (
     disable_collections,
+    disable_warning,
     enable_collections,
     list_collections,
 )
@@ -379,15 +384,23 @@ def test_the_collections_commands(db_url: str, settings: Settings, tmp_path: Pat
         "subscriber.performed_custom_event",
     ]
 
-    bad = runner.invoke(app, ["collections", "enable", "subscriber_tags"], env=env)
-    assert bad.exit_code == 1
-    assert bad.output.count("\n") == 1
-    assert "no collection named subscriber_tags: use one of email_delivered," in bad.output
+    bad = runner.invoke(app, ["collections", "enable", "subscriber_aplied_tag"], env=env)
+    assert (bad.exit_code, bad.output) == (
+        1,
+        "Error: no collection named subscriber_aplied_tag: did you mean subscriber_applied_tag?\n",
+    )
+    by_event = runner.invoke(app, ["collections", "enable", "subscriber.applied_tag"], env=env)
+    assert (by_event.exit_code, by_event.output) == (
+        0,
+        "Turned on: subscriber_applied_tag\n"
+        f"  backfilled {'subscriber_applied_tag':<42}{1:>12}\n"
+        f"  backfilled {'tracks':<42}{1:>12}\n",
+    )
 
     enabled = runner.invoke(app, ["collections", "enable", "--all"], env=env)
     assert enabled.exit_code == 0, enabled.output
     assert "Turned on: subscriber_created, " in enabled.output
-    assert "backfilled subscriber_applied_tag" in enabled.output
+    assert "backfilled subscriber_removed_tag" in enabled.output
 
     status = runner.invoke(app, ["status"], env=env)
     assert "collections on: 28 of 28" in status.output
@@ -397,3 +410,69 @@ def test_the_collections_commands(db_url: str, settings: Settings, tmp_path: Pat
     assert (off.exit_code, off.output) == (0, "Turned off: subscriber_applied_tag\n")
     nothing = runner.invoke(app, ["collections", "disable"], env=env)
     assert nothing.exit_code == 1
+
+    # an email collection: the reports would undercount, so it is not turned off unasked
+    cost = (
+        "email_opened is an email collection: while it is off, new events are kept raw only, "
+        "so the reports and attribution undercount them until you turn it on again (which "
+        "backfills it)"
+    )
+    refused = runner.invoke(app, ["collections", "disable", "email_opened"], env=env)
+    assert (refused.exit_code, refused.stdout, refused.stderr) == (
+        1,
+        "",
+        f"Error: {cost}; add --yes to go ahead\n",
+    )
+    status = runner.invoke(app, ["status"], env=env)
+    [on] = [line for line in status.output.splitlines() if "collections on:" in line]
+    assert on.startswith("  collections on: 27 of 28 (") and "email_opened" in on
+    forced = runner.invoke(app, ["collections", "disable", "email_opened", "--yes"], env=env)
+    assert (forced.exit_code, forced.stdout, forced.stderr) == (
+        0,
+        "Turned off: email_opened\n",
+        f"Warning: {cost}.\n",
+    )
+
+
+def test_turning_an_email_collection_off_says_what_it_costs() -> None:
+    assert disable_warning(resolve(["subscriber_applied_tag", "subscriber.created"])) is None
+    assert disable_warning(resolve(["subscriber.opened_email", "subscriber_applied_tag"])) == (
+        "email_opened is an email collection: while it is off, new events are kept raw only, "
+        "so the reports and attribution undercount them until you turn it on again (which "
+        "backfills it)"
+    )
+    assert disable_warning(resolve(["email_bounced", "email_opened"])) == (
+        "email_opened and email_bounced are email collections: while they are off, new events "
+        "are kept raw only, so the reports and attribution undercount them until you turn "
+        "them on again (which backfills them)"
+    )
+
+
+@pytest.mark.parametrize(("answer", "code"), [(b"n\n", 1), (b"y\n", 0)])
+def test_at_a_terminal_turning_an_email_collection_off_asks_first(
+    db_url: str, engine: Engine, answer: bytes, code: int
+) -> None:
+    controller, terminal = os.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "loader", "collections", "disable", "email_bounced"],
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "DRIP_LOADER_DATABASE_URL": db_url},
+        )
+        os.write(controller, answer)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    warning = (
+        "Warning: email_bounced is an email collection: while it is off, new events are kept "
+        "raw only, so the reports and attribution undercount them until you turn it on again "
+        "(which backfills it).\nGo ahead? [y/N] "
+    )
+    assert proc.returncode == code, err
+    assert err.decode() == warning + ("" if code == 0 else "Nothing changed.\n")
+    assert out.decode() == ("Turned off: email_bounced\n" if code == 0 else "")
+    on = {c.name: c.enabled for c in list_collections(engine, schema="drip").states}
+    assert on["email_bounced"] is (code != 0)

@@ -4,10 +4,11 @@ classification of driver errors every message depends on."""
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
-from loader.errors import DatabaseError, DatabaseUnavailable
+from loader.errors import DatabaseError, DatabaseRefused, DatabaseUnavailable
 from loader.warehouse.db import (
     make_engine,
     prepared,
@@ -15,7 +16,9 @@ from loader.warehouse.db import (
     retryable,
     sqlstate,
     translate,
+    translating,
 )
+from tests.conftest import Login
 
 
 def test_a_prepared_statement_takes_its_binds_by_name_even_when_one_is_used_twice(
@@ -81,3 +84,42 @@ def test_an_unreachable_server_is_unavailable_without_a_sqlstate() -> None:
     assert type(translated) is DatabaseUnavailable
     assert sqlstate(caught.value) is None
     assert "secret-pw" not in str(translated) and "127.0.0.1:1/x" in str(translated)
+
+
+def _error_of(url: str, sql: str = "SELECT 1") -> DatabaseError:
+    engine = make_engine(url, null_pool=True)
+    try:
+        with pytest.raises(DatabaseError) as raised, translating(), engine.connect() as conn:
+            conn.execute(sa.text(sql))
+    finally:
+        engine.dispose()
+    return raised.value
+
+
+def test_refusals_outages_and_statement_errors_are_told_apart(login: Login) -> None:
+    url = sa.engine.make_url(login.url)
+    wrong = _error_of(url.set(password="wrong-password-0123").render_as_string(False))
+    assert isinstance(wrong, DatabaseRefused) and wrong.reason == "authentication failed"
+    assert str(wrong) == (
+        f'the database refused the login: password authentication failed for user "{login.role}"'
+        "; check the user name and password of the database URL"
+    )
+    nobody = _error_of(url.set(username="no_such_role_x").render_as_string(False))
+    assert isinstance(nobody, DatabaseRefused) and nobody.reason in (
+        "authentication failed",  # scram: Postgres does not say the role is missing
+        "login not allowed",
+    )
+    missing = _error_of(url.set(database="no_such_db").render_as_string(False))
+    assert isinstance(missing, DatabaseRefused) and missing.reason == "database does not exist"
+    with login.admin.connect() as conn:
+        conn.execute(sa.text(f"ALTER ROLE {login.role} NOSUPERUSER"))
+    denied = _error_of(login.url, "SELECT * FROM drip._runs")
+    assert isinstance(denied, DatabaseRefused) and denied.reason == "permission denied"
+    assert str(denied).startswith(
+        "the database refused a statement: permission denied for schema drip; grant "
+    )
+    down = _error_of(url.set(port=1).render_as_string(False))
+    assert type(down) is DatabaseUnavailable and down.reason == "database unavailable"
+    bad_value = _error_of(login.url, "SELECT 'x'::int")
+    assert type(bad_value) is DatabaseError and refused_data(bad_value)
+    assert login.password not in "".join(map(str, (wrong, nobody, missing, denied, down)))

@@ -13,7 +13,7 @@ from loader.config import Settings
 from loader.domain.sample import generate_events
 from loader.errors import DatabaseError, StepFailed
 from loader.pipeline import run as pipeline
-from loader.warehouse.runs import is_alive, start_run
+from loader.warehouse.runs import LOCK_CLASS, is_alive, start_run
 from loader.warehouse.status import GONE, warehouse_status
 from tests.support.warehouse import load_lines
 
@@ -64,3 +64,36 @@ def test_a_run_is_alive_while_its_session_holds_the_lock_and_gone_after(engine: 
     assert warehouse_status(engine, schema="drip").last_runs[0].status == GONE
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT status FROM drip._runs")).scalar_one() == "running"
+
+
+def _end_sessions_of(engine: Engine, load_id: str) -> None:
+    """End the session holding run ``load_id``'s lock, as a database restart would."""
+    with engine.connect() as conn:
+        ended = conn.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND classid = :class AND objid = hashtext(:load_id)::oid"
+            ),
+            {"class": LOCK_CLASS, "load_id": load_id},
+        ).all()
+        conn.commit()
+    assert ended == [(True,)]
+
+
+def test_a_run_whose_session_was_lost_takes_its_lock_again_and_records_its_end(
+    engine: Engine,
+) -> None:
+    run = start_run(engine, schema="drip", load_id="r2", command="serve", sources=None)
+    _end_sessions_of(engine, "r2")
+    assert warehouse_status(engine, schema="drip").last_runs[0].status == GONE
+    run.hold()
+    assert warehouse_status(engine, schema="drip").last_runs[0].status == "running"
+    run.hold()  # a live session: nothing to do
+    _end_sessions_of(engine, "r2")
+    run.finish({"read": 3, "landed": 3})  # on a new session
+    [row] = warehouse_status(engine, schema="drip").last_runs
+    assert (row.status, row.counts, row.error) == (
+        "completed",
+        {"read": 3, "landed": 3},
+        None,
+    )

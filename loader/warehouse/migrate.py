@@ -59,8 +59,10 @@ def alembic_config(*, schema: str, connection: Connection | None = None) -> Conf
 
 def upgrade(engine: Engine, *, schema: str, revision: str = "head") -> str:
     """Bring ``schema`` to ``revision`` (default: the newest); return the revision it is at."""
-    if revision == "head" and _version(engine, schema=schema) == (VERSION_TABLE, HEAD):
+    table, current = _version(engine, schema=schema)
+    if revision == "head" and (table, current) == (VERSION_TABLE, HEAD):
         return HEAD
+    _refuse_unknown(current, schema=schema)
     from alembic import command
 
     with translating(), engine.begin() as conn:
@@ -129,9 +131,33 @@ def require_head(engine: Engine, *, schema: str, then: str) -> None:
     """
     current = current_revision(engine, schema=schema)
     if current != HEAD:
+        _refuse_unknown(current, schema=schema)
         raise ConfigError(
             f"schema {schema!r} is at revision {current or 'none'}, not {HEAD}: {then}"
         )
+
+
+def _refuse_unknown(current: str | None, *, schema: str) -> None:
+    """Refuse a schema at a revision this drip-loader does not have: a newer one migrated it,
+    and neither upgrading nor running on it can be right.
+
+    Raises:
+        ConfigError: ``current`` is not a revision of ``migrations/``.
+    """
+    if current is None:
+        return
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    try:
+        ScriptDirectory(str(migrations_dir())).get_revision(current)
+    except CommandError:
+        raise ConfigError(
+            f"schema {schema!r} is at revision {current}, which this drip-loader (head {HEAD}) "
+            "does not know: a newer drip-loader migrated it. Run that version, or take the "
+            f"schema back to {HEAD} with its alembic downgrade (see docs/operators.md, "
+            "Upgrading) before running this one"
+        ) from None
 
 
 def head_revision() -> str:

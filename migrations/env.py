@@ -11,12 +11,12 @@ from __future__ import annotations
 import sys
 
 from alembic import context
+from alembic.util import CommandError
 from sqlalchemy import func, inspect, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateSchema
 
 from loader.config import Settings
-from loader.errors import ConfigError
 from loader.warehouse.db import open_database
 from loader.warehouse.migrate import VERSION_TABLE, rename_legacy_version_table
 from loader.warehouse.tables import build_metadata
@@ -32,7 +32,7 @@ def _x_arguments() -> dict[str, str]:
     given: dict[str, str] = context.get_x_argument(as_dictionary=True)
     unknown = sorted(set(given) - set(X_ARGUMENTS))
     if unknown:
-        raise ConfigError(
+        raise CommandError(  # alembic prints it as one FAILED: line
             f"unknown alembic -x argument(s) {', '.join(unknown)}: use "
             + " or ".join(f"-x {name}=..." for name in X_ARGUMENTS)
         )

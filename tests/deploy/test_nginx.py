@@ -184,9 +184,7 @@ def test_the_body_limits_agree_serve_answers_413_and_keeps_the_head(
     assert reject["origin"].startswith(f"webhook:{CLIENT}:")
 
 
-def test_only_the_webhook_path_and_healthz_are_public(
-    proxy: Proxy, serve: ServeProcess
-) -> None:
+def test_only_the_webhook_path_and_healthz_are_public(proxy: Proxy, serve: ServeProcess) -> None:
     with proxy.client() as http:
         health = http.get("/healthz")
         assert (health.status_code, health.json()) == (200, {"status": "ok"})

@@ -22,7 +22,7 @@ from tests.deploy.units import REPO
 from tests.support.fake_drip import TOKEN as DRIP_TOKEN
 from tests.support.fake_drip import FakeDrip
 from tests.support.segment_sink import SegmentSink
-from tests.support.serve import TOKEN, ServeProcess
+from tests.support.serve import ServeProcess
 from tests.support.warehouse import one, rows, write_ndjson
 
 OPERATORS = REPO / "docs" / "operators.md"
@@ -142,7 +142,12 @@ def test_the_pipeline_runs_as_the_loader_role_with_exactly_its_privileges(
         assert sum(r["conversions"] for r in json.loads(attribution)) == 5
 
         with FakeDrip() as drip:
-            cli("drip", "sync", DRIP_LOADER_DRIP_API_TOKEN=DRIP_TOKEN, DRIP_LOADER_DRIP_API_URL=drip.url)
+            cli(
+                "drip",
+                "sync",
+                DRIP_LOADER_DRIP_API_TOKEN=DRIP_TOKEN,
+                DRIP_LOADER_DRIP_API_URL=drip.url,
+            )
         assert _scalar(engine, "SELECT count(*) FROM drip.drip_subscribers") == 2100
 
         rebuilt = cli("rebuild")
@@ -211,6 +216,9 @@ def test_the_analyst_reads_every_table_and_view_later_ones_too_and_writes_nothin
     assert csv.startswith("email_id,email_subject,")
     assert run_cli(["sql", "SELECT count(*) AS n FROM later"], url=warehouse.analyst_url)
     assert f"at revision {migrate.HEAD}" in run_cli(["status"], url=warehouse.analyst_url)
+    sources = tmp_path / "sources.yml"
+    run_cli(["dbt-sources", "--out", str(sources)], url=warehouse.analyst_url)
+    assert "email_performance" in sources.read_text()
 
 
 def test_adopt_hands_a_warehouse_made_by_a_superuser_to_the_loader_role(

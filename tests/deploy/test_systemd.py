@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -300,3 +301,40 @@ def test_an_exec_line_with_a_dollar_is_read_as_systemd_reads_it() -> None:
     assert argv("/bin/sh -c 'echo $$HOME \"a b\"'") == ["/bin/sh", "-c", 'echo $HOME "a b"']
     with pytest.raises(AssertionError):
         argv("-/bin/true")
+
+
+INSTALL = r"""
+set -eu
+repo=$1; shift
+# a private /etc and /opt: the host is left as it was
+mkdir -p /tmp/install-etc && mount -t tmpfs tmpfs /tmp/install-etc && cp -a /etc/. /tmp/install-etc/
+mount --bind /tmp/install-etc /etc
+mount -t tmpfs tmpfs /opt && mkdir /opt/drip-loader && mount --bind "$repo" /opt/drip-loader
+for step in "$@"; do sh -c "$step"; done
+getent passwd drip-loader | cut -d: -f7
+stat -c '%a %U %G' /etc/drip-loader/drip-loader.env
+cd /etc/systemd/system
+systemd-analyze verify drip-loader-*.service drip-loader-*.timer
+"""
+
+
+def test_the_guides_install_steps_set_up_a_host_the_units_verify_on(tmp_path: Path) -> None:
+    # the units as shipped (not rendered): /opt/drip-loader is this checkout, with its venv
+    assert Path(sys.executable).parent == REPO / ".venv" / "bin", "the checkout's own .venv"
+    guide = (REPO / "docs" / "operators.md").read_text()
+    (block,) = [b for b in re.findall(r"```sh\n(.*?)```", guide, re.S) if "useradd" in b]
+    steps = [
+        line.removeprefix("sudo ")
+        for line in block.splitlines()
+        if line.startswith(("sudo useradd", "sudo install", "sudo cp"))
+    ]
+    assert len(steps) == 4, steps
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", INSTALL, "install",
+         str(REPO), *steps],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    assert done.stdout == "/usr/sbin/nologin\n600 root root\n"

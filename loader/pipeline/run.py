@@ -19,23 +19,80 @@ from ..config import Settings
 from ..counts import Counts
 from ..errors import LoaderError, StepFailed
 from ..progress import QUIET, Progress
+from ..results import Rows
 from ..warehouse import migrate
 from ..warehouse.db import open_database
 from ..warehouse.runs import recorded_run
 from .extract import Source, discover_sources, read_records
 from .land import land_records
-from .transform import ADDED_COUNTS, TransformResult, requeue_all, run_transforms
+from .transform import ADDED_COUNTS, requeue_all, run_transforms
 
 
 @dataclass(kw_only=True)
 class RunReport(Counts):
-    """Summary of one run, printed by the CLI (``--json`` prints :meth:`as_dict`)."""
+    """Summary of one run (``load``)."""
 
     load_id: str
+    schema: str
     sources: list[str] = field(default_factory=list)
     forwarding: bool = False
     """Whether the run forwarded to Segment (``emit=True`` with a write key): ``sent``
     and ``failed`` count then."""
+
+    def lines(self) -> list[str]:
+        rate = self.read / self.seconds if self.seconds else 0.0
+        lines = [
+            f"Run {self.load_id}: {len(self.sources)} source(s), {self.seconds:.2f} s"
+            + (f" ({rate:,.0f} records/s)" if self.read else "")
+        ]
+        for label, value in (
+            ("read", self.read),
+            ("landed", self.landed),
+            ("duplicates", self.duplicates),
+            ("rejected", self.rejected),
+            ("not an email event", self.not_email),
+            ("transformed", self.transformed),
+        ):
+            lines.append(f"  {label:<20}{value:>12,}")
+        lines.append("  rows added:")
+        lines += [f"    {table:<22}{added:>12,}" for table, added in self.rows_added.items()]
+        if self.forwarding:
+            lines.append(f"  {'sent to Segment':<20}{self.sent:>12,}")
+            if self.failed:
+                label = "failed for Segment"
+                lines.append(f"  {label:<20}{self.failed:>12,}  (see drip-loader emit --help)")
+        if self.rejected:
+            lines.append(
+                f"  {self.rejected} rejected record(s) kept in {self.schema}._rejects with the "
+                "reason and origin."
+            )
+        return lines
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    """What ``rebuild`` did."""
+
+    schema: str
+    queued: int
+    """Landed events queued again."""
+    rows_added: dict[str, int]
+    """Rows the transform wrote per table."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"schema": self.schema, "queued": self.queued, "rows_added": self.rows_added}
+
+    def lines(self) -> list[str]:
+        tables = ", ".join(f"{t} {n:,}" for t, n in sorted(self.rows_added.items()))
+        return [f"Rebuilt from {self.queued:,} raw events: {tables}"]
+
+    def rows(self) -> Rows:
+        return Rows(("table", "rows_added"), sorted(self.rows_added.items()))
+
+
+_NOT_COUNTS = ("load_id", "schema", "sources")
+"""Fields of a :class:`RunReport` that are not counts: ``_runs`` keeps the id and the sources
+in columns of their own, and lives in the schema."""
 
 
 def run_pipeline(
@@ -62,6 +119,7 @@ def run_pipeline(
     sources = discover_sources(paths)  # fail on a bad path before touching the database
     report = RunReport(
         load_id=uuid.uuid4().hex,
+        schema=settings.schema,
         sources=[s.name for s in sources],
         rows_added=Counter(dict.fromkeys(ADDED_COUNTS, 0)),
     )
@@ -73,7 +131,7 @@ def run_pipeline(
 
         def counts() -> dict[str, Any]:
             report.seconds = round(time.perf_counter() - started, 3)
-            return {k: v for k, v in report.as_dict().items() if k not in ("load_id", "sources")}
+            return {k: v for k, v in report.as_dict().items() if k not in _NOT_COUNTS}
 
         with recorded_run(
             engine,
@@ -169,38 +227,9 @@ def _forward(
     report.add(emitted)
 
 
-def rebuild(engine: Engine, *, schema: str, batch_size: int) -> tuple[int, TransformResult]:
+def rebuild(engine: Engine, *, schema: str, batch_size: int) -> Rebuilt:
     """Empty the collection tables and ``tracks``, queue every landed event again and
-    transform it all (after a mapping fix); the events queued and what the transform did."""
+    transform it all (after a mapping fix)."""
     queued = requeue_all(engine, schema=schema)
-    return queued, run_transforms(engine, schema=schema, batch_size=batch_size)
-
-
-def forward(
-    engine: Engine,
-    *,
-    schema: str,
-    write_key: str | None,
-    host: str,
-    retry_failed: bool = False,
-    batch_size: int,
-) -> Counts:
-    """``drip-loader emit``: check the schema is at head, then forward every event
-    Segment has not confirmed (:func:`loader.emit.emit_events`).
-
-    Raises:
-        LoaderError: the schema is behind head, or as :func:`loader.emit.emit_events`.
-    """
-    from .emit import emit_events  # httpx is loaded only when forwarding
-
-    migrate.require_head(
-        engine, schema=schema, then="run `drip-loader migrate` (or `drip-loader load`) first"
-    )
-    return emit_events(
-        engine,
-        schema=schema,
-        write_key=write_key,
-        host=host,
-        retry_failed=retry_failed,
-        batch_size=batch_size,
-    )
+    result = run_transforms(engine, schema=schema, batch_size=batch_size)
+    return Rebuilt(schema, queued, dict(result.rows_added))

@@ -95,7 +95,7 @@ def test_the_pipeline_runs_as_the_loader_role_with_exactly_its_privileges(
 
     assert cli("migrate").strip() == f"Schema 'drip' is at revision {migrate.HEAD}."
     events = write_ndjson(tmp_path / "events.ndjson", generate_events(events=2000, seed=11))
-    loaded = json.loads(cli("load", str(events), "--json"))
+    loaded = json.loads(cli("load", str(events), "--format", "json"))
     assert loaded["landed"] > 0 and loaded["rejected"] == 0
 
     engine = warehouse.engine(warehouse.loader)

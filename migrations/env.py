@@ -2,7 +2,8 @@
 
 ``drip-loader migrate`` passes an open connection and the schema in ``config.attributes``;
 a plain ``alembic upgrade head`` builds them from ``DRIP_LOADER_*`` (the embedded server
-when no URL is set), exactly like the CLI.
+when no URL is set), exactly like the CLI, or from ``-x schema=...`` and
+``-x database_url=...``, which win over the environment.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import sys
 
 from alembic import context
-from sqlalchemy import func, select
+from alembic.util import CommandError
+from sqlalchemy import func, inspect, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateSchema
 
@@ -22,9 +24,24 @@ from loader.warehouse.tables import build_metadata
 
 config = context.config
 
+X_ARGUMENTS = ("schema", "database_url")
+"""What ``alembic -x name=value`` may set; any other name is refused (a typo must not
+migrate the default schema instead)."""
+
+
+def _x_arguments() -> dict[str, str]:
+    given: dict[str, str] = context.get_x_argument(as_dictionary=True)
+    unknown = sorted(set(given) - set(X_ARGUMENTS))
+    if unknown:
+        raise CommandError(  # alembic prints it as one FAILED: line
+            f"unknown alembic -x argument(s) {', '.join(unknown)}: use "
+            + " or ".join(f"-x {name}=..." for name in X_ARGUMENTS)
+        )
+    return given
+
 
 def _schema() -> str:
-    schema = config.attributes.get("schema")
+    schema = config.attributes.get("schema") or _x_arguments().get("schema")
     return str(schema) if schema else Settings.from_env().schema
 
 
@@ -33,7 +50,10 @@ def run_migrations(connection: Connection, schema: str) -> None:
     connection.execute(
         select(func.pg_advisory_xact_lock(func.hashtext(f"drip-loader:migrate:{schema}")))
     )
-    connection.execute(CreateSchema(schema, if_not_exists=True))
+    # CREATE SCHEMA needs CREATE on the database even with IF NOT EXISTS, which a loader role
+    # given a schema of its own has not (docs/operators.md): create it only when missing.
+    if not inspect(connection).has_schema(schema):
+        connection.execute(CreateSchema(schema))
     # A warehouse migrated before the version table had spec §5's `_` prefix: rename it
     # under the lock, so alembic finds its revision and concurrent upgraders rename once.
     rename_legacy_version_table(connection, schema=schema)
@@ -60,7 +80,7 @@ def run_online() -> None:
     if connection is not None:
         run_migrations(connection, schema)
         return
-    settings = Settings.from_env(schema=schema)
+    settings = Settings.from_env(schema=schema, database_url=_x_arguments().get("database_url"))
     announce = lambda line: print(line, file=sys.stderr)  # noqa: E731, T201
     with open_database(settings, announce=announce, null_pool=True) as engine:
         with engine.begin() as conn:

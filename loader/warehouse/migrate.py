@@ -89,8 +89,10 @@ def upgrade(
     """Bring ``schema`` to ``revision`` (default: the newest); return the revision it is at.
 
     A revision that moves rows (0008) reports its batches to ``progress``."""
-    if revision == "head" and _version(engine, schema=schema) == (VERSION_TABLE, HEAD):
+    table, current = _version(engine, schema=schema)
+    if revision == "head" and (table, current) == (VERSION_TABLE, HEAD):
         return HEAD
+    _refuse_unknown(current, schema=schema)
     from alembic import command
 
     with translating(), engine.begin() as conn:
@@ -163,9 +165,33 @@ def require_head(engine: Engine, *, schema: str, then: str) -> None:
     """
     current = current_revision(engine, schema=schema)
     if current != HEAD:
+        _refuse_unknown(current, schema=schema)
         raise ConfigError(
             f"schema {schema!r} is at revision {current or 'none'}, not {HEAD}: {then}"
         )
+
+
+def _refuse_unknown(current: str | None, *, schema: str) -> None:
+    """Refuse a schema at a revision this drip-loader does not have: a newer one migrated it,
+    and neither upgrading nor running on it can be right.
+
+    Raises:
+        ConfigError: ``current`` is not a revision of ``migrations/``.
+    """
+    if current is None:
+        return
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    try:
+        ScriptDirectory(str(migrations_dir())).get_revision(current)
+    except CommandError:
+        raise ConfigError(
+            f"schema {schema!r} is at revision {current}, which this drip-loader (head {HEAD}) "
+            "does not know: a newer drip-loader migrated it. Run that version, or take the "
+            f"schema back to {HEAD} with its alembic downgrade (see docs/operators.md, "
+            "Upgrading) before running this one"
+        ) from None
 
 
 def head_revision() -> str:

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import command
+from typer.testing import CliRunner
 
+from loader.cli.app import app
 from loader.warehouse import migrate
 from loader.warehouse.db import make_engine
 from loader.warehouse.partitions import ensure_partitions
@@ -165,3 +167,49 @@ def test_concurrent_upgraders_of_an_old_warehouse_rename_once(empty_db_url: str)
     engine = make_engine(empty_db_url, null_pool=True)
     assert migrate.current_revision(engine, schema="drip") == migrate.HEAD
     engine.dispose()
+
+
+def test_a_schema_a_newer_drip_loader_migrated_is_refused_in_one_line(db_url: str) -> None:
+    # after rolling drip-loader back without the schema: neither upgrade nor run on it
+    engine = make_engine(db_url, null_pool=True)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE drip._alembic_version SET version_num = '0999'"))
+    engine.dispose()
+    expected = (
+        f"schema 'drip' is at revision 0999, which this drip-loader (head {migrate.HEAD}) "
+        "does not know: a newer drip-loader migrated it. Run that version, or take the schema "
+        f"back to {migrate.HEAD} with its alembic downgrade (see docs/operators.md, Upgrading) "
+        "before running this one"
+    )
+    env = {"DRIP_LOADER_DATABASE_URL": db_url}
+    for args in (["migrate"], ["load", "--no-migrate"], ["collections", "list"]):
+        result = CliRunner().invoke(app, args, env=env)
+        assert result.exit_code == 1, result.output
+        assert result.output.startswith("Error: "), result.output
+        assert result.output.endswith(f"{expected}\n"), result.output
+        assert result.output.count("\n") == 1, result.output
+
+
+def test_migrate_into_a_schema_the_role_owns_needs_no_create_on_the_database(
+    empty_db_url: str,
+) -> None:
+    # CREATE SCHEMA IF NOT EXISTS checks CREATE on the database even when the schema exists
+    name = sa.engine.make_url(empty_db_url).database
+    role = f"owner_{name}"
+    admin = make_engine(empty_db_url, isolation_level="AUTOCOMMIT", null_pool=True)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE ROLE {role} LOGIN PASSWORD 'pw'"))
+        conn.execute(sa.text(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC'))
+        conn.execute(sa.text(f'GRANT CONNECT, TEMPORARY ON DATABASE "{name}" TO {role}'))
+        conn.execute(sa.text(f"CREATE SCHEMA drip AUTHORIZATION {role}"))
+    url = sa.engine.make_url(empty_db_url).set(username=role, password="pw")
+    engine = make_engine(url.render_as_string(hide_password=False), null_pool=True)
+    try:
+        assert migrate.upgrade(engine, schema="drip") == migrate.HEAD
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text("DROP SCHEMA drip CASCADE"))
+            conn.execute(sa.text(f"DROP OWNED BY {role}"))
+            conn.execute(sa.text(f"DROP ROLE {role}"))
+        admin.dispose()

@@ -21,14 +21,17 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.sql import Select
 
+from ..config import DEFAULT_SCHEMA
+from ..domain.registry import DEFAULT_ON
 from ..errors import ConfigError
 from .db import translating
-from .sqlfiles import read_sql
+from .sqlfiles import read_sql, sql_dir
+from .tables import build_metadata
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-HEAD = "0007"
+HEAD = "0011"
 """The newest revision of ``migrations/`` (a test checks it against the script directory)."""
 
 VERSION_TABLE = "_alembic_version"
@@ -58,14 +61,69 @@ def alembic_config(*, schema: str, connection: Connection | None = None) -> Conf
 
 
 def upgrade(engine: Engine, *, schema: str, revision: str = "head") -> str:
-    """Bring ``schema`` to ``revision`` (default: the newest); return the revision it is at."""
-    if revision == "head" and _version(engine, schema=schema) == (VERSION_TABLE, HEAD):
+    """Bring ``schema`` to ``revision`` (default: the newest); return the revision it is at.
+
+    Raises:
+        ConfigError: ``schema`` was never migrated but holds tables with the names of ours
+            (:func:`refuse_foreign_tables`); nothing is changed then.
+    """
+    version = _version(engine, schema=schema)
+    if revision == "head" and version == (VERSION_TABLE, HEAD):
         return HEAD
+    if version[0] is None:
+        refuse_foreign_tables(engine, schema=schema)
     from alembic import command
 
     with translating(), engine.begin() as conn:
         command.upgrade(alembic_config(schema=schema, connection=conn), revision)
     return head_revision() if revision == "head" else revision
+
+
+SEGMENT_TABLES = frozenset((*DEFAULT_ON, "tracks"))
+"""Tables Segment's Drip source writes too: finding them means a Segment-made schema."""
+
+
+def _our_relations(schema: str) -> list[str]:
+    """Every table and view the migrations create in ``schema``."""
+    tables = [t.name for t in build_metadata(schema).tables.values()]
+    views = sorted(p.stem for p in (sql_dir() / "views").glob("*.sql"))
+    return [*tables, *views, VERSION_TABLE]
+
+
+def refuse_foreign_tables(engine: Engine, *, schema: str) -> None:
+    """Stop before migrating a schema that holds tables we would create but did not make.
+
+    A schema without a version table is new to drip-loader: a relation there with the name
+    of one of ours belongs to someone else, most often Segment's Drip source, whose tables
+    have the same names.  alembic would fail on the first ``CREATE TABLE`` with "already
+    exists" and roll back; this says what to do instead, before anything is changed.
+
+    Raises:
+        ConfigError: such relations exist (one line: a new schema, and ``import-segment``
+            when they look like Segment's).
+    """
+    with translating(), engine.connect() as conn:
+        found: list[str] = list(
+            conn.execute(
+                text(read_sql("migrate/foreign_relations.sql")),
+                {"schema": schema, "names": _our_relations(schema)},
+            ).scalars()
+        )
+    if not found:
+        return
+    # Segment's own tables first: they say whose schema it is
+    found.sort(key=lambda name: (name not in SEGMENT_TABLES, name))
+    shown = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
+    other = "drip_loader" if schema == DEFAULT_SCHEMA else DEFAULT_SCHEMA
+    head = f'schema "{schema}" holds tables drip-loader did not make ({shown})'
+    if SEGMENT_TABLES & set(found):
+        raise ConfigError(
+            f"{head}, perhaps Segment's Drip source: use a new schema (--schema {other}) and "
+            f"copy the history with drip-loader import-segment --from-schema {schema}"
+        )
+    raise ConfigError(
+        f"{head}: use a new schema (--schema {other}), or move those tables out of {schema}"
+    )
 
 
 def downgrade(engine: Engine, *, schema: str, revision: str = "base") -> None:

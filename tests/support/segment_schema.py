@@ -182,3 +182,57 @@ def _row(rng: random.Random, table: str, n: int, at: datetime) -> dict[str, Any]
         row["link_url"] = f"https://www.example.com/p/{n}?utm_source=drip"
         row["context_ip"] = f"203.0.113.{n % 250}"
     return row
+
+
+_GENERATE = """
+INSERT INTO "{schema}"."{table}"
+    (id, anonymous_id, user_id, event, event_text, received_at, sent_at, "timestamp",
+     original_timestamp, uuid_ts, context_library_name, context_traits_email, uuid{props})
+SELECT md5('{table}' || g), CASE WHEN g % 3 <> 0 THEN 'p' || (g % :people) || '@example.com' END,
+       CASE WHEN g % 3 = 0 THEN 'u_' || (g % :people) END, '{table}', '{text}',
+       t + interval '4 seconds', t + interval '4 seconds', t, t, t + interval '1 hour', 'drip',
+       'P' || (g % :people) || '@Example.com', g{values}
+FROM generate_series(1, :rows) AS g,
+     LATERAL (SELECT CAST(:start AS timestamptz)
+                     + (CAST(:end AS timestamptz) - CAST(:start AS timestamptz)) * ((g * 7919) % :rows)
+                       / :rows AS t) AS at
+"""
+_GENERATED_PROPS = {
+    "email_unsubscribed": (", campaign_id, campaign_name", ", CAST(4455000 + g % 12 AS text), 'C'"),
+    "email_link_clicked": (
+        ", email_id, email_subject, delivery_id, link_url",
+        ", 88000 + g % 60, 'Subject ' || (g % 60), CAST(990000 + g AS text), 'https://x.test/' || g",
+    ),
+}
+_DEFAULT_PROPS = (
+    ", email_id, email_subject, delivery_id",
+    ", 88000 + g % 60, 'Subject ' || (g % 60), CAST(990000 + g AS text)",
+)
+
+
+def generate_segment_schema(
+    engine: Engine, schema: str, *, per_table: int, start: datetime, end: datetime
+) -> int:
+    """A Segment-made schema of ``per_table`` rows in each email table, spread over
+    ``[start, end)`` out of time order (as a warehouse fills up), and their tracks rows, made
+    in SQL (fast enough for hundreds of thousands); returns the rows written in all."""
+    create_segment_schema(engine, schema, {})
+    with engine.begin() as conn:
+        for table in EMAIL_TABLES:
+            props, values = _GENERATED_PROPS.get(table, _DEFAULT_PROPS)
+            sql = _GENERATE.format(
+                schema=schema, table=table, text=EVENT_TEXT[table], props=props, values=values
+            )
+            conn.execute(
+                sa.text(sql),
+                {"rows": per_table, "people": 5000, "start": start, "end": end},
+            )
+            shared = ", ".join(f'"{c}"' for c in TRACKS_COLUMNS)
+            conn.execute(
+                sa.text(
+                    f'INSERT INTO "{schema}".tracks ({shared}) '
+                    f'SELECT {shared} FROM "{schema}"."{table}"'
+                )
+            )
+        conn.execute(sa.text(f'ANALYZE "{schema}".tracks'))
+    return 2 * per_table * len(EMAIL_TABLES)

@@ -17,6 +17,7 @@ from sqlalchemy.schema import CreateSchema
 from loader.config import Settings
 from loader.warehouse.db import open_database
 from loader.warehouse.migrate import VERSION_TABLE, rename_legacy_version_table
+from loader.warehouse.partitions import is_partition_name
 from loader.warehouse.tables import build_metadata
 
 config = context.config
@@ -42,7 +43,12 @@ def run_migrations(connection: Connection, schema: str) -> None:
         version_table=VERSION_TABLE,
         version_table_schema=schema,
         include_schemas=True,
-        include_name=lambda name, type_, parent: type_ != "schema" or name == schema,
+        include_name=lambda name, type_, parent: (
+            name == schema
+            if type_ == "schema"
+            # the monthly partitions come and go with the data: the metadata has their tables
+            else type_ != "table" or not is_partition_name(str(name))
+        ),
     )
     with context.begin_transaction():
         context.run_migrations()

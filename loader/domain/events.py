@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
 import orjson
@@ -158,9 +158,32 @@ def _parse_occurred_at(value: Any) -> tuple[datetime, int]:
     return parsed, micros
 
 
-CopyFields = tuple[str, str, str, bool, bytes]
-"""``(key, event, occurred_at, is_email, payload)`` of an accepted record, ``occurred_at``
-as the text it had in the record (see :func:`copy_timestamp`)."""
+CopyFields = tuple[str, str, str, bool, bytes, date]
+"""``(key, event, occurred_at, is_email, payload, month)`` of an accepted record,
+``occurred_at`` as the text it had in the record (see :func:`copy_timestamp`), ``month``
+the first day of its UTC month (:func:`utc_month`: the partition the event is stored in)."""
+
+_DAY = 86_400_000_000
+"""Microseconds in a day."""
+_EPOCH_DAY = date(1970, 1, 1)
+_MONTH_OF_DAY: dict[int, date] = {}
+"""A small cache: a file's events fall on a few hundred days at most."""
+
+
+def utc_month(micros: int) -> date:
+    """The first day of the UTC month of the instant ``micros`` (microseconds since the epoch).
+
+    Events are stored by month of their own time, in UTC (spec §5, the storage decision):
+    an instant written with any offset lands in the same month.
+    """
+    day = micros // _DAY
+    month = _MONTH_OF_DAY.get(day)
+    if month is None:
+        if len(_MONTH_OF_DAY) >= 4096:
+            _MONTH_OF_DAY.clear()
+        at = _EPOCH_DAY + timedelta(days=day)
+        month = _MONTH_OF_DAY[day] = date(at.year, at.month, 1)
+    return month
 
 
 def parse_record(raw: bytes) -> LandingRecord:
@@ -169,7 +192,7 @@ def parse_record(raw: bytes) -> LandingRecord:
     Raises:
         BadRecord: the body is not a mappable Drip event (spec §6); ``reason`` says why.
     """
-    key, event, occurred_at, is_email, payload = parse_for_copy(raw)
+    key, event, occurred_at, is_email, payload, _ = parse_for_copy(raw)
     return LandingRecord(key, event, parse_occurred_at(occurred_at), is_email, payload)
 
 
@@ -185,7 +208,8 @@ def copy_timestamp(occurred_at: str) -> str:
 
 
 def parse_for_copy(raw: bytes) -> CopyFields:
-    """:func:`parse_record` for COPY: the same checks and key, the timestamp as text.
+    """:func:`parse_record` for COPY: the same checks and key, the timestamp as text, and
+    the event's UTC month.
 
     Raises:
         BadRecord: the body is not a mappable Drip event (spec §6); ``reason`` says why.
@@ -227,9 +251,10 @@ def parse_for_copy(raw: bytes) -> CopyFields:
             payload = orjson.dumps(body)
             event = body["event"]
 
+    month = utc_month(micros)
     if event in EMAIL_EVENTS:
-        return _email_event_key(body, event, micros), event, text, True, payload
-    return _other_event_key(body, event, micros), event, text, False, payload
+        return _email_event_key(body, event, micros), event, text, True, payload, month
+    return _other_event_key(body, event, micros), event, text, False, payload, month
 
 
 def _key(account_id: str, event: str, subscriber: str, scope_id: str, url: str, micros: int) -> str:

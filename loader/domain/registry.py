@@ -320,9 +320,11 @@ OPT_IN: tuple[str, ...] = tuple(c.name for c in COLLECTIONS if not c.on_by_defau
 
 TRACKS_DESCRIPTION = "One row per event of every collection that is on, with the common columns."
 COMMON_DESCRIPTIONS: dict[str, str] = {
-    "id": "Event id: drip- and 40 hex characters of a sha256 over the event's key fields "
-    "(Segment's messageId); the same in the collection table and in tracks. Rows copied "
-    "by drip-loader import-segment keep Segment's message id.",
+    "id": "Event id: drip- and 40 hex characters of a sha256 over the event's key fields, "
+    "its timestamp among them (Segment's messageId); the same in the collection table and in "
+    "tracks. Unique: the key is (timestamp, id) and the id hashes the timestamp, so an id is "
+    "stored once (an id not computed by drip-loader is unique together with its timestamp). "
+    "Rows copied by drip-loader import-segment keep Segment's message id.",
     "anonymous_id": "The subscriber's email when Drip sent no user id (else NULL); "
     "drip:<subscriber id> when there is neither.",
     "user_id": "Drip's subscriber user_id when it is a non-empty string, else NULL.",

@@ -167,8 +167,20 @@ def _other_properties(
     return props
 
 
-def generate_events(*, events: int, seed: int) -> Iterator[bytes]:
-    """Yield ``events`` NDJSON lines (without newline), deterministic in ``seed``."""
+SAMPLE_START = datetime(2026, 10, 1, tzinfo=UTC)
+"""When the first sample event happens (unless told otherwise)."""
+MEAN_GAP = timedelta(seconds=1.5625)
+"""The mean time between two sample events at ``spread=1``."""
+
+
+def generate_events(
+    *, events: int, seed: int, start: datetime = SAMPLE_START, spread: float = 1.0
+) -> Iterator[bytes]:
+    """Yield ``events`` NDJSON lines (without newline), deterministic in ``seed``.
+
+    Events happen in time order from ``start``, :data:`MEAN_GAP` apart on average, times
+    ``spread`` (e.g. a year's worth of events: ``spread = year / (events * MEAN_GAP)``).
+    """
     rng = random.Random(seed)
     accounts = ("9999999", "1234567")
     subscribers = [_subscriber(rng, n) for n in range(max(50, events // 15))]
@@ -179,7 +191,7 @@ def generate_events(*, events: int, seed: int) -> Iterator[bytes]:
     ]
     names = [e for e, _ in _EMAIL_WEIGHTS] + ["other"]
     weights = [w for _, w in _EMAIL_WEIGHTS] + [_OTHER_WEIGHT]
-    at = datetime(2026, 10, 1, tzinfo=UTC)
+    at = start
     recent: list[dict[str, Any]] = []
     delivery = 990000
     produced = 0
@@ -198,7 +210,8 @@ def generate_events(*, events: int, seed: int) -> Iterator[bytes]:
             yield orjson.dumps(again)  # retry with a changed snapshot: the same event
             produced += 1
             continue
-        at += timedelta(seconds=rng.randint(0, 3), microseconds=rng.choice((0, 0, 0, 250000)))
+        gap = timedelta(seconds=rng.randint(0, 3), microseconds=rng.choice((0, 0, 0, 250000)))
+        at += gap if spread == 1 else gap * spread
         kind = rng.choices(names, weights)[0]
         sub = rng.choice(subscribers)
         account: Any = accounts[0] if rng.random() < 0.9 else accounts[1]
@@ -237,11 +250,19 @@ def generate_events(*, events: int, seed: int) -> Iterator[bytes]:
         produced += 1
 
 
-def write_sample(out: BinaryIO, *, events: int, seed: int) -> int:
-    """Write ``events`` NDJSON lines to ``out``; return the number of bytes written."""
+def write_sample(
+    out: BinaryIO,
+    *,
+    events: int,
+    seed: int,
+    start: datetime = SAMPLE_START,
+    spread: float = 1.0,
+) -> int:
+    """Write ``events`` NDJSON lines to ``out`` (see :func:`generate_events`); return the
+    number of bytes written."""
     written = 0
     batch: list[bytes] = []
-    for line in generate_events(events=events, seed=seed):
+    for line in generate_events(events=events, seed=seed, start=start, spread=spread):
         batch.append(line)
         if len(batch) >= 10_000:
             written += out.write(b"\n".join(batch) + b"\n")

@@ -35,7 +35,8 @@ from string import Template
 from typing import Any
 
 from sqlalchemy import Text, cast, column, select, table, text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import TextClause
 
 from ..config import validate_schema
@@ -46,6 +47,7 @@ from ..progress import QUIET, Progress
 from ..warehouse import imports as ledger
 from ..warehouse import migrate
 from ..warehouse.db import batch_session, translating
+from ..warehouse.partitions import ensure_partitions, forget_partitions, missing_partition
 from ..warehouse.runs import recorded_run
 from ..warehouse.sqlfiles import read_sql
 from .import_plan import (
@@ -61,6 +63,7 @@ from .import_plan import (
     survey_statement,
 )
 
+_ATTEMPTS = 3
 DEFAULT_BATCH_SIZE = 10_000
 """Rows copied per transaction."""
 COMMAND = "import-segment"
@@ -444,7 +447,6 @@ def _copy(
 ) -> None:
     """Copy the rows of ``plan``'s table after ``after`` and before the cutoffs, a
     transaction per batch, each moving the table's ledger row with it."""
-    source = plan.source.schema
     progress.start(f"Copying {plan.target}", report.to_copy)
     with conn.begin():
         conn.execute(text(read_sql("import_segment/keys_drop.sql")))
@@ -454,37 +456,73 @@ def _copy(
     done = 0
     while done < total:
         high = min(done + batch_size, total)
-        with conn.begin():
-            row = conn.execute(statement, {"done": done, "batch_size": batch_size}).one()
-            if row.bad is not None:
-                raise _bad_value(
-                    conn,
-                    plan,
-                    row.bad[0],
-                    row.bad[1],
-                    copied="the batches committed before are kept",
-                )
-            last = conn.execute(text(read_sql("import_segment/key_at.sql")), {"n": high}).one()
-            ledger.advance(
-                conn,
-                schema=schema,
-                source=source,
-                table=plan.target,
-                last_timestamp=last.ts,
-                last_id=last.id,
-                read=int(row.read),
-                added=int(row.added),
-            )
-            ledger.count_added(
-                conn, schema=schema, source=source, table="tracks", added=int(row.derived)
-            )
+        row = _copy_batch(
+            conn, plan, statement, schema=schema, done=done, high=high, batch_size=batch_size
+        )
         done = high
         report.read += int(row.read)
         report.added += int(row.added)
         report.tracks_made += int(row.derived)
         progress.advance(int(row.read))
     with conn.begin():
-        ledger.finish(conn, schema=schema, source=source, table=plan.target)
+        ledger.finish(conn, schema=schema, source=plan.source.schema, table=plan.target)
+
+
+def _copy_batch(
+    conn: Connection,
+    plan: TablePlan,
+    statement: TextClause,
+    *,
+    schema: str,
+    done: int,
+    high: int,
+    batch_size: int,
+) -> Row[Any]:
+    """Copy the keys numbered (``done``, ``high``] and move the ledger, in one transaction,
+    after making sure the months they fall in have their partitions (Segment's history spans
+    months and years drip-loader never received an event of)."""
+    source = plan.source.schema
+    for attempt in range(_ATTEMPTS):
+        with conn.begin():
+            # aware datetimes: ensure_partitions takes each one's month in UTC
+            wanted: list[datetime] = list(
+                conn.execute(
+                    text(read_sql("import_segment/key_months.sql")), {"done": done, "high": high}
+                ).scalars()
+            )
+        ensure_partitions(conn, schema=schema, months=wanted)
+        try:
+            with conn.begin():
+                row = conn.execute(statement, {"done": done, "batch_size": batch_size}).one()
+                if row.bad is not None:
+                    raise _bad_value(
+                        conn,
+                        plan,
+                        row.bad[0],
+                        row.bad[1],
+                        copied="the batches committed before are kept",
+                    )
+                last = conn.execute(text(read_sql("import_segment/key_at.sql")), {"n": high}).one()
+                ledger.advance(
+                    conn,
+                    schema=schema,
+                    source=source,
+                    table=plan.target,
+                    last_timestamp=last.ts,
+                    last_id=last.id,
+                    read=int(row.read),
+                    added=int(row.added),
+                )
+                ledger.count_added(
+                    conn, schema=schema, source=source, table="tracks", added=int(row.derived)
+                )
+            return row
+        except DBAPIError as exc:
+            # a partition dropped since this process saw it: make it again
+            if not missing_partition(exc) or attempt == _ATTEMPTS - 1:
+                raise
+            forget_partitions(conn, schema=schema)
+    raise AssertionError("unreachable")
 
 
 def _subscribers_statement() -> TextClause:

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import psycopg2
@@ -32,6 +33,7 @@ from ..domain.events import BadRecord, copy_timestamp, parse_for_copy
 from ..errors import SourceError
 from ..warehouse.db import batch_session, retryable, translating
 from ..warehouse.mapping import enabled_collections, map_params, mapping_statement
+from ..warehouse.partitions import ensure_partitions, forget_partitions, missing_partition
 from ..warehouse.sqlfiles import read_sql
 from ..warehouse.tables import build_metadata
 from .extract import RawRecord
@@ -42,7 +44,8 @@ _NONE_KNOWN: frozenset[str] = frozenset()
 
 _Row = tuple[str, str, bool, str, bytes]
 """An accepted record waiting for its COPY line: ``(event, occurred_at, is_email, origin,
-payload)``, the event name already escaped for COPY; the rest as parsed."""
+payload)``, the event name already escaped for COPY, ``occurred_at`` as COPY reads it
+(:func:`copy_timestamp`); the rest as parsed."""
 
 
 @dataclass
@@ -55,6 +58,8 @@ class _Chunk:
     accepted: int = 0
     not_email: int = 0
     rejects: list[dict[str, Any]] = field(default_factory=list)
+    months: set[date] = field(default_factory=set)
+    """UTC months of the accepted records: their partitions must exist before the COPY."""
 
 
 def reject_row(*, reason: str, origin: str, raw: bytes, size: int, load_id: str) -> dict[str, Any]:
@@ -139,7 +144,7 @@ def _chunks(
                 )
             else:
                 try:
-                    key, event, occurred_at, is_email, payload = parse_for_copy(raw)
+                    key, event, occurred_at, is_email, payload, month = parse_for_copy(raw)
                 except BadRecord as bad:
                     part = 0
                     building[0].rejects.append(
@@ -157,7 +162,9 @@ def _chunks(
                     if name is None:
                         name = events[event] = _escape_text(event)
                     chunk.keys.append(key)
-                    chunk.rows += (name, occurred_at, is_email, origin, payload)
+                    # as COPY reads it: the probe for known keys sends it too
+                    chunk.rows += (name, copy_timestamp(occurred_at), is_email, origin, payload)
+                    chunk.months.add(month)
             chunk = building[part]
             if chunk.accepted + len(chunk.rejects) >= batch_size:
                 yield part, chunk
@@ -205,7 +212,6 @@ class _Lines:
                 origin = _escape_text(origin)
             # The key is hex and the timestamp plain ISO 8601: neither needs escaping.  The
             # seq is the record's place in the chunk, for "the first copy wins".
-            occurred_at = copy_timestamp(occurred_at)
             yield (
                 f"{key}\t{seq}\t{name}\t{occurred_at}\t{'t' if is_email else 'f'}\t{origin}\t"
             ).encode("utf-8", "replace")
@@ -270,6 +276,7 @@ class _Writer:
         schema: str,
         load_id: str,
     ) -> None:
+        self._schema = schema
         self._conn: Connection = engine.connect()
         batch_session(self._conn, schema)
         self._conn.execute(text(read_sql("land/create_stage.sql")))
@@ -281,11 +288,17 @@ class _Writer:
         self._load_id = load_id
 
     def write(self, chunk: _Chunk) -> Counts:
-        """Land one chunk in one transaction; a deadlock or serialization failure is retried."""
+        """Land one chunk in one transaction, after making its months' partitions (in a
+        transaction of their own); a deadlock or serialization failure is retried, and so
+        is a partition found missing (dropped since this process saw it)."""
         for attempt in range(_ATTEMPTS):
             try:
+                ensure_partitions(self._conn, schema=self._schema, months=chunk.months)
                 return self._write(chunk)
             except (sa_exc.DBAPIError, psycopg2.Error) as exc:
+                if missing_partition(exc) and attempt < _ATTEMPTS - 1:
+                    forget_partitions(self._conn, schema=self._schema)
+                    continue
                 if not retryable(exc) or attempt == _ATTEMPTS - 1:
                     raise
                 time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
@@ -336,8 +349,10 @@ class _Writer:
         self._chunks_seen += 1
         if not chunk.keys or (not self._replaying and self._chunks_seen % 8 != 1):
             return _Lines(chunk, _NONE_KNOWN)
-        keys = ",".join(chunk.keys)
-        known: set[str] = set(self._conn.execute(self._known, {"keys": keys}).scalars())
+        keys, times = ",".join(chunk.keys), ",".join(chunk.rows[1::5])
+        known: set[str] = set(
+            self._conn.execute(self._known, {"keys": keys, "times": times}).scalars()
+        )
         self._replaying = len(known) * 100 >= len(chunk.keys)
         return _Lines(chunk, known)
 

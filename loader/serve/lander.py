@@ -29,6 +29,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import orjson
@@ -40,7 +41,13 @@ from ..counts import Counts
 from ..domain.events import BadRecord, copy_timestamp, parse_for_copy
 from ..errors import DatabaseError, DatabaseUnavailable, LoaderError
 from ..pipeline.land import reject_row
-from ..warehouse.db import AsyncConnection, prepared, refused_data, translate_driver
+from ..warehouse.db import AsyncConnection, prepared, refused_data, translate_driver, translating
+from ..warehouse.partitions import (
+    ensure_partitions,
+    forget_partitions,
+    missing_partition,
+    unknown_months,
+)
 from ..warehouse.sqlfiles import read_sql
 
 log = logging.getLogger("loader.serve")
@@ -68,6 +75,8 @@ class RecordBatch:
     """One JSON array per accepted record."""
     not_email: int = 0
     rejects: list[dict[str, Any]] = field(default_factory=list)
+    months: set[date] = field(default_factory=set)
+    """UTC months of the accepted records: their partitions must exist first."""
 
     def __len__(self) -> int:
         return len(self.rows) + len(self.rejects)
@@ -75,7 +84,7 @@ class RecordBatch:
     def add(self, origin: str, raw: bytes, *, load_id: str) -> str | None:
         """Validate one record and add it (or its reject row); return the reject reason, if any."""
         try:
-            key, event, occurred_at, is_email, payload = parse_for_copy(raw)
+            key, event, occurred_at, is_email, payload, month = parse_for_copy(raw)
         except BadRecord as bad:
             self.reject(bad.reason, origin=origin, raw=raw, size=len(raw), load_id=load_id)
             return bad.reason
@@ -83,6 +92,7 @@ class RecordBatch:
         row = (key, event, copy_timestamp(occurred_at), is_email, origin, orjson.Fragment(payload))
         self.rows.append(orjson.dumps(row))
         self.not_email += not is_email
+        self.months.add(month)
         return None
 
     def reject(self, reason: str, *, origin: str, raw: bytes, size: int, load_id: str) -> None:
@@ -96,6 +106,7 @@ class RecordBatch:
         self.rows.extend(other.rows)
         self.rejects.extend(other.rejects)
         self.not_email += other.not_email
+        self.months |= other.months
 
     def refused(self, reason: str, *, load_id: str) -> RecordBatch:
         """This batch with every accepted record turned into a reject (Postgres refused it)."""
@@ -358,7 +369,36 @@ class GroupCommitLander:
         self.commits += 1
 
     async def _land(self, slot: int, batch: RecordBatch) -> Counts:
-        """One autocommit statement for the whole group on this writer's connection."""
+        """One autocommit statement for the whole group on this writer's connection, once
+        the partitions of its months exist; again if a partition turns out to be gone
+        (dropped since this process made sure of it)."""
+        try:
+            return await self._land_once(slot, batch)
+        except DatabaseError as exc:
+            if not missing_partition(exc.__cause__ or exc):
+                raise
+            forget_partitions(self._engine, schema=self._schema)
+            return await self._land_once(slot, batch)
+
+    async def _partitions(self, batch: RecordBatch) -> None:
+        """Make the partitions of the batch's months, off the loop, unless known to exist."""
+        if not unknown_months(self._engine, schema=self._schema, months=batch.months):
+            return
+
+        def ensure() -> None:
+            with translating():
+                ensure_partitions(self._engine, schema=self._schema, months=batch.months)
+
+        try:
+            await asyncio.wait_for(
+                asyncio.get_running_loop().run_in_executor(None, ensure), self._timeout
+            )
+        except TimeoutError:
+            raise DatabaseUnavailable(
+                f"the database did not make a new month's partitions within {self._timeout:g} s"
+            ) from None
+
+    async def _land_once(self, slot: int, batch: RecordBatch) -> Counts:
         conn = self._open[slot]
         try:
             if conn is None:
@@ -368,6 +408,7 @@ class GroupCommitLander:
                     self._engine, schema=self._schema, timeout=self._timeout, prepare=self._prepare
                 )
                 self._open[slot] = conn
+            await self._partitions(batch)
             row = await asyncio.wait_for(
                 conn.execute(self._execute, batch.params(load_id=self._load_id)), self._timeout
             )

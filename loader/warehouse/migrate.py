@@ -13,6 +13,7 @@ imports and reading the revision files.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,8 +49,15 @@ def migrations_dir() -> Path:
     return Path(__file__).resolve().parent.parent.parent / "migrations"
 
 
-def alembic_config(*, schema: str, connection: Connection | None = None) -> Config:
-    """An alembic :class:`Config` for ``schema``, optionally bound to an open connection."""
+Progress = Callable[[str], None]
+"""Where a revision that moves rows reports each batch (default: a line on stderr)."""
+
+
+def alembic_config(
+    *, schema: str, connection: Connection | None = None, progress: Progress | None = None
+) -> Config:
+    """An alembic :class:`Config` for ``schema``, optionally bound to an open connection,
+    with ``progress`` for the revisions that report it."""
     from alembic.config import Config
 
     cfg = Config()
@@ -57,11 +65,17 @@ def alembic_config(*, schema: str, connection: Connection | None = None) -> Conf
     cfg.attributes["schema"] = schema
     if connection is not None:
         cfg.attributes["connection"] = connection
+    if progress is not None:
+        cfg.attributes["progress"] = progress
     return cfg
 
 
-def upgrade(engine: Engine, *, schema: str, revision: str = "head") -> str:
+def upgrade(
+    engine: Engine, *, schema: str, revision: str = "head", progress: Progress | None = None
+) -> str:
     """Bring ``schema`` to ``revision`` (default: the newest); return the revision it is at.
+
+    A revision that moves rows (0008) reports its batches to ``progress``.
 
     Raises:
         ConfigError: ``schema`` was never migrated but holds tables with the names of ours
@@ -75,7 +89,8 @@ def upgrade(engine: Engine, *, schema: str, revision: str = "head") -> str:
     from alembic import command
 
     with translating(), engine.begin() as conn:
-        command.upgrade(alembic_config(schema=schema, connection=conn), revision)
+        cfg = alembic_config(schema=schema, connection=conn, progress=progress)
+        command.upgrade(cfg, revision)
     return head_revision() if revision == "head" else revision
 
 
@@ -126,12 +141,15 @@ def refuse_foreign_tables(engine: Engine, *, schema: str) -> None:
     )
 
 
-def downgrade(engine: Engine, *, schema: str, revision: str = "base") -> None:
+def downgrade(
+    engine: Engine, *, schema: str, revision: str = "base", progress: Progress | None = None
+) -> None:
     """Take ``schema`` back to ``revision`` (default: nothing)."""
     from alembic import command
 
     with translating(), engine.begin() as conn:
-        command.downgrade(alembic_config(schema=schema, connection=conn), revision)
+        cfg = alembic_config(schema=schema, connection=conn, progress=progress)
+        command.downgrade(cfg, revision)
 
 
 def current_revision(engine: Engine, *, schema: str) -> str | None:

@@ -4,6 +4,10 @@ Migrations create these tables with their own, frozen copies of the columns (old
 revisions must stay reproducible); ``alembic check`` in the test suite proves the head
 revision and this module agree.  The schema name is a setting, so metadata is built per
 schema by :func:`build_metadata`.
+
+The event tables (``_raw_events``, ``tracks``, every collection table) are the partitioned
+parents; their monthly partitions are made as data arrives (:mod:`loader.warehouse.partitions`)
+and are not described here (``migrations/env.py`` leaves them out of ``alembic check``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     Numeric,
+    PrimaryKeyConstraint,
     Table,
     Text,
     UniqueConstraint,
@@ -37,6 +42,14 @@ from ..domain.registry import COLLECTIONS, COMMON_DESCRIPTIONS, TRACKS_DESCRIPTI
 
 KEY = Text(collation="C")
 """Event ids are ASCII: bytewise comparison keeps the unique indexes cheap on any database locale."""
+
+RAW_EVENTS_DESCRIPTION = (
+    "Every accepted Drip webhook body, once per event id, as received. Partitioned by month "
+    "of occurred_at (UTC) and keyed by (occurred_at, _event_key); _event_key, the event id "
+    "(tracks.id), hashes occurred_at with the event's other key fields, so one key has one "
+    "occurred_at and no event is stored twice, in any partition."
+)
+"""The comment of ``_raw_events`` (with the uniqueness it guarantees)."""
 
 COLLECTION_PROPERTIES: dict[str, tuple[str, ...]] = {c.name: c.columns for c in COLLECTIONS}
 """Property columns each collection adds to the common ones (spec §2, §9; from the registry)."""
@@ -71,11 +84,13 @@ def _common(name: str, kind: Any = Text, **kwargs: Any) -> Column[object]:
 def _event_table(
     metadata: MetaData, name: str, properties: tuple[Property, ...], *, comment: str
 ) -> Table:
+    """A collection table or ``tracks``: partitioned by month of ``timestamp``, keyed by
+    ``(timestamp, id)`` (see :mod:`loader.warehouse.partitions`)."""
     timestamp = DateTime(timezone=True)
     return Table(
         name,
         metadata,
-        _common("id", KEY, primary_key=True),
+        _common("id", KEY, nullable=False),
         _common("anonymous_id"),
         _common("user_id"),
         _common("event", nullable=False),
@@ -87,10 +102,12 @@ def _event_table(
         _common("uuid_ts", timestamp, nullable=False, server_default=func.now()),
         *(_common(c) for c in CONTEXT_COLUMNS),
         *(_property(p) for p in properties),
+        # time-led: every insert lands at the recent edge; it serves time ranges too
+        PrimaryKeyConstraint("timestamp", "id", name=f"{name}_pkey"),
         # BRIN: appended in time order; a B-tree cost four insertions per email event
         Index(f"ix_{name}_received_at", "received_at", postgresql_using="brin"),
-        Index(f"ix_{name}_timestamp", "timestamp", postgresql_using="brin"),
         comment=comment,
+        postgresql_partition_by='RANGE ("timestamp")',
     )
 
 
@@ -195,7 +212,7 @@ def build_metadata(schema: str) -> MetaData:
     Table(
         "_raw_events",
         metadata,
-        Column("_event_key", KEY, primary_key=True),
+        Column("_event_key", KEY, nullable=False),
         Column("event", Text, nullable=False),
         _ts("occurred_at", nullable=False),
         _ts("received_at", nullable=False),
@@ -203,12 +220,16 @@ def build_metadata(schema: str) -> MetaData:
         Column("_load_id", Text, nullable=False),
         Column("origin", Text, nullable=False),
         Column("payload", JSONB, nullable=False),
-        comment="Every accepted Drip webhook body, once per event id, as received.",
+        PrimaryKeyConstraint("occurred_at", "_event_key", name="_raw_events_pkey"),
+        comment=RAW_EVENTS_DESCRIPTION,
+        postgresql_partition_by="RANGE (occurred_at)",
     )
     Table(
         "_pending",
         metadata,
         Column("_event_key", KEY, nullable=False),
+        # the landing key's time: the transform finds the event in its month's partition
+        _ts("occurred_at", nullable=False),
         comment="Landed events not yet transformed: a queue, so no landing is ever skipped.",
     )
     Table(
@@ -259,6 +280,8 @@ def build_metadata(schema: str) -> MetaData:
         "_outbox",
         metadata,
         Column("id", Text, primary_key=True),
+        # the event's time: the claim finds its row in its month's partition
+        _ts("timestamp", nullable=False),
         Column("status", Text, nullable=False, server_default="pending"),
         Column("attempts", Integer, nullable=False, server_default="0"),
         Column("last_error", Text),

@@ -8,7 +8,7 @@ order, so a killed run resumes after it), and the rows read and added.  The comm
 hold for imported rows.
 
 Revision ID: 0011
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-05 13:00:00
 """
 
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011"
-down_revision: str | Sequence[str] | None = "0007"
+down_revision: str | Sequence[str] | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -62,11 +62,15 @@ _EVENT_TABLES = (
 # column -> (comment before, comment after)
 _COMMON: dict[str, tuple[str, str]] = {
     "id": (
-        "Event id: drip- and 40 hex characters of a sha256 over the event's key fields "
-        "(Segment's messageId); the same in the collection table and in tracks.",
-        "Event id: drip- and 40 hex characters of a sha256 over the event's key fields "
-        "(Segment's messageId); the same in the collection table and in tracks. Rows copied "
-        "by drip-loader import-segment keep Segment's message id.",
+        "Event id: drip- and 40 hex characters of a sha256 over the event's key fields, "
+        "its timestamp among them (Segment's messageId); the same in the collection table and in "
+        "tracks. Unique: the key is (timestamp, id) and the id hashes the timestamp, so an id is "
+        "stored once (an id not computed by drip-loader is unique together with its timestamp).",
+        "Event id: drip- and 40 hex characters of a sha256 over the event's key fields, "
+        "its timestamp among them (Segment's messageId); the same in the collection table and in "
+        "tracks. Unique: the key is (timestamp, id) and the id hashes the timestamp, so an id is "
+        "stored once (an id not computed by drip-loader is unique together with its timestamp). "
+        "Rows copied by drip-loader import-segment keep Segment's message id.",
     ),
     "received_at": (
         "When the loader first received the event (webhook arrival or file landing); "

@@ -9,5 +9,5 @@ WITH src AS (
     FROM _raw_events r
     WHERE r.event = ANY (CAST(:drip_events AS text[]))
       AND NOT EXISTS (SELECT FROM _pending q WHERE q._event_key = r._event_key)
-      AND NOT EXISTS (SELECT FROM tracks t WHERE t.id = r._event_key)
+      AND NOT EXISTS (SELECT FROM tracks t WHERE t."timestamp" = r.occurred_at AND t.id = r._event_key)
 ),

@@ -14,7 +14,7 @@
 -- it is only visible once they are (during a rebuild an event without rows is claimed,
 -- not returned, and stays pending).
 WITH claimed AS MATERIALIZED (
-    SELECT id, queued_at
+    SELECT id, queued_at, "timestamp"
     FROM _outbox
     WHERE status = 'pending'
       AND (queued_at, id) > (CAST(:after_queued_at AS timestamptz), CAST(:after_id AS text))

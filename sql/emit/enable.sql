@@ -9,7 +9,7 @@ WITH enabled AS (
     ON CONFLICT DO NOTHING
     RETURNING 1
 )
-INSERT INTO _outbox (id)
-SELECT id FROM tracks
+INSERT INTO _outbox (id, "timestamp")
+SELECT id, "timestamp" FROM tracks
 WHERE EXISTS (SELECT FROM enabled) AND id LIKE 'drip-%'
 ON CONFLICT (id) DO NOTHING

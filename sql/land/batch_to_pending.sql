@@ -13,14 +13,15 @@ WITH incoming AS (
     INSERT INTO _raw_events (_event_key, event, occurred_at, received_at, is_email, _load_id, origin, payload)
     SELECT _event_key, event, occurred_at, now(), is_email, :load_id, origin, payload
     FROM incoming
-    -- One lock order for every lander, so overlapping landings cannot deadlock; among
-    -- copies of one event the first in the batch wins.
-    ORDER BY _event_key, n
-    ON CONFLICT (_event_key) DO NOTHING
-    RETURNING _event_key
+    -- One lock order for every lander (the key's), so overlapping landings cannot
+    -- deadlock; among copies of one event the first in the batch wins.  The key is unique
+    -- exactly when the event id is: the id hashes occurred_at (spec §4).
+    ORDER BY occurred_at, _event_key, n
+    ON CONFLICT (occurred_at, _event_key) DO NOTHING
+    RETURNING _event_key, occurred_at
 ), queued AS (
-    INSERT INTO _pending (_event_key)
-    SELECT _event_key FROM landed
+    INSERT INTO _pending (_event_key, occurred_at)
+    SELECT _event_key, occurred_at FROM landed
 ), rejected AS (
     INSERT INTO _rejects (_load_id, reason, origin, raw_text, raw_bytes, raw_size, raw_sha256)
     SELECT :load_id, r.*

@@ -8,9 +8,11 @@ WITH src AS (
     SELECT _event_key, event, occurred_at, now(),
            is_email, :load_id, origin, payload
     FROM _stage
-    -- One lock order for every lander, so overlapping loads cannot deadlock; among copies
-    -- of one event the earliest in the input wins.
-    ORDER BY _event_key, seq
-    ON CONFLICT (_event_key) DO NOTHING
+    -- One lock order for every lander (the key's), so overlapping loads cannot deadlock;
+    -- among copies of one event the earliest in the input wins.  The key leads with the
+    -- event's time (its month's partition, then its place in that index), and the time is
+    -- part of the event id: so the key is unique exactly when the event id is.
+    ORDER BY occurred_at, _event_key, seq
+    ON CONFLICT (occurred_at, _event_key) DO NOTHING
     RETURNING _event_key, event, occurred_at, received_at, payload
 ),

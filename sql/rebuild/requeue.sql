@@ -1,3 +1,3 @@
 -- name: requeue_all
 -- Queue every landed event for the transform.
-INSERT INTO _pending (_event_key) SELECT _event_key FROM _raw_events
+INSERT INTO _pending (_event_key, occurred_at) SELECT _event_key, occurred_at FROM _raw_events

@@ -5,4 +5,9 @@
 SELECT count(*) AS pending,
        coalesce(extract(epoch FROM now() - min(r.received_at)), 0) AS lag_seconds
 FROM _pending p
-JOIN _raw_events r ON r._event_key = p._event_key
+-- one probe per queued event, in its month's partition (never hashed over every month)
+CROSS JOIN LATERAL (
+    SELECT r.received_at FROM _raw_events r
+    WHERE r.occurred_at = p.occurred_at AND r._event_key = p._event_key
+    LIMIT 1
+) AS r

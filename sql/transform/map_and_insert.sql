@@ -41,8 +41,8 @@ event_map (drip_event, slug, event_text) AS (
     -- on (the first emit turns it on and queues the history: loader.emit.enable_forwarding).
     -- Until then an outbox nobody reads would grow by a row per event and cost every load.
     -- DO NOTHING: a rebuild maps events again, and what Segment already accepted stays sent.
-    INSERT INTO _outbox (id)
-    SELECT id FROM mapped
+    INSERT INTO _outbox (id, "timestamp")
+    SELECT id, occurred_at FROM mapped
     WHERE EXISTS (SELECT FROM _forwarding)
     ON CONFLICT (id) DO NOTHING
     RETURNING 1

@@ -42,9 +42,15 @@ WITH taken AS (
            _to_timestamptz(sub ->> 'created_at'),
            first_seen_at, occurred_at
     FROM (
-        -- only each subscriber's latest event is read back for its snapshot
+        -- only each subscriber's latest event is read back for its snapshot: one probe
+        -- of its month's partition (LATERAL with LIMIT: never hashed over every month)
         SELECT l.id, l.occurred_at, l.first_seen_at, r.payload -> 'data' -> 'subscriber' AS sub
-        FROM latest l JOIN _raw_events r ON r._event_key = l._event_key
+        FROM latest l
+        CROSS JOIN LATERAL (
+            SELECT r.payload FROM _raw_events r
+            WHERE r.occurred_at = l.occurred_at AND r._event_key = l._event_key
+            LIMIT 1
+        ) AS r
     ) newest
     ORDER BY id
     ON CONFLICT (id) DO UPDATE SET

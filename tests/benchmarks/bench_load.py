@@ -1,7 +1,8 @@
 """Benchmark ``drip-loader load`` against the floor of its design: a plain COPY of the same lines.
 
 Run:  .venv/bin/python -m tests.benchmarks.bench_load [--events 200000] [--rss-events 100000 1000000]
-                                                      [--preload 2000000] [--fast-server]
+                                                      [--preload 2000000 [--new-events 100000]
+                                                      [--backfill-events 100000]] [--fast-server]
 
 It generates the events with ``drip-loader sample``, then in one run on one server:
   0. ``drip-loader load FILE`` into an empty database: the first load on a new server, which
@@ -13,10 +14,17 @@ It generates the events with ``drip-loader sample``, then in one run on one serv
 and prints events/s for each, the ratio load/floor and the peak RSS of the ``load`` process,
 then the peak RSS of ``load`` for each size in ``--rss-events``.
 
-With ``--preload N`` it then loads N other events (another seed: no key in common) into a
-second warehouse, vacuums it as autovacuum would have by then, and times the same load
-into it: the ratio empty/preloaded says whether a load's cost grows with the warehouse.
-Both timed loads start right after a CHECKPOINT (the first change to a page after one
+With ``--preload N`` it then builds a warehouse of a year: N other events (other seeds: no
+key in common) spread over the 365 days before the latest month's last days, loaded in time
+order as webhooks arrive, then vacuumed as autovacuum would have by then.  It prints the
+storage per event all-in (every table, partition, index and TOAST), then times, into that
+warehouse and into an empty one (schema at head):
+  * ``--new-events`` events of the latest month, after the preloaded ones (what every day
+    brings): speed preloaded/empty (target >= 0.9) and WAL per event preloaded/empty
+    (target <= 1.2) say whether a load's cost grows with the warehouse;
+  * ``--backfill-events`` events spread over an old month that the warehouse already holds
+    (a late file of history): speed preloaded/empty (target >= 0.8).
+Every timed load starts right after a CHECKPOINT (the first change to a page after one
 writes the whole page to WAL, so where a checkpoint falls would otherwise decide the
 figure), and it prints the WAL each wrote (pg_stat_wal: bytes, full-page images).
 
@@ -42,10 +50,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 
+from loader.domain.registry import COLLECTIONS
+from loader.domain.sample import MEAN_GAP, write_sample
 from loader.warehouse.db import make_engine
 from tests.support.postgres import fresh_database, postgres_server
 
@@ -204,24 +215,117 @@ def n_events(path: Path) -> int:
         return sum(1 for _ in handle)
 
 
-def _preloaded(
-    admin_url: str, tmp: str, events: int, seed: int, path: Path, empty_s: float
-) -> None:
-    """Time the load of ``path`` into a warehouse that already holds ``events`` others."""
+LATEST = datetime(2026, 9, 20, tzinfo=UTC)
+"""Where the preloaded year ends and the new events begin: the last days of September 2026."""
+OLD_MONTH = datetime(2026, 1, 1, tzinfo=UTC)
+"""The month the backfill covers, eight months before the latest one."""
+
+
+def _spread_sample(path: Path, events: int, seed: int, *, start: datetime, span: timedelta) -> None:
+    """A sample of ``events`` in time order from ``start``, over about ``span``."""
+    with open(path, "wb") as out:
+        write_sample(out, events=events, seed=seed, start=start, spread=span / (events * MEAN_GAP))
+
+
+def storage_per_event(url: str) -> str:
+    """Bytes per landed event of every table of the schema (heap, indexes and TOAST of each
+    partition), by table, all-in."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            sizes = conn.execute(
+                sa.text(
+                    "SELECT coalesce(p.relname, c.relname), sum(pg_total_relation_size(c.oid)) "
+                    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "LEFT JOIN pg_inherits i ON i.inhrelid = c.oid "
+                    "LEFT JOIN pg_class p ON p.oid = i.inhparent "
+                    "WHERE n.nspname = 'drip' AND c.relkind IN ('r', 'm') GROUP BY 1"
+                )
+            ).all()
+            events = int(
+                conn.execute(sa.text("SELECT count(*) FROM drip._raw_events")).scalar_one()
+            )
+    finally:
+        engine.dispose()
+    by_table = {str(name): int(size) for name, size in sizes}
+    collections = {c.name for c in COLLECTIONS}
+    parts = {
+        "raw": by_table.pop("_raw_events", 0),
+        "tracks": by_table.pop("tracks", 0),
+        "collections": sum(by_table.pop(name) for name in list(by_table) if name in collections),
+        "other": sum(by_table.values()),
+    }
+    per = {name: size / max(events, 1) for name, size in parts.items()}
+    return (
+        f"storage per event, all-in (tables + indexes + TOAST), {events:,} events: "
+        f"{sum(per.values()):,.0f} bytes = "
+        + ", ".join(f"{name} {size:,.0f}" for name, size in per.items())
+    )
+
+
+def _timed_into(url: str, path: Path, name: str) -> tuple[float, int]:
+    """Load ``path`` into ``url`` right after a checkpoint; print its time and WAL; return
+    the seconds and the WAL bytes."""
+    _vacuum(url, analyze=False)
+    before = _wal(url)
+    seconds, _, _ = _timed_load(url, path)
+    after = _wal(url)
+    n = n_events(path)
+    print(f"  {name:9} {seconds:6.2f} s  {n / seconds:>9,.0f} events/s")
+    print(_wal_line(name, before, after, n))
+    return seconds, after[0] - before[0]
+
+
+def _preloaded(admin_url: str, tmp: str, args: argparse.Namespace) -> None:
+    """A year of events, then new events of the latest month and a backfill of an old
+    month: into that warehouse and into an empty one."""
+    events, seed = args.preload, args.seed
+    paths = {"new": Path(tmp) / "new.ndjson", "backfill": Path(tmp) / "backfill.ndjson"}
+    _spread_sample(
+        paths["new"], args.new_events, seed + 2_000, start=LATEST, span=args.new_events * MEAN_GAP
+    )
+    _spread_sample(
+        paths["backfill"],
+        args.backfill_events,
+        seed + 3_000,
+        start=OLD_MONTH,
+        span=timedelta(days=31),
+    )
+    empty: dict[str, str] = {}
+    for name in paths:
+        empty[name] = fresh_database(admin_url, f"bench_empty_{name}")
+        subprocess.run(
+            [str(BIN), "migrate"],
+            env={**os.environ, "DRIP_LOADER_DATABASE_URL": empty[name]},
+            check=True,
+            capture_output=True,
+        )
+
     preload_path = Path(tmp) / "preload.ndjson"
-    _sample(preload_path, events, seed + 1_000)
+    year = timedelta(days=365)
+    _spread_sample(preload_path, events, seed + 1_000, start=LATEST - year, span=year)
     url = fresh_database(admin_url, "bench_preload")
     preload_s, _, _ = _timed_load(url, preload_path)
     preload_path.unlink()
     _vacuum(url)
-    wal = _wal(url)
-    seconds, rss, _ = _timed_load(url, path)
-    print(_wal_line("preloaded", wal, _wal(url), n_events(path)))
     print(
-        f"preload {events:,} events: {preload_s:6.2f} s  {events / preload_s:>9,.0f} events/s; "
-        f"then the same load: {seconds:6.2f} s, peak RSS {rss / 1024:.0f} MB"
+        f"preload {events:,} events over a year ({(LATEST - year):%Y-%m-%d} .. {LATEST:%Y-%m-%d}), "
+        f"in time order: {preload_s:6.2f} s  {events / preload_s:>9,.0f} events/s"
     )
-    print(f"ratio empty/preloaded: {empty_s / seconds:.2f}")
+    print(storage_per_event(url))
+    for name, title in (
+        ("new", f"{args.new_events:,} new events of the latest month (from {LATEST:%Y-%m-%d})"),
+        ("backfill", f"a backfill of {args.backfill_events:,} events over {OLD_MONTH:%Y-%m}"),
+    ):
+        print(f"{title}:")
+        empty_s, empty_wal = _timed_into(empty[name], paths[name], "empty")
+        full_s, full_wal = _timed_into(url, paths[name], "preloaded")
+        target = "target >= 0.9" if name == "new" else "target >= 0.8"
+        line = f"  speed preloaded/empty: {empty_s / full_s:.2f} ({target})"
+        if name == "new":
+            line += f"; WAL per event preloaded/empty: {full_wal / empty_wal:.2f} (target <= 1.2)"
+        print(line)
+    print(storage_per_event(url).replace("storage per event", "after them, storage per event"))
 
 
 def main() -> None:
@@ -232,7 +336,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--rss-events", type=int, nargs="*", default=[100_000, 1_000_000])
     parser.add_argument(
-        "--preload", type=int, default=0, help="also time the load into a warehouse of N events"
+        "--preload",
+        type=int,
+        default=0,
+        help="also time loads into a warehouse of N events spread over a year",
+    )
+    parser.add_argument(
+        "--new-events", type=int, default=100_000, help="new events of the latest month"
+    )
+    parser.add_argument(
+        "--backfill-events", type=int, default=100_000, help="events of an old month's backfill"
     )
     parser.add_argument(
         "--fast-server", action="store_true", help="a local server with the tests' fsync=off"
@@ -311,8 +424,9 @@ def main() -> None:
                 f"  (without the empty load's {start_cpu:.2f} CPU-s of start: "
                 f"{(load_cpu - start_cpu) / floor_pg:.2f})"
             )
+        print(storage_per_event(url))
         if args.preload:
-            _preloaded(admin_url, tmp, args.preload, args.seed, path, load_s)
+            _preloaded(admin_url, tmp, args)
         for events in args.rss_events:
             rss_path = Path(tmp) / f"rss-{events}.ndjson"
             _sample(rss_path, events, args.seed)

@@ -258,7 +258,7 @@ TRICKY = [
 @pytest.mark.parametrize("raw", TRICKY)
 def test_parse_for_copy_agrees_with_parse_record(raw: bytes) -> None:
     record = parse_record(raw)
-    key, event, occurred_at, is_email, payload = parse_for_copy(raw)
+    key, event, occurred_at, is_email, payload, month = parse_for_copy(raw)
     assert (key, event, is_email, payload) == record[:2] + record[3:]
     assert parse_occurred_at(occurred_at) == record.occurred_at
     assert datetime.fromisoformat(copy_timestamp(occurred_at)) == record.occurred_at

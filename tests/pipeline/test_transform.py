@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -13,6 +13,7 @@ from loader import __version__
 from loader.config import Settings
 from loader.domain.events import parse_record
 from loader.pipeline.transform import ADDED_COUNTS, requeue_all, run_transforms
+from loader.warehouse.partitions import ensure_partitions
 from tests.casefiles import case, case_bytes, line
 from tests.support.warehouse import TABLES, load_lines, one, queue_records, rows, snapshot
 
@@ -257,6 +258,7 @@ def test_an_event_whose_landing_commits_late_is_not_skipped(
 
         # The chunk is queued only after the generator is exhausted, so hold it open
         # by landing through a connection whose commit we delay.
+        ensure_partitions(engine, schema="drip", months=[date(2026, 10, 1)])
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT set_config('search_path', 'drip', false)"))
             conn.execute(
@@ -267,7 +269,11 @@ def test_an_event_whose_landing_commits_late_is_not_skipped(
                 {"k": CLICKED_ID, "p": late.decode()},
             )
             conn.execute(
-                sa.text("INSERT INTO _pending (_event_key) VALUES (:k)"), {"k": CLICKED_ID}
+                sa.text(
+                    "INSERT INTO _pending (_event_key, occurred_at) "
+                    "VALUES (:k, '2026-10-06T15:52:58Z')"
+                ),
+                {"k": CLICKED_ID},
             )
             landed.set()
             release.wait(10)

@@ -178,6 +178,10 @@ class TablePlan:
     """The Segment row's id, as text."""
     event_match: str
     """Joins the row to its event type's cutoff (``c.event``, ``c.cutoff``)."""
+    lacks_tracks: str
+    """True for a collection row whose id Segment's tracks lacks (its tracks row is made)."""
+    tracks_join: str
+    """The join to Segment's tracks that :attr:`lacks_tracks` reads (or nothing)."""
 
     @property
     def target(self) -> str:
@@ -199,8 +203,9 @@ def _target_columns(name: str) -> dict[str, bool]:
     }
 
 
-def plan_table(source: SourceTable) -> TablePlan:
-    """The plan for ``source`` (one of :data:`TABLES`).
+def plan_table(source: SourceTable, *, tracks: SourceTable | None = None) -> TablePlan:
+    """The plan for ``source`` (one of :data:`TABLES`); ``tracks``: Segment's tracks table,
+    if the schema has one (a collection row it lacks gets its tracks row made).
 
     Raises:
         ConfigError: the table lacks ``id`` or ``timestamp`` (tracks: ``event``), so it is
@@ -247,6 +252,15 @@ def plan_table(source: SourceTable) -> TablePlan:
         event_text = _literal(BY_NAME[source.name].event_text)
         values["event_text"] = f"coalesce({values['event_text']}, {event_text})"
         event_match = "true"
+    tracks_join = ""
+    if source.name == "tracks":
+        lacks_tracks = "false"
+    elif tracks is None:
+        lacks_tracks = "true"
+    else:
+        # Segment's tracks is keyed by id: at most one row joins
+        tracks_join = f"\n    LEFT JOIN {tracks.qualified} t ON t.id = s.id"
+        lacks_tracks = "t.id IS NULL"
     extra = tuple(c for c in source.columns if c not in ours and c not in NOT_COPIED)
     return TablePlan(
         source=source,
@@ -257,6 +271,8 @@ def plan_table(source: SourceTable) -> TablePlan:
         timestamp=timestamp,
         id=id_,
         event_match=event_match,
+        lacks_tracks=lacks_tracks,
+        tracks_join=tracks_join,
     )
 
 
@@ -274,6 +290,8 @@ def _filters(plan: TablePlan) -> dict[str, str]:
         "timestamp": plan.timestamp,
         "id": plan.id,
         "event_match": plan.event_match,
+        "lacks_tracks": plan.lacks_tracks,
+        "tracks_join": plan.tracks_join,
         "before": before,
         "to_copy": f"{before} AND {after}",
     }
@@ -301,38 +319,32 @@ def survey_statement(plan: TablePlan) -> TextClause:
     return text(_template("survey.sql").substitute(filters, checks=checks, extras=extras))
 
 
-def keys_statement(plan: TablePlan) -> TextClause:
-    """``keys.sql`` for ``plan``: the keys of the rows to copy, numbered."""
-    return text(_template("keys.sql").substitute(_filters(plan)))
+def _bad(plan: TablePlan) -> str:
+    """SQL naming the first of our columns whose Segment value cannot land (else NULL)."""
+    if not plan.checks:
+        return "CAST(NULL AS text)"
+    whens = " ".join(f"WHEN {check} THEN {_literal(c)}" for c, check in plan.checks.items())
+    return f"CASE {whens} END"
+
+
+def stage_statement(plan: TablePlan) -> TextClause:
+    """``stage.sql`` for ``plan``: the rows to copy, converted and numbered."""
+    values = ",\n           ".join(f"{plan.values[c]} AS {quote(c)}" for c in plan.columns)
+    return text(_template("stage.sql").substitute(_filters(plan), values=values, bad=_bad(plan)))
 
 
 def copy_statement(plan: TablePlan) -> TextClause:
     """``copy_batch.sql`` for ``plan``."""
-    columns = ", ".join(quote(c) for c in plan.columns)
-    values = "".join(f",\n           {plan.values[c]} AS {quote(c)}" for c in plan.columns)
-    bad = (
-        "CASE "
-        + " ".join(f"WHEN {check} THEN {_literal(c)}" for c, check in plan.checks.items())
-        + " END"
-        if plan.checks
-        else "CAST(NULL AS text)"
-    )
     if plan.target == "tracks":
-        returning, derive, derived = "1", "", "0"
+        derive, derived = "", "0"
     else:
         common = ", ".join(quote(c) for c in COMMON)
-        returning = common
         derive = Template(part("derive_tracks.sql")).substitute(common=common)
         derived = "(SELECT count(*) FROM derived)"
     return text(
         _template("copy_batch.sql").substitute(
-            source=plan.source.qualified,
-            id=plan.id,
             target=quote(plan.target),
-            columns=columns,
-            values=values,
-            bad=bad,
-            returning=returning,
+            columns=", ".join(quote(c) for c in plan.columns),
             derive=derive,
             derived=derived,
         )

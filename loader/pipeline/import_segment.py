@@ -15,8 +15,9 @@ run are recorded in ``_imports`` and kept by the runs after it.
 How: the source is read, never changed.  One survey per table first (counts, the cutoff,
 and every reason the copy would stop: a row without time, an id in drip-loader's format, a
 value that cannot land), so a bad row stops the run before anything is copied.  Then per
-table the keys of the rows to copy are numbered in ``(timestamp, id)`` order in a temporary
-table (:mod:`loader.pipeline.import_plan`) and copied in batches of ``batch_size``, each in
+table the rows to copy are converted and numbered in ``(timestamp, id)`` order in a
+temporary table, in one sequential read of the source (:mod:`loader.pipeline.import_plan`),
+and copied in batches of ``batch_size``, each in
 its own short transaction with its ledger row: a killed run resumes after the last batch
 it committed, and every insert is ``ON CONFLICT DO NOTHING``, so a second run adds nothing.
 Beside ``serve`` and ``load``: a batch takes only the row locks of the rows it inserts
@@ -55,11 +56,11 @@ from .import_plan import (
     TABLES,
     TablePlan,
     copy_statement,
-    keys_statement,
     part,
     plan_table,
     quote,
     read_source,
+    stage_statement,
     survey_statement,
 )
 
@@ -197,7 +198,7 @@ def import_segment(
         finally:
             conn.rollback()
             if not dry_run:
-                conn.execute(text(read_sql("import_segment/keys_drop.sql")))
+                conn.execute(text(read_sql("import_segment/stage_drop.sql")))
                 conn.execute(text(read_sql("import_segment/unlock.sql")), {"schema": schema})
                 conn.commit()
     report.seconds = round(time.perf_counter() - started, 3)
@@ -216,7 +217,8 @@ def _run(
     progress: Progress,
 ) -> ImportReport:
     found = read_source(conn, schema=source)
-    plans = {name: plan_table(found[name]) for name in TABLES if name in found}
+    tracks = found.get("tracks")
+    plans = {name: plan_table(found[name], tracks=tracks) for name in TABLES if name in found}
     recorded = ledger.read_ledger(conn, schema=schema, source=source)
     cutoffs = resolve_cutoffs(conn, recorded=recorded, until=until)
     keys = _start_keys(recorded, cutoffs)
@@ -449,9 +451,9 @@ def _copy(
     transaction per batch, each moving the table's ledger row with it."""
     progress.start(f"Copying {plan.target}", report.to_copy)
     with conn.begin():
-        conn.execute(text(read_sql("import_segment/keys_drop.sql")))
-        total = conn.execute(keys_statement(plan), _binds(plan, cutoffs, after)).rowcount
-        conn.execute(text(read_sql("import_segment/keys_index.sql")))
+        conn.execute(text(read_sql("import_segment/stage_drop.sql")))
+        total = conn.execute(stage_statement(plan), _binds(plan, cutoffs, after)).rowcount
+        conn.execute(text(read_sql("import_segment/stage_index.sql")))
     statement = copy_statement(plan)
     done = 0
     while done < total:
@@ -478,7 +480,7 @@ def _copy_batch(
     high: int,
     batch_size: int,
 ) -> Row[Any]:
-    """Copy the keys numbered (``done``, ``high``] and move the ledger, in one transaction,
+    """Copy the staged rows numbered (``done``, ``high``] and move the ledger, in one transaction,
     after making sure the months they fall in have their partitions (Segment's history spans
     months and years drip-loader never received an event of)."""
     source = plan.source.schema

@@ -1,3 +1,3 @@
 -- name: key_at
--- The key numbered :n: the last one of a batch, recorded in the ledger.
-SELECT ts, id FROM _import_keys WHERE n = :n
+-- The key of the staged row numbered :n: the last one of a batch, recorded in the ledger.
+SELECT "timestamp" AS ts, id FROM _import_rows WHERE n = :n

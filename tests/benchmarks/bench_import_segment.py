@@ -5,10 +5,14 @@ Run:  .venv/bin/python -m tests.benchmarks.bench_import_segment [--rows 500000] 
 It loads a live sample into a fresh warehouse (so cutoffs exist), writes a Segment-made
 schema of ``--rows`` rows in all (the six email tables and their tracks rows, spread over
 three years out of time order), then imports it with the default batch size and times it.
-The floor is one ``INSERT INTO ... SELECT`` per table of the same rows (before the same
-cutoff) into copies of our tables made with ``LIKE`` (no keys, no partitions, no
-conversions, no ledger): what moving the bytes costs on this server.  It prints rows per
-second of both, their ratio, and the WAL each wrote per row.  Server: Postgres's default
+The monthly partitions of those three years are made first and timed on their own (once
+per warehouse and month, whoever writes first; ``ensure_partitions``).  Two floors, one
+``INSERT INTO ... SELECT`` per table of the same rows (before the same cutoffs): into copies
+of our tables made with ``LIKE`` (no keys, no partitions: what moving the bytes costs on
+this server), and into the tables of a second warehouse schema (keys, partitions, BRIN
+indexes: what the rows cost wherever they go, without the import's conversions, batches,
+ledger and tracks rows made for the collections).  It prints rows per second, the ratios,
+and the WAL per row.  Server: Postgres's default
 durability (fsync on) from Debian's binaries unless ``--fast-server`` (the tests' settings)
 or DRIP_LOADER_TEST_DATABASE_URL.
 """
@@ -28,7 +32,9 @@ from loader.domain.sample import generate_events
 from loader.pipeline.import_plan import TABLES
 from loader.pipeline.import_segment import DEFAULT_BATCH_SIZE, import_segment
 from loader.pipeline.run import run_pipeline
+from loader.warehouse import migrate
 from loader.warehouse.db import make_engine
+from loader.warehouse.partitions import ensure_partitions, month_of
 from tests.support.postgres import fresh_database, postgres_server
 from tests.support.segment_schema import generate_segment_schema
 from tests.support.warehouse import write_ndjson
@@ -68,6 +74,13 @@ def main() -> None:
             conn.execute(sa.text("CHECKPOINT"))
         print(f"server: {how}; Segment schema: {written:,} rows, {per_table:,} per email table")
 
+        months = {month_of(SWITCH - timedelta(days=d)) for d in range(0, 3 * 365 + 31, 28)}
+        started = time.perf_counter()
+        for name in ("drip", "floor_wh"):
+            migrate.upgrade(engine, schema=name)
+            ensure_partitions(engine, schema=name, months=months)
+        partitions = (time.perf_counter() - started) / 2
+
         wal = _wal(engine)
         started = time.perf_counter()
         report = import_segment(
@@ -79,52 +92,63 @@ def main() -> None:
         cutoffs = {t: c.at for t, c in report.cutoffs.items()}
 
         with engine.begin() as conn:
-            conn.execute(sa.text("CHECKPOINT"))
             conn.execute(sa.text("CREATE SCHEMA floor"))
             for table in TABLES:
-                conn.execute(sa.text(f"CREATE TABLE floor.{table} (LIKE drip.{table})"))
-        floor_wal = _wal(engine)
-        started = time.perf_counter()
-        floor_rows = 0
-        with engine.begin() as conn:
-            for table in TABLES:
-                names = list(
-                    conn.execute(
-                        sa.text(
-                            "SELECT column_name FROM information_schema.columns WHERE "
-                            "table_schema = 'website' AND table_name = :t "
-                            "INTERSECT SELECT column_name FROM information_schema.columns "
-                            "WHERE table_schema = 'floor' AND table_name = :t"
-                        ),
-                        {"t": table},
-                    ).scalars()
+                conn.execute(
+                    sa.text(f"CREATE TABLE floor.{table} (LIKE drip.{table} INCLUDING DEFAULTS)")
                 )
-                shared = ", ".join(f'"{c}"' for c in names)
-                cutoff = min(cutoffs.values()) if table == "tracks" else cutoffs[table]
-                floor_rows += conn.execute(
-                    sa.text(
-                        f"INSERT INTO floor.{table} ({shared}) SELECT {shared} "
-                        f'FROM website.{table} WHERE "timestamp" < :cutoff'
-                    ),
-                    {"cutoff": cutoff},
-                ).rowcount
-        floor_seconds = time.perf_counter() - started
-        floor_wal = _wal(engine) - floor_wal
+        floors = {name: _floor(engine, name, cutoffs) for name in ("floor", "floor_wh")}
         engine.dispose()
 
+    print(f"partitions of {len(months)} months in every event table: {partitions:.1f} s")
     print(
         f"import-segment: {read:,} rows in {seconds:.1f} s = {read / seconds:,.0f} rows/s, "
         f"WAL {wal / read:,.0f} bytes/row (batch {args.batch_size:,})"
     )
-    print(
-        f"floor (INSERT ... SELECT into bare copies): {floor_rows:,} rows, "
-        f"{floor_rows / floor_seconds:,.0f} rows/s, WAL {floor_wal / floor_rows:,.0f} bytes/row"
-    )
-    per_row, floor_per_row = seconds / read, floor_seconds / floor_rows
-    print(
-        f"import/floor per row: time {per_row / floor_per_row:.2f}x, "
-        f"WAL {(wal / read) / (floor_wal / floor_rows):.2f}x"
-    )
+    for name, label in (("floor", "bare copies"), ("floor_wh", "a warehouse's tables")):
+        rows, floor_seconds, floor_wal = floors[name]
+        print(
+            f"floor, INSERT ... SELECT into {label}: {rows:,} rows, "
+            f"{rows / floor_seconds:,.0f} rows/s, WAL {floor_wal / rows:,.0f} bytes/row; "
+            f"import/floor per row: time {(seconds / read) / (floor_seconds / rows):.2f}x, "
+            f"WAL {(wal / read) / (floor_wal / rows):.2f}x"
+        )
+
+
+def _floor(engine: sa.Engine, schema: str, cutoffs: dict[str, datetime]) -> tuple[int, float, int]:
+    """Rows, seconds and WAL of copying the rows before the cutoffs into ``schema``'s tables
+    with one INSERT ... SELECT per table (the columns both have, as they are)."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("CHECKPOINT"))
+    wal = _wal(engine)
+    started = time.perf_counter()
+    rows = 0
+    with engine.begin() as conn:
+        for table in TABLES:
+            names = list(
+                conn.execute(
+                    sa.text(
+                        "SELECT column_name FROM information_schema.columns WHERE "
+                        "table_schema = 'website' AND table_name = :t "
+                        "INTERSECT SELECT column_name FROM information_schema.columns "
+                        "WHERE table_schema = :s AND table_name = :t"
+                    ),
+                    {"t": table, "s": schema},
+                ).scalars()
+            )
+            shared = ", ".join(f'"{c}"' for c in sorted(names) if c != "uuid_ts")
+            picked = ", ".join(f's."{c}"' for c in sorted(names) if c != "uuid_ts")
+            events = list(cutoffs) if table == "tracks" else [table]
+            rows += conn.execute(
+                sa.text(
+                    f"INSERT INTO {schema}.{table} ({shared}) SELECT {picked} "
+                    f"FROM website.{table} s JOIN unnest(CAST(:events AS text[]), "
+                    "CAST(:cutoffs AS timestamptz[])) AS c (event, cutoff) "
+                    'ON c.event = s.event AND s."timestamp" < c.cutoff'
+                ),
+                {"events": events, "cutoffs": [cutoffs[e] for e in events]},
+            ).rowcount
+    return rows, time.perf_counter() - started, _wal(engine) - wal
 
 
 if __name__ == "__main__":

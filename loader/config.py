@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ DEFAULT_TRANSFORM_BATCH_SIZE = 100_000
 DEFAULT_WRITERS = 2
 DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
 DEFAULT_SEGMENT_HOST = "https://api.segment.io"
+DEFAULT_OUTBOX_RETENTION = timedelta(days=7)
+DEFAULT_RUNS_RETENTION = timedelta(days=90)
 
 # A plain, lower-case Postgres identifier: never quoted, never needs escaping, so it can
 # be bound into DDL safely.  pg_* is reserved by Postgres itself.
@@ -35,6 +38,40 @@ def validate_schema(name: str) -> str:
             "(start with a letter or _, at most 63 characters, not pg_*)"
         )
     return name
+
+
+_DURATION = re.compile(r"^\s*(\d{1,6})\s*([smhdw])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(value: str, *, what: str) -> timedelta:
+    """``90d``, ``12h``, ``30m``, ``45s`` or ``2w`` as a :class:`timedelta` (``0`` is none).
+
+    Args:
+        value: the text given.
+        what: the option or variable it came from, for the error message.
+
+    Raises:
+        ConfigError: the text is not a whole number followed by one of s, m, h, d, w.
+    """
+    if value.strip() == "0":
+        return timedelta(0)
+    found = _DURATION.match(value.lower())
+    if found is None:
+        raise ConfigError(
+            f"{what} must be a whole number and a unit (s, m, h, d or w), such as 7d or 12h; "
+            f"got {value!r}"
+        )
+    return timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
+
+
+def format_duration(value: timedelta) -> str:
+    """``value`` the way :func:`parse_duration` reads it (the largest whole unit)."""
+    seconds = int(value.total_seconds())
+    for unit, size in (("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s" if seconds else "0"
 
 
 def redact_url(url: str) -> str:
@@ -97,11 +134,22 @@ class Settings:
     segment_host: str = DEFAULT_SEGMENT_HOST
     """Base URL of Segment's HTTP Tracking API (events go to ``{host}/v1/batch``)."""
 
+    outbox_retention: timedelta = DEFAULT_OUTBOX_RETENTION
+    """How long a ``_outbox`` row Segment accepted is kept after it was sent; forwarding
+    (``emit``, ``serve --emit``, ``load --emit``) and ``prune`` delete older ones."""
+
+    runs_retention: timedelta = DEFAULT_RUNS_RETENTION
+    """``prune`` deletes ``_runs`` rows that started longer ago than this (the newest run
+    of each command stays)."""
+
     def __post_init__(self) -> None:
         validate_schema(self.schema)
         for name in ("batch_size", "transform_batch_size", "max_record_bytes", "writers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
+        for name in ("outbox_retention", "runs_retention"):
+            if getattr(self, name) < timedelta(0):
+                raise ConfigError(f"{name} cannot be negative")
         if not self.segment_host.startswith(("http://", "https://")):
             raise ConfigError(
                 f"invalid Segment host {self.segment_host!r}: use a URL such as "
@@ -117,7 +165,9 @@ class Settings:
         """Build settings from ``DRIP_LOADER_*`` variables, then apply non-None ``overrides``.
 
         ``DRIP_LOADER_DATABASE_URL`` wins over ``DATABASE_URL``; the Segment write key
-        comes from ``SEGMENT_WRITE_KEY`` and its host from ``DRIP_LOADER_SEGMENT_HOST``.
+        comes from ``SEGMENT_WRITE_KEY`` and its host from ``DRIP_LOADER_SEGMENT_HOST``;
+        the retention windows from ``DRIP_LOADER_OUTBOX_RETENTION`` and
+        ``DRIP_LOADER_RUNS_RETENTION`` (``7d``, ``90d``: see :func:`parse_duration`).
         """
         env = os.environ if env is None else env
         values: dict[str, Any] = {
@@ -137,6 +187,12 @@ class Settings:
                     values[name] = int(env[var])
                 except ValueError:
                     raise ConfigError(f"{var} must be a whole number, got {env[var]!r}") from None
+        for name, var in (
+            ("outbox_retention", "DRIP_LOADER_OUTBOX_RETENTION"),
+            ("runs_retention", "DRIP_LOADER_RUNS_RETENTION"),
+        ):
+            if env.get(var):
+                values[name] = parse_duration(env[var], what=var)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

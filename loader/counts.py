@@ -42,6 +42,8 @@ class Counts:
     """Failed events put back in the queue by ``emit --retry-failed``."""
     queued: int = 0
     """Events already in the warehouse, queued because this run turned forwarding on."""
+    pruned: int = 0
+    """Sent outbox rows older than the retention window, deleted by this run."""
     requests: int = 0
     """HTTP requests made to Segment, retries included."""
     retries: int = 0

@@ -10,6 +10,7 @@ edge can translate it into one line on stderr and a non-zero exit::
     │   └── DatabaseUnavailable      cannot connect / connection lost (transient: retry later)
     ├── EmbeddedServerError          the embedded PostgreSQL could not be started
     ├── EmitError                    Segment unreachable or refusing (events stay pending)
+    ├── ForwardingOff                forwarding was turned off (emit --off); emit --on turns it on
     ├── ServeError                   the webhook receiver cannot listen (address in use, ...)
     ├── DripApiError                 Drip's REST API refused a request or kept failing
     │   ├── DripNotFound             404: the webhook (or account) is not there
@@ -24,6 +25,8 @@ the write key is scrubbed from anything a Segment endpoint answers.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from .counts import Counts
 
@@ -66,6 +69,19 @@ class EmitError(LoaderError):
     def __init__(self, message: str, *, report: Counts) -> None:
         super().__init__(message)
         self.report = report
+
+
+class ForwardingOff(LoaderError):
+    """Forwarding to Segment was turned off (``emit --off``); a plain ``emit`` does not turn
+    it on again, ``emit --on`` does.  ``off_since`` is when it was turned off."""
+
+    def __init__(self, off_since: datetime) -> None:
+        super().__init__(
+            f"forwarding to Segment is off since {off_since:%Y-%m-%d %H:%M:%S %Z} "
+            "(drip-loader emit --off), so nothing was sent; run `drip-loader emit --on` to turn "
+            "it on again (it sends what stayed queued and every event received since)"
+        )
+        self.off_since = off_since
 
 
 class ServeError(LoaderError):

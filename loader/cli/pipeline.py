@@ -122,20 +122,23 @@ def load(
 
 
 def rebuild(database_url: DatabaseUrl = None, schema: Schema = None) -> None:
-    """Rebuild the collection tables and tracks from the raw landed events (after a mapping fix)."""
+    """Rebuild the collection tables and tracks from the raw landed events (after a mapping
+    fix), month by month; rows whose raw events are archived are kept."""
     from ..pipeline.run import rebuild as rebuild_tables
 
-    def action() -> str:
+    def action() -> list[str]:
         settings = _settings(database_url, schema)
         with _database(settings) as engine:
-            queued, result = rebuild_tables(
-                engine, schema=settings.schema, batch_size=settings.transform_batch_size
+            report = rebuild_tables(
+                engine,
+                schema=settings.schema,
+                batch_size=settings.transform_batch_size,
+                merge_parts=settings.writers,
             )
-            return f"Rebuilt from {queued:,} raw events: " + ", ".join(
-                f"{t} {n:,}" for t, n in sorted(result.rows_added.items())
-            )
+            return report.lines()
 
-    typer.echo(_guard(action))
+    for line in _guard(action):
+        typer.echo(line)
 
 
 def emit(

@@ -80,6 +80,11 @@ def status(
             f"landed {counts.get('landed', 0):,}, rejected {counts.get('rejected', 0):,}"
             + (f"  ({run['error']})" if run["error"] else "")
         )
+    if "storage" in info:  # its own section: loader.warehouse.storage renders it
+        from ..warehouse.storage import storage_lines
+
+        for line in storage_lines(info["storage"]):
+            typer.echo(line)
 
 
 def _drip_sync_line(info: dict[str, Any]) -> str:

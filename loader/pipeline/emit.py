@@ -30,18 +30,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
-from ..config import DEFAULT_SEGMENT_HOST
+from ..config import DEFAULT_OUTBOX_RETENTION, DEFAULT_SEGMENT_HOST
 from ..counts import Counts
-from ..errors import ConfigError, EmitError
+from ..errors import ConfigError, EmitError, ForwardingOff
 from ..warehouse.db import set_search_path, translating
 from ..warehouse.mapping import CLAIM_PROPERTIES, claim_statement, claimable_collections
+from ..warehouse.retention import cutoff, prune_outbox
 from ..warehouse.sqlfiles import read_sql
 from ..warehouse.tables import COLLECTION_PROPERTIES
 from .segment import (
@@ -149,19 +151,132 @@ def _mark_params(outcomes: Outcomes) -> dict[str, Any]:
 _SIZE_REASON = "the Segment message is {size:,} bytes, over Segment's limit of 32 KB per event"
 
 
-def enable_forwarding(conn: Connection) -> int:
-    """Turn forwarding on, once: queue every event already in the warehouse (``tracks``).
+@dataclass(frozen=True)
+class ForwardingState:
+    """Whether forwarding to Segment is on, as ``_forwarding`` records it."""
 
-    Until then the transform writes no ``_outbox`` rows (most warehouses never forward).
-    ``conn`` is in a transaction, with its search path on the warehouse schema.
+    ever_on: bool
+    """Forwarding was turned on once (the first ``emit``), so the transform queues events."""
+    off_since: datetime | None
+    """When ``emit --off`` turned it off (None while it is on or was never on)."""
+    pruned_sent: int
+    """Sent outbox rows retention has deleted so far."""
+
+    @property
+    def on(self) -> bool:
+        return self.ever_on and self.off_since is None
+
+
+def forwarding_state(conn: Connection) -> ForwardingState:
+    """Read ``_forwarding`` (``conn`` has its search path on the warehouse schema)."""
+    row = conn.execute(text(read_sql("emit/forwarding_state.sql"))).first()
+    if row is None:
+        return ForwardingState(ever_on=False, off_since=None, pruned_sent=0)
+    return ForwardingState(ever_on=True, off_since=row.off_since, pruned_sent=int(row.pruned_sent))
+
+
+def enable_forwarding(conn: Connection, *, again: bool = False) -> int:
+    """Turn forwarding on: the first time, queue every event already in the warehouse
+    (``tracks``); after ``emit --off`` (only with ``again``), queue the events received
+    since the off (``sql/emit/reenable.sql`` says why no event goes twice).
+
+    Until the first time the transform writes no ``_outbox`` rows (most warehouses never
+    forward).  ``conn`` is in a transaction, with its search path on the warehouse schema.
 
     Returns:
         The events queued now (0 when forwarding was already on).
+
+    Raises:
+        ForwardingOff: forwarding was turned off and ``again`` is False.
     """
-    if conn.execute(text(read_sql("emit/forwarding_on.sql"))).scalar():
+    state = forwarding_state(conn)
+    if state.on:
         return 0
+    if state.off_since is not None and not again:
+        raise ForwardingOff(state.off_since)
+    # wait for the transforms writing tracks, hold new ones until this commits
     conn.execute(text(read_sql("emit/lock_tracks.sql")))
+    if state.off_since is not None:
+        return int(conn.execute(text(read_sql("emit/reenable.sql"))).scalar_one())
     return int(conn.execute(text(read_sql("emit/enable.sql"))).rowcount)
+
+
+@dataclass(frozen=True)
+class TurnedOff:
+    """What ``emit --off`` did."""
+
+    off_since: datetime | None
+    """Since when forwarding is off; None when it went back to never turned on."""
+    already_off: bool
+    """It was off before this call (nothing changed)."""
+    dropped: int
+    """Queued rows deleted: only when Segment had never confirmed any event."""
+    pending: int
+    """Events still queued (sent by ``emit --on``)."""
+    failed: int
+    """Events marked failed, still kept (``emit --on --retry-failed`` sends them again)."""
+
+    def lines(self) -> list[str]:
+        """What ``emit --off`` prints."""
+        if self.off_since is None and self.already_off:
+            return ["Forwarding to Segment is off: it was never turned on (nothing is queued)."]
+        if self.off_since is None:
+            return [
+                "Forwarding to Segment is off. Segment had not confirmed any event, so the "
+                f"{self.dropped:,} queued event(s) were dropped; the next `drip-loader emit` "
+                "turns forwarding on and queues the whole warehouse again."
+            ]
+        head = (
+            "Forwarding to Segment was already off"
+            if self.already_off
+            else "Forwarding to Segment is off"
+        )
+        return [
+            f"{head} since {self.off_since:%Y-%m-%d %H:%M:%S %Z}: events received from then on "
+            "are not queued, and nothing is sent.",
+            f"  {self.pending:,} event(s) stay queued and {self.failed:,} failed one(s) are kept: "
+            "Segment has not confirmed them.",
+            "  `drip-loader emit --on` turns it on again: it sends those and every event received "
+            "meanwhile, never one Segment already confirmed.",
+        ]
+
+
+def disable_forwarding(engine: Engine, *, schema: str) -> TurnedOff:
+    """Turn forwarding off (``emit --off``): the transform stops queueing events.
+
+    If Segment never confirmed an event (no row sent, none deleted by retention), the
+    warehouse goes back to "never turned on": the queue is dropped, and the next ``emit``
+    queues everything again (the wrong-key case: nothing reached Segment).  Otherwise
+    the pending and failed rows stay (Segment has not confirmed them; dropping them would
+    lose them for good), and ``emit --on`` later sends them with every event received
+    while it was off.
+
+    Raises:
+        DatabaseError: the database failed; nothing changed.
+    """
+    with translating(), engine.connect() as conn:
+        set_search_path(conn, schema)
+        conn.commit()
+        with conn.begin():
+            # wait for mapping transactions and claims in flight (lock order: tracks, _outbox)
+            conn.execute(text(read_sql("emit/lock_tracks.sql")))
+            conn.execute(text(read_sql("emit/lock_outbox.sql")))
+            state = forwarding_state(conn)
+            queued = conn.execute(text(read_sql("emit/queued.sql"))).one()
+            pending, failed = int(queued.pending), int(queued.failed)
+            if not state.ever_on:
+                return TurnedOff(None, already_off=True, dropped=0, pending=0, failed=0)
+            if state.off_since is not None:
+                return TurnedOff(
+                    state.off_since, already_off=True, dropped=0, pending=pending, failed=failed
+                )
+            if not (queued.any_sent or state.pruned_sent):
+                dropped = int(conn.execute(text(read_sql("emit/reset.sql"))).scalar_one())
+                return TurnedOff(None, already_off=False, dropped=dropped, pending=0, failed=0)
+            off_since: datetime = conn.execute(text(read_sql("emit/disable.sql"))).scalar_one()
+            return TurnedOff(
+                off_since, already_off=False, dropped=0, pending=pending, failed=failed
+            )
 
 
 def emit_events(
@@ -175,8 +290,11 @@ def emit_events(
     claim_size: int = DEFAULT_CLAIM_SIZE,
     policy: RetryPolicy | None = None,
     on_batch: Callable[[int], None] | None = None,
+    turn_on: bool = False,
+    outbox_retention: timedelta = DEFAULT_OUTBOX_RETENTION,
 ) -> Counts:
-    """Forward every pending event to Segment; mark what it accepted.
+    """Forward every pending event to Segment; mark what it accepted; then delete the sent
+    rows older than ``outbox_retention`` (in batches: :func:`loader.warehouse.retention.prune_outbox`).
 
     Args:
         engine: the warehouse database.
@@ -188,12 +306,15 @@ def emit_events(
         claim_size: events claimed and committed per transaction.
         policy: retries and timeouts per request (default :class:`RetryPolicy`).
         on_batch: called with the number of events of each request Segment answered.
+        turn_on: turn forwarding on again if ``emit --off`` turned it off.
+        outbox_retention: how long a sent row is kept after Segment accepted it.
 
     Returns:
         The counts of this run.
 
     Raises:
         ConfigError: no write key, a bad host or batch size.
+        ForwardingOff: forwarding was turned off and ``turn_on`` is False; nothing was sent.
         EmitError: Segment stayed unavailable or refused the key; what it accepted before
             is marked sent, the rest stays pending (``report`` has the counts).
         DatabaseError: the database failed; unconfirmed events stay pending.
@@ -229,7 +350,7 @@ def emit_events(
         conn.execute(text("SELECT set_config('TimeZone', 'UTC', false)"))
         conn.commit()
         with conn.begin():
-            report.queued = enable_forwarding(conn)
+            report.queued = enable_forwarding(conn, again=turn_on)
         if retry_failed:
             with conn.begin():
                 report.requeued = conn.execute(text(read_sql("emit/retry_failed.sql"))).rowcount
@@ -267,6 +388,10 @@ def emit_events(
                     report.failed += 1
                 else:
                     report.deferred += 1
+        # after the sending: the events waiting matter more than the rows that are done
+        with conn.begin():
+            before = cutoff(conn, outbox_retention)
+        report.pruned = prune_outbox(conn, before=before)
         report.requests, report.retries = api.requests, api.retries
     report.seconds = round(time.perf_counter() - started, 3)
     if stop is not None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import SourceError
+from ..warehouse.archive import ARCHIVED_REJECTS
 
 OnBytes = Callable[[int], None]
 """Called with the number of (compressed) input bytes read since the last call."""
@@ -63,6 +64,8 @@ def discover_sources(paths: Sequence[str]) -> list[Source]:
                 if p.is_file()
                 and p.name.lower().endswith(_SUFFIXES)
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                # an archive's rejects (records with their reason), not webhook bodies
+                and not ARCHIVED_REJECTS.fullmatch(p.name)
             )
             if not found:
                 raise SourceError(

@@ -74,7 +74,8 @@ _ISO_UTC = '\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\''
 _ISO_LOCAL = "'YYYY-MM-DD\"T\"HH24:MI:SS.US'"
 
 
-def _literal(value: str) -> str:
+def literal(value: str) -> str:
+    """``value`` as a quoted Postgres string literal."""
     assert _LITERAL is not None
     return str(_LITERAL(value))
 
@@ -243,13 +244,13 @@ def plan_table(source: SourceTable, *, tracks: SourceTable | None = None) -> Tab
     if source.name == "tracks":
         event = values["event"]
         names = " ".join(
-            f"WHEN {_literal(n)} THEN {_literal(BY_NAME[n].event_text)}" for n in EMAIL_TABLES
+            f"WHEN {literal(n)} THEN {literal(BY_NAME[n].event_text)}" for n in EMAIL_TABLES
         )
         values["event_text"] = f"coalesce({values['event_text']}, CASE {event} {names} END)"
         event_match = f"c.event = {event}"
     else:
-        values["event"] = f"coalesce({values['event']}, {_literal(source.name)})"
-        event_text = _literal(BY_NAME[source.name].event_text)
+        values["event"] = f"coalesce({values['event']}, {literal(source.name)})"
+        event_text = literal(BY_NAME[source.name].event_text)
         values["event_text"] = f"coalesce({values['event_text']}, {event_text})"
         event_match = "true"
     tracks_join = ""
@@ -323,7 +324,7 @@ def _bad(plan: TablePlan) -> str:
     """SQL naming the first of our columns whose Segment value cannot land (else NULL)."""
     if not plan.checks:
         return "CAST(NULL AS text)"
-    whens = " ".join(f"WHEN {check} THEN {_literal(c)}" for c, check in plan.checks.items())
+    whens = " ".join(f"WHEN {check} THEN {literal(c)}" for c, check in plan.checks.items())
     return f"CASE {whens} END"
 
 

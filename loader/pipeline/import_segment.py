@@ -56,6 +56,7 @@ from .import_plan import (
     TABLES,
     TablePlan,
     copy_statement,
+    literal,
     part,
     plan_table,
     quote,
@@ -311,14 +312,7 @@ def resolve_cutoffs(
                 "the cutoffs of the first run"
             )
         return {name: Cutoff(until, REASON_UNTIL) for name in EMAIL_TABLES}
-    first: dict[str, datetime] = {}
-    for found in conn.execute(
-        text(read_sql("import_segment/first_events.sql")),
-        {"drip_events": [e for n in EMAIL_TABLES for e in BY_NAME[n].drip_events]},
-    ):
-        slug = BY_DRIP_EVENT[str(found.event)].name
-        at: datetime = found.first_at
-        first[slug] = min(at, first.get(slug, at))
+    first = _first_events(conn) if any(n not in recorded for n in EMAIL_TABLES) else {}
     cutoffs: dict[str, Cutoff] = {}
     for name in EMAIL_TABLES:
         row = recorded.get(name)
@@ -336,6 +330,32 @@ def resolve_cutoffs(
                 "docs/switching-from-segment.md), or give --until"
             )
     return cutoffs
+
+
+def _first_events(conn: Connection) -> dict[str, datetime]:
+    """Per email collection, the earliest event time drip-loader itself has: in its rows
+    (drip- ids) or in ``_raw_events``, whichever is earlier."""
+    first: dict[str, datetime] = {}
+    branch = Template(part("first_row.sql"))
+    rows = text(
+        Template(part("first_rows.sql")).substitute(
+            branches="\nUNION ALL\n".join(
+                branch.substitute(table=quote(n), name=literal(n)) for n in EMAIL_TABLES
+            )
+        )
+    )
+    for found in conn.execute(rows):
+        if found.first_at is not None:
+            first[str(found.name)] = found.first_at
+    raw = conn.execute(
+        text(read_sql("import_segment/first_events.sql")),
+        {"drip_events": [e for n in EMAIL_TABLES for e in BY_NAME[n].drip_events]},
+    )
+    for found in raw:
+        slug = BY_DRIP_EVENT[str(found.event)].name
+        at: datetime = found.first_at
+        first[slug] = min(at, first.get(slug, at))
+    return first
 
 
 def _start_keys(

@@ -11,20 +11,25 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
-from ..config import Settings
+from ..config import DEFAULT_OUTBOX_RETENTION, Settings
 from ..counts import Counts
-from ..errors import LoaderError, StepFailed
+from ..errors import ForwardingOff, LoaderError, StepFailed
 from ..progress import QUIET, Progress
 from ..warehouse import migrate
 from ..warehouse.db import open_database
 from ..warehouse.runs import recorded_run
 from .extract import Source, discover_sources, read_records
 from .land import land_records
-from .transform import ADDED_COUNTS, TransformResult, requeue_all, run_transforms
+from .rebuild import RebuildReport, rebuild_tables
+from .transform import ADDED_COUNTS, run_transforms
+
+if TYPE_CHECKING:
+    from .emit import TurnedOff
 
 
 @dataclass(kw_only=True)
@@ -158,22 +163,45 @@ def _forward(
     progress.start("Forwarding to Segment", None)
     from .emit import emit_events  # httpx is loaded only when forwarding is on
 
-    emitted = emit_events(
-        engine,
-        schema=settings.schema,
-        write_key=settings.segment_write_key,
-        host=settings.segment_host,
-        on_batch=progress.advance,
-    )
+    try:
+        emitted = emit_events(
+            engine,
+            schema=settings.schema,
+            write_key=settings.segment_write_key,
+            host=settings.segment_host,
+            on_batch=progress.advance,
+            outbox_retention=settings.outbox_retention,
+        )
+    except ForwardingOff as off:  # the load itself is done: say so, do not fail it
+        announce(f"Not forwarded: {off}.")
+        return
     report.forwarding = True
     report.add(emitted)
 
 
-def rebuild(engine: Engine, *, schema: str, batch_size: int) -> tuple[int, TransformResult]:
-    """Empty the collection tables and ``tracks``, queue every landed event again and
-    transform it all (after a mapping fix); the events queued and what the transform did."""
-    queued = requeue_all(engine, schema=schema)
-    return queued, run_transforms(engine, schema=schema, batch_size=batch_size)
+def rebuild(
+    engine: Engine,
+    *,
+    schema: str,
+    batch_size: int,
+    merge_parts: int = 1,
+    progress: Progress | None = None,
+) -> RebuildReport:
+    """``drip-loader rebuild``: check the schema is at head, then map the raw events again
+    month by month, keeping every row it cannot rebuild (:mod:`loader.pipeline.rebuild`).
+
+    Raises:
+        LoaderError: the schema is behind head, or the database failed (batches committed
+            before stay done: run it again).
+    """
+    migrate.require_head(engine, schema=schema, then="run `drip-loader migrate` first")
+    return rebuild_tables(
+        engine,
+        schema=schema,
+        batch_size=batch_size,
+        merge_parts=merge_parts,
+        progress=progress or QUIET,
+    )
 
 
 def forward(
@@ -184,9 +212,12 @@ def forward(
     host: str,
     retry_failed: bool = False,
     batch_size: int,
+    turn_on: bool = False,
+    outbox_retention: timedelta = DEFAULT_OUTBOX_RETENTION,
 ) -> Counts:
     """``drip-loader emit``: check the schema is at head, then forward every event
-    Segment has not confirmed (:func:`loader.emit.emit_events`).
+    Segment has not confirmed (:func:`loader.emit.emit_events`; ``turn_on``: after
+    ``emit --off``).
 
     Raises:
         LoaderError: the schema is behind head, or as :func:`loader.emit.emit_events`.
@@ -203,4 +234,21 @@ def forward(
         host=host,
         retry_failed=retry_failed,
         batch_size=batch_size,
+        turn_on=turn_on,
+        outbox_retention=outbox_retention,
     )
+
+
+def stop_forwarding(engine: Engine, *, schema: str) -> TurnedOff:
+    """``drip-loader emit --off``: check the schema is at head, then turn forwarding off
+    (:func:`loader.pipeline.emit.disable_forwarding`).
+
+    Raises:
+        LoaderError: the schema is behind head, or the database failed.
+    """
+    from .emit import disable_forwarding
+
+    migrate.require_head(
+        engine, schema=schema, then="run `drip-loader migrate` (or `drip-loader load`) first"
+    )
+    return disable_forwarding(engine, schema=schema)

@@ -24,12 +24,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from ..domain.registry import DEFAULT_ON
-from ..warehouse.db import batch_session, set_search_path, translating
+from ..warehouse.db import batch_session, translating
 from ..warehouse.mapping import (
     enabled_collections,
     map_params,
     mapping_statement,
-    truncate_statement,
 )
 from ..warehouse.sqlfiles import read_sql
 
@@ -67,19 +66,25 @@ def transform_batch(conn: Connection, *, batch_size: int) -> tuple[int, Counter[
 
 
 def merge_subscribers(
-    conn: Connection, *, limit: int = MERGE_BATCH, part: int = 0, parts: int = 1
+    conn: Connection,
+    *,
+    limit: int = MERGE_BATCH,
+    part: int = 0,
+    parts: int = 1,
+    refresh: bool = False,
 ) -> tuple[int, int]:
     """Merge up to ``limit`` queued snapshots into ``subscribers`` (the caller owns the transaction).
 
     With ``parts`` > 1, only the snapshots of subscribers in part ``part`` (of ``parts``,
-    split by id): merges of different parts can run at once without meeting.
+    split by id): merges of different parts can run at once without meeting.  With
+    ``refresh`` (a rebuild), a snapshot as new as the row's is written again (a mapping fix).
 
     Returns:
         The snapshots taken from the queue and the subscribers inserted (not updated).
     """
     row = conn.execute(
         text(read_sql("transform/merge_subscribers.sql")),
-        {"limit": limit, "part": part, "parts": parts},
+        {"limit": limit, "part": part, "parts": parts, "refresh": refresh},
     ).one()
     return int(row.taken), int(row.inserted)
 
@@ -90,19 +95,21 @@ def merge_all_subscribers(
     on_batch: Callable[[int], None] | None = None,
     part: int = 0,
     parts: int = 1,
+    refresh: bool = False,
 ) -> int:
     """Merge every queued snapshot (of part ``part``, see :func:`merge_subscribers`), a
     transaction per :data:`MERGE_BATCH`; return the subscribers inserted.
 
     ``conn`` has no transaction open.  Concurrent runs share the queue (SKIP LOCKED).
     ``on_batch`` is called with 0 before the first batch, then with each batch's size.
+    ``refresh``: see :func:`merge_subscribers`.
     """
     inserted = 0
     if on_batch is not None:
         on_batch(0)
     while True:
         with conn.begin():
-            taken, added = merge_subscribers(conn, part=part, parts=parts)
+            taken, added = merge_subscribers(conn, part=part, parts=parts, refresh=refresh)
         inserted += added
         if on_batch is not None:
             on_batch(taken)
@@ -117,6 +124,7 @@ def merge_in_parallel(
     schema: str,
     parts: int,
     on_batch: Callable[[int], None] | None = None,
+    refresh: bool = False,
 ) -> int:
     """:func:`merge_all_subscribers` split in ``parts``, each on its own connection (``conn``
     takes part 0); return the subscribers inserted.
@@ -126,7 +134,7 @@ def merge_in_parallel(
     of 200k events on two cores).
     """
     if parts <= 1:
-        return merge_all_subscribers(conn, on_batch=on_batch)
+        return merge_all_subscribers(conn, on_batch=on_batch, refresh=refresh)
     lock = threading.Lock()
 
     def counted(taken: int) -> None:
@@ -138,11 +146,15 @@ def merge_in_parallel(
         with engine.connect() as own:  # errors are translated by the caller's translating()
             batch_session(own, schema)
             own.commit()
-            return merge_all_subscribers(own, on_batch=counted, part=part, parts=parts)
+            return merge_all_subscribers(
+                own, on_batch=counted, part=part, parts=parts, refresh=refresh
+            )
 
     with ThreadPoolExecutor(parts - 1, thread_name_prefix="drip-merge") as pool:
         others = [pool.submit(merge_part, part) for part in range(1, parts)]
-        inserted = merge_all_subscribers(conn, on_batch=counted, part=0, parts=parts)
+        inserted = merge_all_subscribers(
+            conn, on_batch=counted, part=0, parts=parts, refresh=refresh
+        )
         # every part finishes (or fails) before this returns; the first failure is raised
         return inserted + sum(other.result() for other in others)
 
@@ -185,17 +197,3 @@ def run_transforms(
             result.rows_added.update(added)
             if on_batch is not None:
                 on_batch(claimed)
-
-
-def requeue_all(engine: Engine, *, schema: str) -> int:
-    """Empty every collection table and ``tracks`` and queue every landed event again.
-
-    For a mapping fix: the next transform rebuilds the tables from ``_raw_events``, with
-    the collections that are on then.  Tables of collections that are off are emptied too
-    (every collection row keeps its ``tracks`` row); turning one on again backfills it.
-    Returns the number of events queued.
-    """
-    with translating(), engine.begin() as conn:
-        set_search_path(conn, schema)
-        conn.execute(truncate_statement())
-        return int(conn.execute(text(read_sql("rebuild/requeue.sql"))).rowcount)

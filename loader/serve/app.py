@@ -121,6 +121,7 @@ class Receiver:
                 schema=settings.schema,
                 write_key=settings.segment_write_key,
                 host=settings.segment_host,
+                outbox_retention=settings.outbox_retention,
                 ready=self.prepare,
             )
             self.emitter = Worker(self.emit, interval=options.emit_interval)

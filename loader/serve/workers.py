@@ -18,12 +18,14 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Protocol
 
 from sqlalchemy.engine import Connection, Engine
 
+from ..config import DEFAULT_OUTBOX_RETENTION
 from ..counts import Counts
-from ..errors import EmitError, LoaderError
+from ..errors import EmitError, ForwardingOff, LoaderError
 from ..pipeline.transform import merge_all_subscribers, transform_batch
 from ..warehouse.db import batch_session, translating
 
@@ -243,6 +245,7 @@ class EmitJob(_Counting):
         schema: str,
         write_key: str,
         host: str,
+        outbox_retention: timedelta = DEFAULT_OUTBOX_RETENTION,
         ready: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__()
@@ -250,7 +253,9 @@ class EmitJob(_Counting):
         self._schema = schema
         self._write_key = write_key
         self._host = host
+        self._outbox_retention = outbox_retention
         self._ready = ready
+        self._off_logged = False
 
     def step(self) -> bool:
         from ..pipeline.emit import emit_events  # httpx is loaded only when forwarding is on
@@ -258,11 +263,22 @@ class EmitJob(_Counting):
         self._ready()
         try:
             report = emit_events(
-                self._engine, schema=self._schema, write_key=self._write_key, host=self._host
+                self._engine,
+                schema=self._schema,
+                write_key=self._write_key,
+                host=self._host,
+                outbox_retention=self._outbox_retention,
             )
         except EmitError as exc:
             self._count(exc.report)
             raise
+        except ForwardingOff as off:
+            # turned off on purpose (emit --off): idle, not failing; said once
+            if not self._off_logged:
+                log.warning("not forwarding: %s", off)
+                self._off_logged = True
+            return False
+        self._off_logged = False
         self._count(report)
         return False
 

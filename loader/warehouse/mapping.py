@@ -3,8 +3,8 @@
 Every statement that names the collection tables is a template under ``sql/`` filled in
 here, per set of collections: the mapping tail (``transform/map_and_insert.sql``, one
 ``transform/insert_collection.sql`` per collection that is on), the outbox claim
-(``emit/claim.sql``, one ``emit/claim_collection.sql`` per collection), rebuild's
-``TRUNCATE`` and the backfill of a collection just turned on.  Identifiers are quoted and
+(``emit/claim.sql``, one ``emit/claim_collection.sql`` per collection) and the backfill
+of a collection just turned on.  Identifiers are quoted and
 values rendered as literals by the Postgres dialect (registry names are validated
 constants, never input).  Statements are cached per set of collections: a load builds its
 statement once.
@@ -167,6 +167,7 @@ def map_params(names: Names) -> dict[str, Any]:
         "slugs": [c.name for _, c in pairs],
         "names": [c.event_text for _, c in pairs],
         "library_version": __version__,
+        "queue_outbox": True,  # a rebuild says False (transform/map_and_insert.sql)
     }
 
 
@@ -214,14 +215,4 @@ def claim_statement(names: Names) -> TextClause:
     ]
     return text(
         Template(read_sql("emit/claim.sql")).substitute(branches="\nUNION ALL\n".join(branches))
-    )
-
-
-@cache
-def truncate_statement() -> TextClause:
-    """Rebuild's ``TRUNCATE`` of every collection table (on or off), tracks and the queues."""
-    return text(
-        Template(read_sql("rebuild/truncate.sql")).substitute(
-            collections=", ".join(_QUOTE(n) for n in ALL)
-        )
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.engine import Connection, Engine
 
 from ..domain.drip_resources import RESOURCES, SYNC_COMMAND
@@ -15,6 +15,7 @@ from . import migrate
 from .db import translating
 from .mapping import in_order
 from .runs import is_alive
+from .storage import storage_summary
 from .tables import build_metadata
 
 
@@ -70,7 +71,8 @@ def warehouse_status(engine: Engine, *, schema: str, runs: int = 5) -> dict[str,
                 "pending": by_status.get("pending", 0),
                 "failed": by_status.get("failed", 0),
                 # below revision 0004 every transform queued events: forwarding was always on
-                "on": not exists("_forwarding") or count("_forwarding") > 0,
+                "on": not exists("_forwarding")
+                or _forwarding_on(conn, tables[f"{schema}._forwarding"]),
             }
         if exists("drip_subscribers"):
             status["drip_sync"] = drip_sync_status(conn, schema=schema)
@@ -90,7 +92,16 @@ def warehouse_status(engine: Engine, *, schema: str, runs: int = 5) -> dict[str,
             }
             for r in recent
         ]
+        has_archives = exists("_archives")
+    if has_archives:  # revision 0009: the storage section (loader.warehouse.storage)
+        status["storage"] = storage_summary(engine, schema=schema).as_dict()
     return status
+
+
+def _forwarding_on(conn: Connection, forwarding: Table) -> bool:
+    """Turned on once and not turned off since (``emit --off`` sets ``off_since``)."""
+    query = select(func.count()).select_from(forwarding).where(forwarding.c.off_since.is_(None))
+    return int(conn.execute(query).scalar_one()) > 0
 
 
 GONE = "not running (process gone)"

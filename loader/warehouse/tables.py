@@ -19,6 +19,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     Identity,
     Index,
@@ -245,8 +246,11 @@ def build_metadata(schema: str) -> MetaData:
         metadata,
         Column("singleton", Boolean, primary_key=True, server_default=true()),
         _ts("enabled_at", nullable=False, server_default=func.now()),
+        _ts("off_since"),
+        Column("pruned_sent", BigInteger, nullable=False, server_default="0"),
         CheckConstraint("singleton", name="ck__forwarding_singleton"),
-        comment="One row once forwarding to Segment is on: from then on every event is queued in _outbox.",
+        comment="One row once forwarding to Segment was first turned on; off_since is set while it "
+        "is turned off (drip-loader emit --off).",
     )
     Table(
         "_rejects",
@@ -290,7 +294,25 @@ def build_metadata(schema: str) -> MetaData:
         _ts("sent_at"),
         CheckConstraint("status IN ('pending', 'sent', 'failed')", name="ck__outbox_status"),
         Index("ix__outbox_pending", "queued_at", "id", postgresql_where=text("status = 'pending'")),
+        Index("ix__outbox_sent", "sent_at", postgresql_where=text("status = 'sent'")),
         comment="Forwarding to Segment: one row per email event; sent once Segment accepted it.",
+    )
+    Table(
+        "_archives",
+        metadata,
+        Column("month", Date, primary_key=True),
+        Column("part", Integer, primary_key=True),
+        Column("raw_file", Text),
+        Column("raw_events", BigInteger, nullable=False, server_default="0"),
+        Column("raw_sha256", Text),
+        Column("rejects_file", Text),
+        Column("rejects", BigInteger, nullable=False, server_default="0"),
+        Column("rejects_sha256", Text),
+        _ts("started_at", nullable=False, server_default=func.now()),
+        # NULL while the run that writes the files has not dropped the rows yet
+        _ts("archived_at"),
+        comment="Raw months moved out to gzip NDJSON files by drip-loader archive "
+        "(checked before their rows were dropped; archived_at NULL: not finished yet).",
     )
     Table(
         "_imports",

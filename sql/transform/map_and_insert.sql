@@ -6,8 +6,12 @@
 -- event reaches here exactly once (the head either just landed it, or claimed it from the
 -- queue it was put on when it landed, or is the backfill of a collection just turned on),
 -- so plain INSERTs: a duplicate id would mean the warehouse was edited by hand, and
--- failing loudly beats skipping silently.  One statement, so the counts of every table
--- come back together.  The event map of the collections that are on is bound as arrays.
+-- failing loudly beats skipping silently.  The one exception: an event new to
+-- _raw_events that has its rows already, because its raw was archived and is loaded back
+-- (drip-loader archive), or its rows came without raw; it is skipped (`fields`), and its
+-- rows stay as they are (nor is it queued for Segment again).  One statement, so the
+-- counts of every table come back together.  The event map of the collections that are
+-- on is bound as arrays.
 event_map (drip_event, slug, event_text) AS (
     SELECT * FROM unnest(CAST(:drip_events AS text[]), CAST(:slugs AS text[]), CAST(:names AS text[]))
 ), fields AS (
@@ -19,6 +23,14 @@ event_map (drip_event, slug, event_text) AS (
            nullif(s.payload -> 'data' -> 'subscriber' ->> 'email', '') AS email
     FROM src s
     JOIN event_map m ON m.drip_event = s.event
+    -- one probe of tracks' key (timestamp, id) per event, in its month's partition only
+    -- (a LATERAL with LIMIT is never made a join the planner could hash over every month)
+    LEFT JOIN LATERAL (
+        SELECT true AS mapped FROM tracks t
+        WHERE t."timestamp" = s.occurred_at AND t.id = s._event_key
+        LIMIT 1
+    ) AS known ON true
+    WHERE known.mapped IS NULL
 ), mapped AS MATERIALIZED (
     SELECT id, occurred_at, received_at, slug AS event, event_text, user_id, email, account_id,
            CASE WHEN user_id IS NULL THEN coalesce(email, 'drip:' || (sub ->> 'id')) END AS anonymous_id,
@@ -40,10 +52,15 @@ event_map (drip_event, slug, event_text) AS (
     -- Queue every event for forwarding to Segment (loader.emit), once forwarding is
     -- on (the first emit turns it on and queues the history: loader.emit.enable_forwarding).
     -- Until then an outbox nobody reads would grow by a row per event and cost every load.
-    -- DO NOTHING: a rebuild maps events again, and what Segment already accepted stays sent.
+    -- While it is off (emit --off) events received before the off are still queued, those
+    -- received since are not: emit --on queues them by that one boundary (emit/reenable.sql).
+    -- DO NOTHING: what Segment already accepted stays sent.
+    -- :queue_outbox is false for a rebuild: it maps again events that were queued (or not,
+    -- forwarding being off then) when first mapped, and Segment's confirmation of those may
+    -- be gone from _outbox (retention): queueing them again would send them twice.
     INSERT INTO _outbox (id, "timestamp")
-    SELECT id, occurred_at FROM mapped
-    WHERE EXISTS (SELECT FROM _forwarding)
+    SELECT m.id, m.occurred_at FROM mapped m
+    JOIN _forwarding f ON (f.off_since IS NULL OR m.received_at < f.off_since) AND :queue_outbox
     ON CONFLICT (id) DO NOTHING
     RETURNING 1
 )$queue_subscribers

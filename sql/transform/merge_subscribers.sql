@@ -10,9 +10,11 @@
 -- order and cannot deadlock.  Events whose subscriber has no id (identified by email only)
 -- have no row here.  :parts merges may split the queue by subscriber (this one takes
 -- part :part): they never touch the same subscriber, so they run side by side on as many
--- cores.  A subscriber known only by email from history copied from Segment
--- (import_segment/subscribers.sql: id 'email:' || lower(email)) is replaced by the snapshot
--- that now has its email.
+-- cores.  With :refresh (a rebuild) the snapshot of the same latest event is written again
+-- too, so a mapping fix reaches subscribers whose latest event is still in _raw_events,
+-- while those whose latest event is archived keep their row as it is.  A subscriber known
+-- only by email from history copied from Segment (import_segment/subscribers.sql: id
+-- 'email:' || lower(email)) is replaced by the snapshot that now has its email.
 WITH taken AS (
     DELETE FROM _subscriber_changes
     WHERE ctid = ANY (ARRAY(SELECT ctid FROM _subscriber_changes
@@ -54,19 +56,20 @@ WITH taken AS (
     ) newest
     ORDER BY id
     ON CONFLICT (id) DO UPDATE SET
-        email          = CASE WHEN excluded.last_seen_at > cur.last_seen_at THEN excluded.email ELSE cur.email END,
-        user_id        = CASE WHEN excluded.last_seen_at > cur.last_seen_at THEN excluded.user_id ELSE cur.user_id END,
-        status         = CASE WHEN excluded.last_seen_at > cur.last_seen_at THEN excluded.status ELSE cur.status END,
-        tags           = CASE WHEN excluded.last_seen_at > cur.last_seen_at THEN excluded.tags ELSE cur.tags END,
-        custom_fields  = CASE WHEN excluded.last_seen_at > cur.last_seen_at THEN excluded.custom_fields ELSE cur.custom_fields END,
-        time_zone      = CASE WHEN excluded.last_seen_at > cur.last_seen_at THEN excluded.time_zone ELSE cur.time_zone END,
-        lead_score     = CASE WHEN excluded.last_seen_at > cur.last_seen_at THEN excluded.lead_score ELSE cur.lead_score END,
-        lifetime_value = CASE WHEN excluded.last_seen_at > cur.last_seen_at THEN excluded.lifetime_value ELSE cur.lifetime_value END,
-        created_at     = CASE WHEN excluded.last_seen_at > cur.last_seen_at THEN excluded.created_at ELSE cur.created_at END,
+        email          = CASE WHEN (excluded.last_seen_at, CAST(:refresh AS boolean)) > (cur.last_seen_at, false) THEN excluded.email ELSE cur.email END,
+        user_id        = CASE WHEN (excluded.last_seen_at, CAST(:refresh AS boolean)) > (cur.last_seen_at, false) THEN excluded.user_id ELSE cur.user_id END,
+        status         = CASE WHEN (excluded.last_seen_at, CAST(:refresh AS boolean)) > (cur.last_seen_at, false) THEN excluded.status ELSE cur.status END,
+        tags           = CASE WHEN (excluded.last_seen_at, CAST(:refresh AS boolean)) > (cur.last_seen_at, false) THEN excluded.tags ELSE cur.tags END,
+        custom_fields  = CASE WHEN (excluded.last_seen_at, CAST(:refresh AS boolean)) > (cur.last_seen_at, false) THEN excluded.custom_fields ELSE cur.custom_fields END,
+        time_zone      = CASE WHEN (excluded.last_seen_at, CAST(:refresh AS boolean)) > (cur.last_seen_at, false) THEN excluded.time_zone ELSE cur.time_zone END,
+        lead_score     = CASE WHEN (excluded.last_seen_at, CAST(:refresh AS boolean)) > (cur.last_seen_at, false) THEN excluded.lead_score ELSE cur.lead_score END,
+        lifetime_value = CASE WHEN (excluded.last_seen_at, CAST(:refresh AS boolean)) > (cur.last_seen_at, false) THEN excluded.lifetime_value ELSE cur.lifetime_value END,
+        created_at     = CASE WHEN (excluded.last_seen_at, CAST(:refresh AS boolean)) > (cur.last_seen_at, false) THEN excluded.created_at ELSE cur.created_at END,
         first_seen_at  = least(cur.first_seen_at, excluded.first_seen_at),
         last_seen_at   = greatest(cur.last_seen_at, excluded.last_seen_at)
     -- an event inside the known span changes nothing: no new row version
-    WHERE excluded.last_seen_at > cur.last_seen_at OR excluded.first_seen_at < cur.first_seen_at
+    WHERE (excluded.last_seen_at, CAST(:refresh AS boolean)) > (cur.last_seen_at, false)
+       OR excluded.first_seen_at < cur.first_seen_at
     RETURNING xmax = 0 AS inserted,  -- xmax is 0 on a freshly inserted row, set on an updated one
               email
 ), replaced AS (

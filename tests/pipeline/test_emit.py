@@ -600,13 +600,12 @@ def test_the_outbox_is_backfilled_with_events_landed_before_it_existed(settings,
 
 
 def test_a_rebuild_keeps_what_segment_already_accepted(settings, engine, tmp_path, sink):
-    from loader.pipeline.transform import requeue_all, run_transforms
+    from loader.pipeline.rebuild import rebuild_tables
 
     ids = land_bodies(settings, tmp_path, CLICK, OPEN)
     emit(engine, sink)
 
-    requeue_all(engine, schema="drip")
-    run_transforms(engine, schema="drip", batch_size=1000)
+    rebuild_tables(engine, schema="drip", batch_size=1000)
 
     assert outbox(engine) == dict.fromkeys(ids, ("sent", 1, None))
     assert emit(engine, sink).requests == 0

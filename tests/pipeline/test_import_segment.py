@@ -498,6 +498,19 @@ def test_the_first_emit_does_not_queue_history_from_segment(
     assert outbox[0]["n"] == 0
 
 
+def test_the_cutoff_counts_drip_loader_s_rows_whose_raw_events_are_gone(
+    engine: Engine, live: list[bytes], source: dict[str, list[dict[str, Any]]]
+) -> None:
+    # `archive` moves whole raw months out; their rows stay, and they are drip-loader's
+    with engine.begin() as conn:
+        gone = conn.execute(
+            sa.text("DELETE FROM drip._raw_events WHERE occurred_at < '2026-10-01 06:00Z'")
+        ).rowcount
+    assert gone > 100
+    report = run(engine, dry_run=True)
+    assert {t: c.at for t, c in report.cutoffs.items()} == live_cutoffs(live)
+
+
 def test_with_no_event_of_a_type_yet_its_cutoff_is_the_switch_over(
     settings: Settings, engine: Engine, tmp_path: Path
 ) -> None:

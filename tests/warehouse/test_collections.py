@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
@@ -18,7 +19,8 @@ from loader.domain.events import parse_record
 from loader.domain.sample import write_sample
 from loader.pipeline.emit import emit_events
 from loader.pipeline.extract import RawRecord
-from loader.pipeline.transform import requeue_all, run_transforms
+from loader.pipeline.rebuild import rebuild_tables
+from loader.pipeline.transform import run_transforms
 from loader.warehouse import migrate
 from loader.warehouse.collections import (
     disable_collections,
@@ -358,28 +360,29 @@ def test_opted_in_events_are_forwarded_to_segment_like_email_events(
     }
 
 
-def test_rebuild_maps_what_is_on_and_keeps_every_row_with_its_tracks_row(
+def test_rebuild_maps_what_is_on_and_keeps_the_rows_of_collections_that_are_off(
     settings: Settings, engine: Engine, tmp_path: Path
 ) -> None:
     enable_collections(engine, schema="drip")
     load_lines(settings, tmp_path, all_29())
     disable_collections(engine, schema="drip", names=["subscriber_applied_tag"])
+    with engine.begin() as conn:  # a mapping fix reaches what is on, not what is off
+        for name in ("subscriber_applied_tag", "subscriber_removed_tag"):
+            conn.execute(sa.text(f"UPDATE drip.{name} SET tag = 'old'"))
 
-    requeue_all(engine, schema="drip")
-    run_transforms(engine, schema="drip", batch_size=1000)
+    report = rebuild_tables(engine, schema="drip", batch_size=1000)
 
-    assert count(engine, "subscriber_applied_tag") == 0
-    assert count(engine, "tracks") == 28
+    assert [(m.how, m.kept_off) for m in report.months] == [("by key", 1)]
+    assert rows(engine, "SELECT tag FROM drip.subscriber_applied_tag") == [{"tag": "old"}]
+    assert rows(engine, "SELECT tag FROM drip.subscriber_removed_tag") == [{"tag": "Lead"}]
+    assert count(engine, "tracks") == 29
     orphans = " UNION ALL ".join(
         f"SELECT id FROM drip.{name} x WHERE NOT EXISTS "
         f"(SELECT FROM drip.tracks t WHERE t.id = x.id)"
         for name in ALL
     )
     assert rows(engine, orphans) == []
-    assert enable_collections(engine, schema="drip").rows_added == {
-        "tracks": 1,
-        "subscriber_applied_tag": 1,
-    }
+    assert enable_collections(engine, schema="drip").rows_added == {}
 
 
 def test_the_collections_commands(db_url: str, settings: Settings, tmp_path: Path) -> None:

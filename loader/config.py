@@ -1,4 +1,14 @@
-"""Settings: everything a run needs to know, built explicitly (no module-level instance)."""
+"""Settings: everything a run needs to know, built explicitly (no module-level instance).
+
+One type per scope, each built the same way (``from_env``: the environment, then the
+options given, None meaning "not given"):
+
+* :class:`Settings`: the warehouse, a load's batching, forwarding to Segment (every command);
+* :class:`ServeOptions`: how ``serve`` listens, lands and keeps the tables fresh;
+* :class:`DripSettings`: how to reach a Drip account's REST API (``drip ...``).
+
+The defaults are constants here, so that the CLI shows them without restating them.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
@@ -20,6 +31,36 @@ DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
 DEFAULT_SEGMENT_HOST = "https://api.segment.io"
 DEFAULT_OUTBOX_RETENTION = timedelta(days=7)
 DEFAULT_RUNS_RETENTION = timedelta(days=90)
+SEGMENT_MAX_BATCH_EVENTS = 2_500
+"""Segment's limit of messages per ``/v1/batch`` request: ``emit``'s default and its most."""
+
+DATABASE_URL_ENV = "DRIP_LOADER_DATABASE_URL"
+SEGMENT_WRITE_KEY_ENV = "SEGMENT_WRITE_KEY"
+WEBHOOK_TOKEN_ENV = "DRIP_LOADER_WEBHOOK_TOKEN"
+"""serve's secret: the last segment of the webhook URL registered in Drip."""
+DRIP_API_TOKEN_ENV = "DRIP_LOADER_DRIP_API_TOKEN"
+"""The Drip REST API token of ``drip ...`` commands."""
+DRIP_ACCOUNT_ENV = "DRIP_LOADER_DRIP_ACCOUNT_ID"
+DRIP_API_URL_ENV = "DRIP_LOADER_DRIP_API_URL"
+
+
+def _given(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of ``layers`` (the environment, then the options), later ones winning; None
+    means "not given", so the field keeps its default."""
+    values: dict[str, Any] = {}
+    for layer in layers:
+        values.update({k: v for k, v in layer.items() if v is not None})
+    return values
+
+
+def _env_int(env: Mapping[str, str], var: str) -> int | None:
+    if not env.get(var):
+        return None
+    try:
+        return int(env[var])
+    except ValueError:
+        raise ConfigError(f"{var} must be a whole number, got {env[var]!r}") from None
+
 
 # A plain, lower-case Postgres identifier: never quoted, never needs escaping, so it can
 # be bound into DDL safely.  pg_* is reserved by Postgres itself.
@@ -72,6 +113,20 @@ def format_duration(value: timedelta) -> str:
         if seconds and seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s" if seconds else "0"
+
+
+def check_segment_host(host: str) -> str:
+    """``host`` if it is a URL Segment's Tracking API can be reached at.
+
+    Raises:
+        ConfigError: it is not an http(s) URL.
+    """
+    if not host.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"invalid Segment host {host!r}: use a URL such as {DEFAULT_SEGMENT_HOST} "
+            "(--segment-host / DRIP_LOADER_SEGMENT_HOST)"
+        )
+    return host
 
 
 def redact_url(url: str) -> str:
@@ -150,11 +205,7 @@ class Settings:
         for name in ("outbox_retention", "runs_retention"):
             if getattr(self, name) < timedelta(0):
                 raise ConfigError(f"{name} cannot be negative")
-        if not self.segment_host.startswith(("http://", "https://")):
-            raise ConfigError(
-                f"invalid Segment host {self.segment_host!r}: use a URL such as "
-                f"{DEFAULT_SEGMENT_HOST} (--segment-host / DRIP_LOADER_SEGMENT_HOST)"
-            )
+        check_segment_host(self.segment_host)
 
     def __repr__(self) -> str:
         url = redact_url(self.database_url) if self.database_url else "embedded"
@@ -171,37 +222,29 @@ class Settings:
         """
         env = os.environ if env is None else env
         values: dict[str, Any] = {
-            "database_url": env.get("DRIP_LOADER_DATABASE_URL") or env.get("DATABASE_URL") or None,
-            "schema": env.get("DRIP_LOADER_SCHEMA") or DEFAULT_SCHEMA,
+            "database_url": env.get(DATABASE_URL_ENV) or env.get("DATABASE_URL") or None,
+            "schema": env.get("DRIP_LOADER_SCHEMA") or None,
             "home": default_home(env),
-            "segment_write_key": env.get("SEGMENT_WRITE_KEY") or None,
-            "segment_host": env.get("DRIP_LOADER_SEGMENT_HOST") or DEFAULT_SEGMENT_HOST,
+            "segment_write_key": env.get(SEGMENT_WRITE_KEY_ENV) or None,
+            "segment_host": env.get("DRIP_LOADER_SEGMENT_HOST") or None,
+            "batch_size": _env_int(env, "DRIP_LOADER_BATCH_SIZE"),
+            "max_record_bytes": _env_int(env, "DRIP_LOADER_MAX_RECORD_BYTES"),
+            "writers": _env_int(env, "DRIP_LOADER_WRITERS"),
         }
-        for name, var in (
-            ("batch_size", "DRIP_LOADER_BATCH_SIZE"),
-            ("max_record_bytes", "DRIP_LOADER_MAX_RECORD_BYTES"),
-            ("writers", "DRIP_LOADER_WRITERS"),
-        ):
-            if env.get(var):
-                try:
-                    values[name] = int(env[var])
-                except ValueError:
-                    raise ConfigError(f"{var} must be a whole number, got {env[var]!r}") from None
         for name, var in (
             ("outbox_retention", "DRIP_LOADER_OUTBOX_RETENTION"),
             ("runs_retention", "DRIP_LOADER_RUNS_RETENTION"),
         ):
             if env.get(var):
                 values[name] = parse_duration(env[var], what=var)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+        return cls(**_given(values, overrides))
 
-
-TOKEN_ENV = "DRIP_LOADER_WEBHOOK_TOKEN"
 
 # URL-safe and long enough to be unguessable: the token is the only authentication.
-WEBHOOK_TOKEN = re.compile(r"^[A-Za-z0-9._~-]{16,256}$")
-_MAKE_TOKEN = f"export {TOKEN_ENV}=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+WEBHOOK_TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9._~-]{16,256}$")
+_MAKE_TOKEN = (
+    f"export {WEBHOOK_TOKEN_ENV}=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+)
 
 
 @dataclass(frozen=True)
@@ -209,7 +252,7 @@ class ServeOptions:
     """How ``drip-loader serve`` listens and lands (database options live in :class:`Settings`)."""
 
     token: str = field(repr=False)
-    """The secret path segment of the webhook URL (``$DRIP_LOADER_WEBHOOK_TOKEN``)."""
+    """The secret path segment of the webhook URL (:data:`WEBHOOK_TOKEN_ENV`)."""
     host: str = "127.0.0.1"
     """Address to listen on."""
     port: int = 8000
@@ -218,8 +261,8 @@ class ServeOptions:
     """Larger request bodies are answered 413."""
     migrate_first: bool = True
     """Upgrade the schema at start (else only check it is at head)."""
-    writers: int = 2
-    """Connections committing groups of requests concurrently."""
+    group_writers: int = 2
+    """Connections committing groups of requests concurrently (``--writers``)."""
     max_group_events: int = 5_000
     """Records per landing transaction at most."""
     max_queued_events: int = 50_000
@@ -230,8 +273,9 @@ class ServeOptions:
     """Seconds sent in ``Retry-After`` with a 429."""
     transform_interval: float = 1.0
     """Seconds between polls of the transform queue when it is idle (freshness)."""
-    transform_batch_size: int = 10_000
-    """Pending events mapped per transform transaction."""
+    poll_batch_size: int = 10_000
+    """Pending events mapped per background transform transaction: smaller than a load's
+    (:attr:`Settings.transform_batch_size`), so that each poll commits sooner."""
     shutdown_timeout: float = 30.0
     """Seconds to finish in-flight requests and the pending transform on SIGTERM/SIGINT."""
     forwarded_allow_ips: str = "127.0.0.1"
@@ -251,14 +295,14 @@ class ServeOptions:
     ``/healthz`` says ``degraded`` (still 200: the events are stored)."""
 
     def __post_init__(self) -> None:
-        if not WEBHOOK_TOKEN.match(self.token):
+        if not WEBHOOK_TOKEN_PATTERN.match(self.token):
             raise ConfigError(
-                f"{TOKEN_ENV} must be 16 to 256 URL-safe characters (letters, digits, . _ ~ -); "
+                f"{WEBHOOK_TOKEN_ENV} must be 16 to 256 URL-safe characters (letters, digits, . _ ~ -); "
                 f"create one with: {_MAKE_TOKEN}"
             )
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be between 0 and 65535, got {self.port}")
-        for name in ("max_body_bytes", "writers", "max_group_events", "max_queued_events"):
+        for name in ("max_body_bytes", "group_writers", "max_group_events", "max_queued_events"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
         for name in (
@@ -276,16 +320,72 @@ class ServeOptions:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ServeOptions:
-        """Options with the token from ``$DRIP_LOADER_WEBHOOK_TOKEN``, then non-None ``overrides``.
+        """Options with the token from :data:`WEBHOOK_TOKEN_ENV`, then the options given.
 
         Raises:
             ConfigError: no token is set, or an option is out of range.
         """
         env = os.environ if env is None else env
-        token = env.get(TOKEN_ENV, "").strip()
-        if not token:
+        values = _given({"token": env.get(WEBHOOK_TOKEN_ENV, "").strip() or None}, overrides)
+        if not values.get("token"):
             raise ConfigError(
-                f"{TOKEN_ENV} is not set: serve needs the secret that goes in the webhook URL "
-                f"you register in Drip; create one with: {_MAKE_TOKEN}"
+                f"{WEBHOOK_TOKEN_ENV} is not set: serve needs the secret that goes in the webhook "
+                f"URL you register in Drip; create one with: {_MAKE_TOKEN}"
             )
-        return cls(token=token, **{k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+DEFAULT_DRIP_API_URL = "https://api.getdrip.com/v2"
+DEFAULT_MAX_WAIT = 3600.0
+"""Seconds a ``drip sync`` may wait for Drip's rate limit and retries, by default."""
+
+
+@dataclass(frozen=True)
+class DripSettings:
+    """How to reach one Drip account's REST API."""
+
+    token: str = field(repr=False)
+    """The API token (Drip: Settings → User Settings → API Token). Never printed or logged."""
+    account_id: str | None = None
+    """The account; None: the only one the token reaches (``GET /accounts``)."""
+    api_url: str = DEFAULT_DRIP_API_URL
+    """Base URL *including* ``/v2``."""
+    timeout: float = 30.0
+    """Seconds to wait for one answer before counting it a timeout (retried)."""
+
+    def __post_init__(self) -> None:
+        if (
+            not self.api_url.startswith(("http://", "https://"))
+            or not urlsplit(self.api_url).hostname
+        ):
+            raise ConfigError(
+                f"invalid Drip API URL {self.api_url!r}: use a URL such as "
+                f"{DEFAULT_DRIP_API_URL} (--drip-api-url / {DRIP_API_URL_ENV})"
+            )
+        if self.account_id is not None and not self.account_id.isdigit():
+            raise ConfigError(
+                f"invalid Drip account id {self.account_id!r}: it is the number in your Drip "
+                f"URLs (app.getdrip.com/<account id>/...) (--drip-account-id / {DRIP_ACCOUNT_ENV})"
+            )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> DripSettings:
+        """Settings from ``DRIP_LOADER_DRIP_*`` variables, then the options given.
+
+        Raises:
+            ConfigError: no token is set, or a value is unusable.
+        """
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {
+            "token": env.get(DRIP_API_TOKEN_ENV, "").strip() or None,
+            "account_id": env.get(DRIP_ACCOUNT_ENV, "").strip() or None,
+            "api_url": env.get(DRIP_API_URL_ENV, "").strip() or None,
+        }
+        values = _given(values, overrides)
+        values["api_url"] = values.get("api_url", DEFAULT_DRIP_API_URL).rstrip("/")
+        if not values.get("token"):
+            raise ConfigError(
+                f"no Drip API token: set {DRIP_API_TOKEN_ENV} (safer than --drip-api-token, which "
+                "shows in process lists); find it in Drip under Settings → User Settings → API Token"
+            )
+        return cls(**values)

@@ -11,11 +11,13 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from .results import Record
+
 _NOT_ADDED = ("rows_added", "seconds")
 
 
 @dataclass
-class Counts:
+class Counts(Record):
     """Counts by stage; landing keeps ``read == landed + duplicates + rejected``."""
 
     read: int = 0
@@ -57,7 +59,7 @@ class Counts:
         self.rows_added.update(other.rows_added)
 
     def as_dict(self) -> dict[str, Any]:
-        """Every field as plain JSON values (``--json``, ``_runs.counts``)."""
+        """Every field as plain JSON values (``--format json``, ``_runs.counts``)."""
         values = asdict(self)
         values["rows_added"] = dict(self.rows_added)
         return values

@@ -10,24 +10,18 @@ bound parameters and quoted by the dialect, never formatted into SQL as typed.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from ..errors import ConfigError
+from ..results import Rows
 from ..warehouse.db import translating
 from ..warehouse.sqlfiles import read_sql
-from .report import parse_range, query_frame, render
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-TOUCHES = {"click": "email_link_clicked", "open": "email_opened"}
-"""``--touch`` → the collection table whose events are touches."""
+from .catalog import TOUCHES, Attribution
+from .report import query_table, readable, rounded
 
 IDENTITY_COLUMNS = ("user_id", "anonymous_id", "context_traits_email")
 """Conversion columns that can name a person; a conversions table needs at least one."""
@@ -53,9 +47,6 @@ normalised emails and guesses billions of rows: it then compiles the query (JIT,
 and merge-joins, sorting millions of text keys under the database collation, where hashing
 them is several times faster; the hash tables of a million conversions want more than the
 default 4 MB."""
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-_WINDOW = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
-_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 
 
 @dataclass(frozen=True)
@@ -64,50 +55,6 @@ class _Relation:
     table: str
     columns: dict[str, str]
     """Column name → its type category (``N`` numeric, ``D`` date/time, ...)."""
-
-
-def parse_window(value: str | timedelta) -> timedelta:
-    """A ``--window`` such as ``7d``, ``24h`` or ``90m`` as a positive timedelta.
-
-    Raises:
-        ConfigError: any other form, or zero.
-    """
-    if isinstance(value, timedelta):
-        window = value
-    else:
-        match = _WINDOW.match(value)
-        if match is None:
-            raise ConfigError(
-                f"--window {value!r} is not a duration: use a number of days, hours or "
-                "minutes such as 7d, 24h or 90m"
-            )
-        window = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-    if window <= timedelta(0):
-        raise ConfigError(f"--window must be longer than zero, not {value!r}")
-    return window
-
-
-def parse_conversions(value: str) -> tuple[str, str]:
-    """``SCHEMA.TABLE`` as (schema, table), each a plain identifier.
-
-    Raises:
-        ConfigError: not two dot-separated plain identifiers.
-    """
-    parts = value.split(".")
-    if len(parts) != 2 or not all(_NAME.match(part) for part in parts):
-        raise ConfigError(
-            f"--conversions {value!r} is not SCHEMA.TABLE of plain identifiers "
-            "(letters, digits, _): e.g. website.order_completed"
-        )
-    return parts[0], parts[1]
-
-
-def _check_name(value: str, *, option: str) -> str:
-    if not _NAME.match(value):
-        raise ConfigError(
-            f"{option} {value!r} is not a plain identifier (letters, digits, _): e.g. revenue"
-        )
-    return value
 
 
 def _relation(conn: Connection, schema: str, table: str) -> _Relation | None:
@@ -119,11 +66,13 @@ def _relation(conn: Connection, schema: str, table: str) -> _Relation | None:
     return _Relation(schema, table, {str(name): str(category) for name, category in rows})
 
 
-def _conversions(
-    conn: Connection, value: str, *, event: str | None, value_column: str | None
-) -> _Relation:
+def _conversions(conn: Connection, question: Attribution) -> _Relation:
     """The conversions table, checked to have what the report needs."""
-    schema, table = parse_conversions(value)
+    (schema, table), event, value_column = (
+        question.conversions,
+        question.event,
+        question.value_column,
+    )
     found = _relation(conn, schema, table)
     if found is None:
         raise ConfigError(
@@ -148,7 +97,6 @@ def _conversions(
             "attribution needs at least one to know who converted"
         )
     if value_column is not None:
-        _check_name(value_column, option="--value-column")
         if value_column not in found.columns:
             raise ConfigError(
                 f"--value-column {value_column}: {schema}.{table} has no such column "
@@ -167,27 +115,15 @@ def _conversions(
     return found
 
 
-def attribution_query(
-    conn: Connection,
-    *,
-    schema: str,
-    conversions: str,
-    touch: str = "click",
-    event: str | None = None,
-    value_column: str | None = None,
-) -> tuple[str, bool]:
+def attribution_query(conn: Connection, *, schema: str, question: Attribution) -> tuple[str, bool]:
     """The attribution SQL with every name checked and quoted, and whether identifies is used.
 
     Raises:
-        ConfigError: a name that is not a plain identifier, a table or column that does
-            not exist or cannot apply, an unknown ``touch``, or a schema not migrated.
+        ConfigError: a table or column that does not exist or cannot apply, or a schema
+            not migrated.
     """
-    if touch not in TOUCHES:
-        raise ConfigError(f"--touch {touch!r}: use click or open")
-    if event is not None and not event.strip():
-        raise ConfigError("--event is empty: name the conversion event, e.g. 'Order Completed'")
-    found = _conversions(conn, conversions, event=event, value_column=value_column)
-    touch_table = TOUCHES[touch]
+    found = _conversions(conn, question)
+    touch_table = TOUCHES[question.touch]
     if _relation(conn, schema, touch_table) is None:
         raise ConfigError(
             f"schema {schema!r} has no table {touch_table}: run `drip-loader migrate` first"
@@ -214,7 +150,7 @@ def attribution_query(
         "c_user_id": column("c", "user_id", found),
         "c_anonymous_id": column("c", "anonymous_id", found),
         "c_email": column("c", "context_traits_email", found),
-        "c_value": column("c", value_column, found),
+        "c_value": column("c", question.value_column, found),
         "c_event": column("c", "event", found),
         "c_event_text": column("c", "event_text", found),
         # without identifies, a stand-in relation that :has_identifies = false keeps empty
@@ -231,19 +167,8 @@ def attribution_query(
     return read_sql("report/attribution.sql").format_map(names), has_identifies
 
 
-def run_attribution(
-    engine: Engine,
-    *,
-    schema: str,
-    conversions: str,
-    event: str | None = None,
-    window: str | timedelta = "7d",
-    touch: str = "click",
-    value_column: str | None = None,
-    since: str | datetime | None = None,
-    until: str | datetime | None = None,
-) -> pd.DataFrame:
-    """Last-touch attribution of ``conversions`` to the emails of ``schema``, as a DataFrame.
+def run_attribution(engine: Engine, question: Attribution, *, schema: str) -> Rows:
+    """Last-touch attribution of ``question``'s conversions to the emails of ``schema``.
 
     One row per email touched in ``[since - window, until)`` (columns :data:`COLUMNS`),
     then a row with ``email_id`` NULL and ``email_subject`` ``(unattributed)`` counting the
@@ -251,60 +176,25 @@ def run_attribution(
     rounded to 4 decimals; times are the warehouse's (UTC).
 
     Raises:
-        ConfigError: a bad option, a conversions table that does not exist or lacks
-            ``timestamp`` and an identity column, a value column or event that cannot
-            apply, or a schema that is not migrated.
+        ConfigError: a conversions table that does not exist or lacks ``timestamp`` and an
+            identity column, a value column or event that cannot apply, or a schema that is
+            not migrated.
         DatabaseError: the query failed.
     """
-    span = parse_window(window)
-    start, end = parse_range(since, until)
     with translating(), engine.connect() as conn:
-        query, has_identifies = attribution_query(
-            conn,
-            schema=schema,
-            conversions=conversions,
-            touch=touch,
-            event=event,
-            value_column=value_column,
-        )
+        query, has_identifies = attribution_query(conn, schema=schema, question=question)
     params: dict[str, Any] = {
-        "since": start,
-        "until": end,
-        "window": span,
-        "event": event,
-        "has_value": value_column is not None,
+        "since": question.span.since,
+        "until": question.span.until,
+        "window": question.window,
+        "event": question.event,
+        "has_value": question.value_column is not None,
         "has_identifies": has_identifies,
     }
-    return _readable(query_frame(engine, query, schema=schema, params=params, settings=PLANNER))
+    table = query_table(engine, query, schema=schema, params=params, settings=PLANNER)
+    counts = dict.fromkeys(_COUNTS, _count)
+    return readable(table, {**counts, **dict.fromkeys(_DECIMALS, rounded)})
 
 
-def _readable(frame: pd.DataFrame) -> pd.DataFrame:
-    """Counts as integers (blank in the unattributed row), ratios as rounded floats."""
-    import pandas as pd
-
-    out = pd.DataFrame(index=frame.index)
-    for name in COLUMNS:
-        values = frame[name]
-        if name in _COUNTS:
-            # ints, NaN for NULL: pandas' nullable Int64 would print <NA> in a table
-            out[name] = pd.Series(
-                [float("nan") if v is None or v != v else int(v) for v in values],
-                index=frame.index,
-                dtype=object,
-            )
-        elif name in _DECIMALS:
-            out[name] = pd.Series(
-                [float("nan") if v is None else round(float(v), 4) for v in values],
-                index=frame.index,
-                dtype="float64",
-            )
-        else:
-            out[name] = pd.Series(list(values), index=frame.index, dtype=object)
-    return out
-
-
-def attribution_text(engine: Engine, *, fmt: str, **options: Any) -> tuple[str, int]:
-    """:func:`run_attribution` with ``options``, rendered as ``fmt`` (NULL blank); the text
-    and its row count."""
-    frame = run_attribution(engine, **options)
-    return render(frame, fmt=fmt, na_rep=""), len(frame)
+def _count(value: Any) -> int | None:
+    return None if value is None else int(value)

@@ -1,7 +1,8 @@
 """The ``drip-loader`` command line: it composes the command modules of this package.
 
-Each command validates its options, calls the library and prints the result; errors are
-turned into one line at one edge (:mod:`loader.cli.edge`).
+Each command validates its options, makes one library call and renders the result
+(:mod:`loader.cli.render`); every command is registered through
+:class:`~loader.cli.edge.Commands`, so errors become one line at one edge.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import typer
 
 from .._version import __version__
 from . import collections, drip, pipeline, report, serve, warehouse
+from .edge import Commands
 
-app = typer.Typer(
+app = Commands(
     name="drip-loader",
     help="Load Drip email webhook events into a Postgres warehouse laid out like Segment's.",
     no_args_is_help=True,

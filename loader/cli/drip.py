@@ -2,34 +2,27 @@
 
 from __future__ import annotations
 
-import json
-import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from .edge import err as _err
-from .edge import guard as _guard
-from .edge import settings as _settings
-from .options import DatabaseUrl, DripAccountId, DripApiToken, DripApiUrl, JsonFlag, Schema
-from .progress import PageBar as _PageBar
+from ..config import DEFAULT_MAX_WAIT
+from .edge import Commands, drip_settings, err, settings
+from .options import DatabaseUrl, DripAccountId, DripApiToken, DripApiUrl, FormatOption, Schema
+from .progress import page_bar
+from .render import Format, render
 
-drip_app = typer.Typer(
+drip_app = Commands(
     name="drip",
     help="Your Drip account through its REST API: register the webhook, sync Drip's own records.",
     no_args_is_help=True,
 )
-webhook_app = typer.Typer(
+webhook_app = Commands(
     name="webhook",
     help="The Drip webhook that sends events to `drip-loader serve`.",
     no_args_is_help=True,
 )
-
-
-def _drip_settings(token: str | None, account_id: str | None, api_url: str | None) -> Any:
-    from ..drip_api.client import DripSettings
-
-    return DripSettings.from_env(token=token, account_id=account_id, api_url=api_url)
+drip_app.add_typer(webhook_app)
 
 
 @webhook_app.command("create")
@@ -38,6 +31,7 @@ def drip_webhook_create(
         str,
         typer.Option(
             "--url",
+            metavar="URL",
             help="Public URL of serve's webhook route: https://<host>/webhooks/drip/<token>.",
             show_default=False,
         ),
@@ -48,16 +42,13 @@ def drip_webhook_create(
     drip_api_token: DripApiToken = None,
     drip_account_id: DripAccountId = None,
     drip_api_url: DripApiUrl = None,
+    fmt: FormatOption = Format.table,
 ) -> None:
-    """Register the webhook for every event the warehouse maps, received email included."""
+    """Register the webhook for every Drip event the warehouse knows, received email included."""
     from ..drip_api.webhooks import create_webhook
 
-    def action() -> Any:
-        drip = _drip_settings(drip_api_token, drip_account_id, drip_api_url)
-        return create_webhook(drip, url=url, allow_http=allow_http)
-
-    for line in _guard(action).lines():
-        typer.echo(line)
+    drip = drip_settings(drip_api_token, drip_account_id, drip_api_url)
+    render(create_webhook(drip, url=url, allow_http=allow_http), fmt)
 
 
 @webhook_app.command("list")
@@ -65,15 +56,12 @@ def drip_webhook_list(
     drip_api_token: DripApiToken = None,
     drip_account_id: DripAccountId = None,
     drip_api_url: DripApiUrl = None,
+    fmt: FormatOption = Format.table,
 ) -> None:
     """Show the account's webhooks (tokens masked); warn about missing events."""
     from ..drip_api.webhooks import list_webhooks
 
-    def action() -> Any:
-        return list_webhooks(_drip_settings(drip_api_token, drip_account_id, drip_api_url))
-
-    for line in _guard(action).lines():
-        typer.echo(line)
+    render(list_webhooks(drip_settings(drip_api_token, drip_account_id, drip_api_url)), fmt)
 
 
 @webhook_app.command("delete")
@@ -84,16 +72,13 @@ def drip_webhook_delete(
     drip_api_token: DripApiToken = None,
     drip_account_id: DripAccountId = None,
     drip_api_url: DripApiUrl = None,
+    fmt: FormatOption = Format.table,
 ) -> None:
     """Delete one webhook (one already gone counts as done)."""
     from ..drip_api.webhooks import delete_webhook
 
-    def action() -> Any:
-        drip = _drip_settings(drip_api_token, drip_account_id, drip_api_url)
-        return delete_webhook(drip, webhook_id=webhook_id)
-
-    for line in _guard(action).lines():
-        typer.echo(line)
+    drip = drip_settings(drip_api_token, drip_account_id, drip_api_url)
+    render(delete_webhook(drip, webhook_id=webhook_id), fmt)
 
 
 @drip_app.command("sync")
@@ -106,41 +91,25 @@ def drip_sync(
             help="Seconds this run may wait for Drip's rate limit and retries in all; past "
             "it the sync stops (exit 1), unfinished tables left as they were.",
         ),
-    ] = 3600,
+    ] = DEFAULT_MAX_WAIT,
     database_url: DatabaseUrl = None,
     schema: Schema = None,
     drip_api_token: DripApiToken = None,
     drip_account_id: DripAccountId = None,
     drip_api_url: DripApiUrl = None,
-    as_json: JsonFlag = False,
+    fmt: FormatOption = Format.table,
 ) -> None:
     """Copy subscribers, campaigns, broadcasts, workflows, tags and custom fields from Drip."""
     from ..drip_api.sync import sync_account
 
-    def action() -> Any:
-        drip = _drip_settings(drip_api_token, drip_account_id, drip_api_url)
-        settings = _settings(database_url, schema)
-        if sys.stderr.isatty() and not as_json:
-            with _PageBar() as bar:
-                return sync_account(
-                    settings, drip, max_wait=max_wait, announce=bar.announce, progress=bar
-                )
-        return sync_account(settings, drip, max_wait=max_wait, announce=_err)
-
-    report = _guard(action)
-    if as_json:
-        typer.echo(json.dumps(report.as_dict(), indent=2))
-        return
-    left = (
-        f"; {report.rate_remaining:,} requests left this hour"
-        if report.rate_remaining is not None
-        else ""
-    )
-    typer.echo(
-        f"Drip sync of account {report.account_id} in {report.seconds:.2f} s: "
-        f"{report.requests:,} request(s), waited {report.waited_seconds:g} s "
-        f"({report.rate_limited} rate-limited, {report.retried} retried){left}"
-    )
-    typer.echo(f"  {'table':<22}{'in Drip':>10}{'new':>10}{'deleted':>10}")
-    for table, done in report.tables.items():
-        typer.echo(f"  {table:<22}{done.seen:>10,}{done.added:>10,}{done.deleted:>10,}")
+    drip = drip_settings(drip_api_token, drip_account_id, drip_api_url)
+    warehouse = settings(database_url, schema)
+    with page_bar() as bar:
+        report = sync_account(
+            warehouse,
+            drip,
+            max_wait=max_wait,
+            announce=err if bar is None else bar.announce,
+            progress=bar,
+        )
+    render(report, fmt)

@@ -1,29 +1,24 @@
-"""The CLI's one error edge, and what every command shares to reach the library.
+"""The CLI's one error edge, and the settings every command builds from its options.
 
-A :class:`~loader.errors.LoaderError` becomes one ``Error: ...`` line on stderr and exit 1;
-Ctrl-C and SIGTERM exit 130 and 143 with what was committed kept; ``--debug`` (before or
-after the command name) shows the traceback instead.
+Every command is registered through :class:`Commands`, whose commands are
+:class:`EdgeCommand`: a :class:`~loader.errors.LoaderError` becomes one ``Error: ...`` line on
+stderr and exit 1; Ctrl-C and SIGTERM during a run exit 130 and 143 with what was
+committed kept; ``--debug`` (before or after the command name) shows the traceback
+instead.  Anything else is a bug and keeps its traceback (alembic's ``run_cmd``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-import click
 import typer
 
-from ..config import Settings
+from ..config import DripSettings, Settings
 from ..errors import LoaderError, Terminated
+from .help import HelpCommand, HelpGroup
 
-T = TypeVar("T")
-
-
-def debugging() -> bool:
-    """Whether ``--debug`` was given (the root command's option)."""
-    ctx = click.get_current_context(silent=True)
-    return bool(ctx is not None and ctx.find_root().params.get("debug"))
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def err(line: str) -> None:
@@ -36,39 +31,37 @@ def settings(database_url: str | None, schema: str | None, **extra: Any) -> Sett
     return Settings.from_env(database_url=database_url, schema=schema, **extra)
 
 
-def schema_name(schema: str | None) -> str:
-    """The schema a command used, as Settings resolves it (option, environment, default)."""
-    return Settings.from_env(schema=schema).schema
+def drip_settings(token: str | None, account_id: str | None, api_url: str | None) -> DripSettings:
+    """The command's :class:`DripSettings`: its options over the environment."""
+    return DripSettings.from_env(token=token, account_id=account_id, api_url=api_url)
 
 
-def guard(action: Callable[[], T]) -> T:
-    """Run ``action``; turn loader errors into one line on stderr and exit 1."""
-    if debugging():
-        return _guarded(action)
-    from ..warehouse.db import no_driver_echo
+class EdgeCommand(HelpCommand):
+    """A command run inside the error edge (every command of drip-loader is one)."""
 
-    with no_driver_echo():
-        return _guarded(action)
+    def invoke(self, ctx: Any) -> Any:
+        if ctx.find_root().params.get("debug"):
+            return super().invoke(ctx)
+        from ..warehouse.db import no_driver_echo
 
-
-def _guarded(action: Callable[[], T]) -> T:
-    try:
-        return action()
-    except LoaderError as exc:
-        if debugging():
-            raise
-        err(f"Error: {exc}")
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt as exc:
-        err("Interrupted: committed chunks are kept; run the same command again to finish.")
-        # 128 + the signal number, as a shell reports a process the signal stopped
-        raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
+        try:
+            with no_driver_echo():
+                return super().invoke(ctx)
+        except LoaderError as exc:
+            err(f"Error: {exc}")
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt as exc:
+            err("Interrupted: committed chunks are kept; run the same command again to finish.")
+            # 128 + the signal number, as a shell reports a process the signal stopped
+            raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
 
 
-@contextmanager
-def database(settings: Settings) -> Iterator[Any]:
-    """An engine on the warehouse of ``settings`` (the embedded server started if needed)."""
-    from ..warehouse.db import open_database
+class Commands(typer.Typer):
+    """A Typer app whose every command runs inside the error edge, with plain help."""
 
-    with open_database(settings, announce=err) as engine:
-        yield engine
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cls=HelpGroup, **kwargs)
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
+        register: Callable[[F], F] = super().command(*args, cls=EdgeCommand, **kwargs)
+        return register

@@ -1,15 +1,26 @@
-"""Options that several commands share, with their help (defaults from the library)."""
+"""Options that several commands share, with their help (defaults and environment variables
+named from the library's constants, never restated)."""
 
 from __future__ import annotations
 
 from dataclasses import fields
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from ..config import ServeOptions
+from ..config import (
+    DATABASE_URL_ENV,
+    DEFAULT_DRIP_API_URL,
+    DEFAULT_SCHEMA,
+    DEFAULT_SEGMENT_HOST,
+    DRIP_ACCOUNT_ENV,
+    DRIP_API_TOKEN_ENV,
+    DRIP_API_URL_ENV,
+    SEGMENT_WRITE_KEY_ENV,
+    ServeOptions,
+)
+from .render import Format
 
 SERVE_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(ServeOptions)}
 """serve's defaults are ServeOptions' own: its options show them, never restate them."""
@@ -18,8 +29,9 @@ DatabaseUrl = Annotated[
     str | None,
     typer.Option(
         "--database-url",
+        metavar="URL",
         help="PostgreSQL URL (postgresql://user:pass@host:5432/db). Default: "
-        "$DRIP_LOADER_DATABASE_URL, then $DATABASE_URL, else the embedded server.",
+        f"${DATABASE_URL_ENV}, then $DATABASE_URL, else the embedded server.",
         show_default=False,
     ),
 ]
@@ -27,16 +39,22 @@ Schema = Annotated[
     str | None,
     typer.Option(
         "--schema",
-        help="Warehouse schema (a plain lower-case identifier). Default: $DRIP_LOADER_SCHEMA or drip.",
+        metavar="NAME",
+        help="Warehouse schema (a plain lower-case identifier). Default: $DRIP_LOADER_SCHEMA "
+        f"or {DEFAULT_SCHEMA}.",
         show_default=False,
     ),
 ]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+FormatOption = Annotated[
+    Format,
+    typer.Option("--format", help="table (for reading), csv or json (for scripts)."),
+]
 SegmentWriteKey = Annotated[
     str | None,
     typer.Option(
         "--segment-write-key",
-        help="Write key of the Segment source (never printed). Default: $SEGMENT_WRITE_KEY, "
+        metavar="KEY",
+        help=f"Write key of the Segment source (never printed). Default: ${SEGMENT_WRITE_KEY_ENV}, "
         "which is safer: options show in process lists.",
         show_default=False,
     ),
@@ -45,27 +63,12 @@ SegmentHost = Annotated[
     str | None,
     typer.Option(
         "--segment-host",
+        metavar="URL",
         help="Segment HTTP Tracking API base URL. Default: $DRIP_LOADER_SEGMENT_HOST or "
-        "https://api.segment.io.",
+        f"{DEFAULT_SEGMENT_HOST}.",
         show_default=False,
     ),
 ]
-
-
-class ReportFormat(StrEnum):
-    """How ``report`` prints: for a person, or for a script."""
-
-    table = "table"
-    csv = "csv"
-    json = "json"
-
-
-class Touch(StrEnum):
-    """What counts as an email touch for attribution."""
-
-    click = "click"
-    open = "open"
-
 
 # `report` is a group, one subcommand per report: `drip-loader report daily --format csv`
 # reads as before, and each report's --help shows only the options that apply to it
@@ -74,8 +77,9 @@ Since = Annotated[
     str | None,
     typer.Option(
         "--since",
+        metavar="TIME",
         help="Only rows with activity at or after this UTC date or time "
-        "(2026-10-01 or 2026-10-01T12:00:00Z). Figures stay all-time.",
+        "(2026-10-01 or 2026-10-01T12:00:00Z). Figures stay all-time. Default: no bound.",
         show_default=False,
     ),
 ]
@@ -83,21 +87,19 @@ Until = Annotated[
     str | None,
     typer.Option(
         "--until",
-        help="Only rows with activity before this UTC date or time (exclusive).",
+        metavar="TIME",
+        help="Only rows with activity before this UTC date or time (exclusive). Default: no bound.",
         show_default=False,
     ),
-]
-Format = Annotated[
-    ReportFormat,
-    typer.Option("--format", help="table (for reading), csv or json (for scripts)."),
 ]
 Out = Annotated[
     Path | None,
     typer.Option(
-        "--out", help="Write the report to this file instead of stdout.", show_default=False
+        "--out",
+        help="Write the result to this file instead of stdout (its directory must exist).",
+        show_default=False,
     ),
 ]
-
 
 CollectionNames = Annotated[
     list[str] | None,
@@ -107,12 +109,12 @@ CollectionNames = Annotated[
     ),
 ]
 
-
 DripApiToken = Annotated[
     str | None,
     typer.Option(
         "--drip-api-token",
-        help="Drip API token (never printed). Default: $DRIP_LOADER_DRIP_API_TOKEN, which is "
+        metavar="TOKEN",
+        help=f"Drip API token (never printed). Default: ${DRIP_API_TOKEN_ENV}, which is "
         "safer: options show in process lists.",
         show_default=False,
     ),
@@ -121,7 +123,8 @@ DripAccountId = Annotated[
     str | None,
     typer.Option(
         "--drip-account-id",
-        help="Drip account id. Default: $DRIP_LOADER_DRIP_ACCOUNT_ID, else the only account "
+        metavar="ID",
+        help=f"Drip account id. Default: ${DRIP_ACCOUNT_ENV}, else the only account "
         "the token reaches.",
         show_default=False,
     ),
@@ -130,8 +133,9 @@ DripApiUrl = Annotated[
     str | None,
     typer.Option(
         "--drip-api-url",
-        help="Drip API base URL, including /v2. Default: $DRIP_LOADER_DRIP_API_URL or "
-        "https://api.getdrip.com/v2.",
+        metavar="URL",
+        help=f"Drip API base URL, including /v2. Default: ${DRIP_API_URL_ENV} or "
+        f"{DEFAULT_DRIP_API_URL}.",
         show_default=False,
     ),
 ]

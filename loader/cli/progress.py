@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -75,3 +78,23 @@ class PageBar(Bar):
 
     def announce(self, line: str) -> None:
         self._progress.console.print(line, markup=False, highlight=False)
+
+
+@contextmanager
+def bar() -> Iterator[Bar | None]:
+    """A :class:`Bar` when stderr is a terminal, else None (the library's quiet default)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    with Bar() as shown:
+        yield shown
+
+
+@contextmanager
+def page_bar() -> Iterator[PageBar | None]:
+    """A :class:`PageBar` when stderr is a terminal, else None."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    with PageBar() as shown:
+        yield shown

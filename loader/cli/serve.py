@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from ..config import ServeOptions
-from .edge import err as _err
-from .edge import guard as _guard
-from .edge import settings as _settings
-from .options import SERVE_DEFAULTS, DatabaseUrl, Schema, SegmentHost, SegmentWriteKey
+from .edge import err, settings
+from .options import (
+    SERVE_DEFAULTS,
+    DatabaseUrl,
+    FormatOption,
+    Schema,
+    SegmentHost,
+    SegmentWriteKey,
+)
+from .render import Format, render
 
 
 def serve(
     host: Annotated[
         str,
         typer.Option(
-            "--host", help="Address to listen on (0.0.0.0: all interfaces, e.g. in a container)."
+            "--host",
+            metavar="ADDRESS",
+            help="Address to listen on (0.0.0.0: all interfaces, e.g. in a container).",
         ),
     ] = SERVE_DEFAULTS["host"],
     port: Annotated[
@@ -55,7 +63,7 @@ def serve(
         typer.Option(
             "--writers", min=1, help="Database connections committing groups of requests."
         ),
-    ] = SERVE_DEFAULTS["writers"],
+    ] = SERVE_DEFAULTS["group_writers"],
     retry_after: Annotated[
         int,
         typer.Option("--retry-after", min=1, help="Seconds in the Retry-After header of a 429."),
@@ -64,6 +72,7 @@ def serve(
         str,
         typer.Option(
             "--forwarded-allow-ips",
+            metavar="ADDRESSES",
             help="Comma-separated proxy addresses trusted for X-Forwarded-For ('*': any).",
         ),
     ] = SERVE_DEFAULTS["forwarded_allow_ips"],
@@ -93,35 +102,30 @@ def serve(
     ] = SERVE_DEFAULTS["degraded_after"],
     segment_write_key: SegmentWriteKey = None,
     segment_host: SegmentHost = None,
+    fmt: FormatOption = Format.table,
 ) -> None:
-    """Receive Drip webhooks at /webhooks/drip/$DRIP_LOADER_WEBHOOK_TOKEN; keep the tables fresh."""
+    """Receive Drip webhooks at /webhooks/drip/$DRIP_LOADER_WEBHOOK_TOKEN; keep the tables fresh.
+
+    The token (16 to 256 URL-safe characters) comes from $DRIP_LOADER_WEBHOOK_TOKEN only, never from an option: options show in process lists. Ctrl-C or SIGTERM stops after the requests in flight (exit 0) and prints what was received.
+    """
     from ..serve.server import run_server
 
-    def action() -> Any:
-        options = ServeOptions.from_env(
-            host=host,
-            port=port,
-            max_body_bytes=max_body_bytes,
-            migrate_first=not no_migrate,
-            transform_interval=transform_interval,
-            writers=writers,
-            retry_after=retry_after,
-            forwarded_allow_ips=forwarded_allow_ips,
-            access_log=access_log,
-            body_timeout=body_timeout,
-            max_connections=max_connections,
-            emit=emit,
-            degraded_after=degraded_after,
-        )
-        settings = _settings(
-            database_url, schema, segment_write_key=segment_write_key, segment_host=segment_host
-        )
-        return run_server(settings, options, announce=_err)
-
-    report = _guard(action)
-    requests = ", ".join(f"{n:,} x {status}" for status, n in report.responses.items()) or "none"
-    typer.echo(
-        f"Stopped after {report.seconds:,.0f} s. Requests: {requests}. "
-        f"Events landed {report.landed:,}, duplicates {report.duplicates:,}, "
-        f"rejected {report.rejected:,}; transformed {report.transformed:,}."
+    options = ServeOptions.from_env(
+        host=host,
+        port=port,
+        max_body_bytes=max_body_bytes,
+        migrate_first=not no_migrate,
+        transform_interval=transform_interval,
+        group_writers=writers,
+        retry_after=retry_after,
+        forwarded_allow_ips=forwarded_allow_ips,
+        access_log=access_log,
+        body_timeout=body_timeout,
+        max_connections=max_connections,
+        emit=emit,
+        degraded_after=degraded_after,
     )
+    warehouse = settings(
+        database_url, schema, segment_write_key=segment_write_key, segment_host=segment_host
+    )
+    render(run_server(warehouse, options, announce=err), fmt)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NewType
 
 from ..errors import ConfigError
 
@@ -397,7 +397,11 @@ def check(collections: tuple[Collection, ...] = COLLECTIONS) -> None:
                 raise ValueError(f"{c.name}.{extra.column}: key {extra.key!r} is not plain")
 
 
-def resolve(names: Sequence[str]) -> tuple[str, ...]:
+CollectionNames = NewType("CollectionNames", tuple[str, ...])
+"""Collection names checked against the registry, in its order (what :func:`resolve` returns)."""
+
+
+def resolve(names: Sequence[str]) -> CollectionNames:
     """Collection names given by a person, checked, in registry order.
 
     Raises:
@@ -411,7 +415,7 @@ def resolve(names: Sequence[str]) -> tuple[str, ...]:
     if not names:
         raise ConfigError("name at least one collection (see `drip-loader collections list`)")
     wanted = set(names)
-    return tuple(c.name for c in COLLECTIONS if c.name in wanted)
+    return CollectionNames(tuple(c.name for c in COLLECTIONS if c.name in wanted))
 
 
 check()

@@ -15,20 +15,23 @@ scrubbed from every message built from an answer of the API.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from .._version import __version__
+from ..config import (
+    DEFAULT_MAX_WAIT,
+    DRIP_ACCOUNT_ENV,
+    DRIP_API_TOKEN_ENV,
+    DRIP_API_URL_ENV,
+    DripSettings,
+)
 from ..errors import ConfigError, DripApiError, DripGaveUp, DripNotFound
 
-DEFAULT_API_URL = "https://api.getdrip.com/v2"
-DEFAULT_MAX_WAIT = 3600.0
 USER_AGENT = f"drip-loader/{__version__} (https://github.com/drip-loader/drip-loader)"
 
 RATE_LIMIT_FIRST_WAIT = 60.0
@@ -37,61 +40,6 @@ BACKOFF_FIRST = 1.0
 BACKOFF_CAP = 30.0
 MAX_ATTEMPTS = 5
 """Tries of one request that meets 5xx answers or timeouts, before giving up."""
-
-TOKEN_ENV = "DRIP_LOADER_DRIP_API_TOKEN"
-ACCOUNT_ENV = "DRIP_LOADER_DRIP_ACCOUNT_ID"
-URL_ENV = "DRIP_LOADER_DRIP_API_URL"
-
-
-@dataclass(frozen=True)
-class DripSettings:
-    """How to reach one Drip account's API."""
-
-    token: str = field(repr=False)
-    """The API token (Drip: Settings → User Settings → API Token). Never printed or logged."""
-    account_id: str | None = None
-    """The account; None: the only one the token reaches (``GET /accounts``)."""
-    api_url: str = DEFAULT_API_URL
-    """Base URL *including* ``/v2``."""
-    timeout: float = 30.0
-    """Seconds to wait for one answer before counting it a timeout (retried)."""
-
-    def __post_init__(self) -> None:
-        if (
-            not self.api_url.startswith(("http://", "https://"))
-            or not urlsplit(self.api_url).hostname
-        ):
-            raise ConfigError(
-                f"invalid Drip API URL {self.api_url!r}: use a URL such as {DEFAULT_API_URL} "
-                f"(--drip-api-url / {URL_ENV})"
-            )
-        if self.account_id is not None and not self.account_id.isdigit():
-            raise ConfigError(
-                f"invalid Drip account id {self.account_id!r}: it is the number in your Drip "
-                f"URLs (app.getdrip.com/<account id>/...) (--drip-account-id / {ACCOUNT_ENV})"
-            )
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> DripSettings:
-        """Settings from ``DRIP_LOADER_DRIP_*`` variables, then the non-None ``overrides``.
-
-        Raises:
-            ConfigError: no token is set, or a value is unusable.
-        """
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {
-            "token": env.get(TOKEN_ENV, "").strip(),
-            "account_id": env.get(ACCOUNT_ENV, "").strip() or None,
-            "api_url": env.get(URL_ENV, "").strip() or DEFAULT_API_URL,
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        values["api_url"] = values["api_url"].rstrip("/")
-        if not values["token"]:
-            raise ConfigError(
-                f"no Drip API token: set {TOKEN_ENV} (safer than --drip-api-token, which shows "
-                "in process lists); find it in Drip under Settings → User Settings → API Token"
-            )
-        return cls(**values)
 
 
 @dataclass
@@ -193,7 +141,7 @@ class DripClient:
             except httpx.TransportError as exc:  # a proxy or protocol problem: no retry helps
                 raise DripApiError(
                     f"Drip API {what} failed ({type(exc).__name__}: {self.scrub(str(exc))}); "
-                    f"check --drip-api-url / {URL_ENV}"
+                    f"check --drip-api-url / {DRIP_API_URL_ENV}"
                 ) from None
             else:
                 self._note_rate_limit(response)
@@ -291,13 +239,13 @@ class DripClient:
         if status == 401:
             raise DripApiError(
                 f"Drip refused the API token (401) on {what}: check --drip-api-token / "
-                f"{TOKEN_ENV} (Drip: Settings → User Settings → API Token)",
+                f"{DRIP_API_TOKEN_ENV} (Drip: Settings → User Settings → API Token)",
                 status=status,
             )
         if status == 403:
             raise DripApiError(
                 f"Drip API {what}: not allowed (403{detail}); check that the token's user "
-                f"belongs to the account (--drip-account-id / {ACCOUNT_ENV})",
+                f"belongs to the account (--drip-account-id / {DRIP_ACCOUNT_ENV})",
                 status=status,
             )
         if status == 404:
@@ -366,5 +314,5 @@ def resolve_account(client: DripClient, account_id: str | None) -> str:
     listed = ", ".join(f"{id_} ({name})" if name else id_ for id_, name in found)
     raise ConfigError(
         f"the Drip API token reaches {len(found)} accounts: {listed}; choose one with "
-        f"--drip-account-id or {ACCOUNT_ENV}"
+        f"--drip-account-id or {DRIP_ACCOUNT_ENV}"
     )

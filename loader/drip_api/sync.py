@@ -41,14 +41,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection, Engine
 
-from ..config import Settings
+from ..config import DEFAULT_MAX_WAIT, DripSettings, Settings
 from ..domain.drip_resources import RESOURCES, SYNC_COMMAND, DripResource, to_row
 from ..progress import QUIET, Progress
+from ..results import Rows
 from ..warehouse.db import open_database, translating
 from ..warehouse.migrate import ensure_schema
 from ..warehouse.runs import recorded_run
 from ..warehouse.tables import build_metadata
-from .client import DEFAULT_MAX_WAIT, DripClient, DripSettings, resolve_account
+from .client import DripClient, resolve_account
 
 
 @dataclass
@@ -85,6 +86,29 @@ class SyncReport:
         values = asdict(self)
         values["started_at"] = self.started_at.isoformat()
         return values
+
+    def lines(self) -> list[str]:
+        left = (
+            f"; {self.rate_remaining:,} requests left this hour"
+            if self.rate_remaining is not None
+            else ""
+        )
+        return [
+            f"Drip sync of account {self.account_id} in {self.seconds:.2f} s: "
+            f"{self.requests:,} request(s), waited {self.waited_seconds:g} s "
+            f"({self.rate_limited} rate-limited, {self.retried} retried){left}",
+            f"  {'table':<22}{'in Drip':>10}{'new':>10}{'deleted':>10}",
+            *(
+                f"  {table:<22}{done.seen:>10,}{done.added:>10,}{done.deleted:>10,}"
+                for table, done in self.tables.items()
+            ),
+        ]
+
+    def rows(self) -> Rows:
+        return Rows(
+            ("table", "in_drip", "new", "deleted"),
+            [(t, done.seen, done.added, done.deleted) for t, done in self.tables.items()],
+        )
 
 
 def sync_account(

@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from ..config import (
-    WEBHOOK_TOKEN as SERVE_TOKEN,  # the rule serve applies to its secret path segment
-)
+from ..config import WEBHOOK_TOKEN_ENV, WEBHOOK_TOKEN_PATTERN, DripSettings
 from ..domain.registry import BY_DRIP_EVENT, BY_NAME, DEFAULT_ON
 from ..errors import ConfigError, DripApiError, DripNotFound
-from .client import DripClient, DripSettings, resolve_account
+from ..results import Rows
+from .client import DripClient, resolve_account
 
 RECEIVED_EMAIL = "subscriber.received_email"
 _RECEIVER_PATH = re.compile(r"^/webhooks/drip/([^/]*)$")
@@ -56,7 +55,7 @@ def check_receiver_url(url: str, *, allow_http: bool = False) -> str:
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ConfigError(
             f"{mask_url(url)} is not a URL: give the receiver's public address, e.g. "
-            "https://drip.example.com/webhooks/drip/$DRIP_LOADER_WEBHOOK_TOKEN"
+            f"https://drip.example.com/webhooks/drip/${WEBHOOK_TOKEN_ENV}"
         )
     if parts.scheme == "http" and not allow_http:
         raise ConfigError(
@@ -64,10 +63,10 @@ def check_receiver_url(url: str, *, allow_http: bool = False) -> str:
             "put serve behind TLS, or pass --allow-http for a test setup"
         )
     path = _RECEIVER_PATH.match(parts.path)
-    if path is None or not SERVE_TOKEN.match(path.group(1)):
+    if path is None or not WEBHOOK_TOKEN_PATTERN.match(path.group(1)):
         raise ConfigError(
             f"{mask_url(url)} is not a serve webhook URL: its path must be "
-            "/webhooks/drip/<token> with the token serve uses ($DRIP_LOADER_WEBHOOK_TOKEN, "
+            f"/webhooks/drip/<token> with the token serve uses (${WEBHOOK_TOKEN_ENV}, "
             "16 to 256 letters, digits, . _ ~ -)"
         )
     return url.strip()
@@ -128,6 +127,18 @@ class Webhook:
         gone = [e for e in mapped_events() if e not in sent]
         return tuple(sorted(gone, key=lambda e: (e != RECEIVED_EMAIL, e)))
 
+    def as_dict(self) -> dict[str, Any]:
+        """Its facts as plain JSON values, the URL masked."""
+        return {
+            "id": self.id,
+            "post_url": mask_url(self.post_url),
+            "events": list(self.events),
+            "include_received_email": self.include_received_email,
+            "version": self.version,
+            "created_at": self.created_at,
+            "missing": list(self.missing()),
+        }
+
     def describe(self) -> str:
         received = "on" if self.include_received_email else "off"
         return (
@@ -151,6 +162,23 @@ def _warning(webhook: Webhook) -> str | None:
     )
 
 
+def _table(webhooks: tuple[Webhook, ...]) -> Rows:
+    rows = [tuple(w.as_dict().values()) for w in webhooks]
+    return Rows(WEBHOOK_COLUMNS, rows)
+
+
+WEBHOOK_COLUMNS = (
+    "id",
+    "post_url",
+    "events",
+    "include_received_email",
+    "version",
+    "created_at",
+    "missing",
+)
+"""The columns of :meth:`Webhook.as_dict`."""
+
+
 @dataclass(frozen=True)
 class WebhookCreated:
     """What ``drip webhook create`` did."""
@@ -159,6 +187,16 @@ class WebhookCreated:
     webhook: Webhook
     created: bool
     """False: an identical webhook was already registered (nothing changed)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "account_id": self.account_id,
+            "created": self.created,
+            "webhook": self.webhook.as_dict(),
+        }
+
+    def rows(self) -> Rows:
+        return _table((self.webhook,))
 
     def lines(self) -> list[str]:
         head = (
@@ -181,6 +219,12 @@ class WebhookList:
     account_id: str
     webhooks: tuple[Webhook, ...]
 
+    def as_dict(self) -> dict[str, Any]:
+        return {"account_id": self.account_id, "webhooks": [w.as_dict() for w in self.webhooks]}
+
+    def rows(self) -> Rows:
+        return _table(self.webhooks)
+
     def lines(self) -> list[str]:
         if not self.webhooks:
             return [
@@ -200,6 +244,16 @@ class WebhookDeleted:
     account_id: str
     webhook_id: str
     existed: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "account_id": self.account_id,
+            "webhook_id": self.webhook_id,
+            "existed": self.existed,
+        }
+
+    def rows(self) -> Rows:
+        return Rows(("webhook_id", "existed"), [(self.webhook_id, self.existed)])
 
     def lines(self) -> list[str]:
         if self.existed:

@@ -23,7 +23,7 @@ batch Segment refuses as invalid (400/413/422) is split until the bad event is a
 that event, like any event over 32 KB, is marked ``failed`` with the reason, so it is not
 retried forever (``--retry-failed`` sends failed events again).
 
-The HTTP client (batching under Segment's limits, retries) is :mod:`loader.segment`.
+The HTTP client (batching under Segment's limits, retries) is :mod:`loader.pipeline.segment`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,12 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
-from ..config import DEFAULT_OUTBOX_RETENTION, DEFAULT_SEGMENT_HOST
+from ..config import (
+    DEFAULT_OUTBOX_RETENTION,
+    DEFAULT_SEGMENT_HOST,
+    SEGMENT_MAX_BATCH_EVENTS,
+    check_segment_host,
+)
 from ..counts import Counts
 from ..errors import ConfigError, EmitError, ForwardingOff
 from ..warehouse.db import set_search_path, translating
@@ -47,7 +52,6 @@ from ..warehouse.retention import cutoff, prune_outbox
 from ..warehouse.sqlfiles import read_sql
 from ..warehouse.tables import COLLECTION_PROPERTIES
 from .segment import (
-    MAX_BATCH_EVENTS,
     MAX_EVENT_BYTES,
     Answer,
     Outcomes,
@@ -60,6 +64,56 @@ from .segment import (
 
 DEFAULT_CLAIM_SIZE = 10_000
 """Events claimed (and committed) per transaction: what a crash can make us send twice."""
+
+
+@dataclass(kw_only=True)
+class EmitReport(Counts):
+    """What one forwarding run (``emit``) did."""
+
+    schema: str
+
+    def lines(self) -> list[str]:
+        rate = self.sent / self.seconds if self.seconds else 0.0
+        lines = [
+            f"Forwarded to Segment in {self.seconds:.2f} s ({self.requests:,} request(s), "
+            f"{self.retries:,} retried)" + (f", {rate:,.0f} events/s" if self.sent else "")
+        ]
+        for label, value in (
+            ("sent", self.sent),
+            ("failed", self.failed),
+            ("requeued (--retry-failed)", self.requeued),
+            ("queued (forwarding on)", self.queued),
+        ):
+            lines.append(f"  {label:<26}{value:>12,}")
+        if self.failed:
+            lines.append(
+                f"  {self.failed:,} event(s) Segment cannot accept are marked failed in "
+                f"{self.schema}._outbox (last_error says why); after a fix, "
+                "run `drip-loader emit --retry-failed`."
+            )
+        return lines
+
+
+def check_forwarding(
+    *, write_key: str | None, host: str, batch_size: int = SEGMENT_MAX_BATCH_EVENTS
+) -> str:
+    """The write key, once the options of a forwarding run are checked (no I/O).
+
+    Raises:
+        ConfigError: no write key, a bad host or batch size.
+    """
+    if not write_key:
+        raise ConfigError(
+            "forwarding to Segment is off: no write key; set SEGMENT_WRITE_KEY or pass "
+            "--segment-write-key"
+        )
+    check_segment_host(host)
+    if not 1 <= batch_size <= SEGMENT_MAX_BATCH_EVENTS:
+        raise ConfigError(
+            f"batch size must be between 1 and {SEGMENT_MAX_BATCH_EVENTS:,} events per request"
+        )
+    return write_key
+
 
 CLAIM_COLUMNS = (
     "queued_at",
@@ -286,13 +340,13 @@ def emit_events(
     write_key: str | None,
     host: str = DEFAULT_SEGMENT_HOST,
     retry_failed: bool = False,
-    batch_size: int = MAX_BATCH_EVENTS,
+    batch_size: int = SEGMENT_MAX_BATCH_EVENTS,
     claim_size: int = DEFAULT_CLAIM_SIZE,
     policy: RetryPolicy | None = None,
     on_batch: Callable[[int], None] | None = None,
     turn_on: bool = False,
     outbox_retention: timedelta = DEFAULT_OUTBOX_RETENTION,
-) -> Counts:
+) -> EmitReport:
     """Forward every pending event to Segment; mark what it accepted; then delete the sent
     rows older than ``outbox_retention`` (in batches: :func:`loader.warehouse.retention.prune_outbox`).
 
@@ -319,23 +373,11 @@ def emit_events(
             is marked sent, the rest stays pending (``report`` has the counts).
         DatabaseError: the database failed; unconfirmed events stay pending.
     """
-    if not write_key:
-        raise ConfigError(
-            "forwarding to Segment is off: no write key; set SEGMENT_WRITE_KEY or pass "
-            "--segment-write-key"
-        )
-    if not host.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"invalid Segment host {host!r}: use a URL such as {DEFAULT_SEGMENT_HOST}"
-        )
-    if not 1 <= batch_size <= MAX_BATCH_EVENTS:
-        raise ConfigError(
-            f"batch size must be between 1 and {MAX_BATCH_EVENTS:,} events per request"
-        )
+    write_key = check_forwarding(write_key=write_key, host=host, batch_size=batch_size)
     if claim_size < 1:
         raise ConfigError("claim size must be at least 1")
     started = time.perf_counter()
-    report = Counts()
+    report = EmitReport(schema=schema)
     mark = text(read_sql("emit/mark.sql"))
     stop: Stop | None = None
     # Where the walk over pending rows is: each claim starts after the last one returned.

@@ -39,6 +39,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..domain.registry import BY_NAME
 from ..progress import QUIET, Progress
+from ..results import Record
 from ..warehouse.db import batch_session, retryable, translating
 from ..warehouse.mapping import enabled_collections, map_params, mapping_statement
 from ..warehouse.partitions import (
@@ -74,7 +75,7 @@ class MonthRebuilt:
 
 
 @dataclass
-class RebuildReport:
+class RebuildReport(Record):
     """What ``drip-loader rebuild`` did."""
 
     months: list[MonthRebuilt] = field(default_factory=list)

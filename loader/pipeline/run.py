@@ -34,13 +34,48 @@ if TYPE_CHECKING:
 
 @dataclass(kw_only=True)
 class RunReport(Counts):
-    """Summary of one run, printed by the CLI (``--json`` prints :meth:`as_dict`)."""
+    """Summary of one run (``load``)."""
 
     load_id: str
+    schema: str
     sources: list[str] = field(default_factory=list)
     forwarding: bool = False
     """Whether the run forwarded to Segment (``emit=True`` with a write key): ``sent``
     and ``failed`` count then."""
+
+    def lines(self) -> list[str]:
+        rate = self.read / self.seconds if self.seconds else 0.0
+        lines = [
+            f"Run {self.load_id}: {len(self.sources)} source(s), {self.seconds:.2f} s"
+            + (f" ({rate:,.0f} records/s)" if self.read else "")
+        ]
+        for label, value in (
+            ("read", self.read),
+            ("landed", self.landed),
+            ("duplicates", self.duplicates),
+            ("rejected", self.rejected),
+            ("not an email event", self.not_email),
+            ("transformed", self.transformed),
+        ):
+            lines.append(f"  {label:<20}{value:>12,}")
+        lines.append("  rows added:")
+        lines += [f"    {table:<22}{added:>12,}" for table, added in self.rows_added.items()]
+        if self.forwarding:
+            lines.append(f"  {'sent to Segment':<20}{self.sent:>12,}")
+            if self.failed:
+                label = "failed for Segment"
+                lines.append(f"  {label:<20}{self.failed:>12,}  (see drip-loader emit --help)")
+        if self.rejected:
+            lines.append(
+                f"  {self.rejected} rejected record(s) kept in {self.schema}._rejects with the "
+                "reason and origin."
+            )
+        return lines
+
+
+_NOT_COUNTS = ("load_id", "schema", "sources")
+"""Fields of a :class:`RunReport` that are not counts: ``_runs`` keeps the id and the sources
+in columns of their own, and lives in the schema."""
 
 
 def run_pipeline(
@@ -67,6 +102,7 @@ def run_pipeline(
     sources = discover_sources(paths)  # fail on a bad path before touching the database
     report = RunReport(
         load_id=uuid.uuid4().hex,
+        schema=settings.schema,
         sources=[s.name for s in sources],
         rows_added=Counter(dict.fromkeys(ADDED_COUNTS, 0)),
     )
@@ -78,7 +114,7 @@ def run_pipeline(
 
         def counts() -> dict[str, Any]:
             report.seconds = round(time.perf_counter() - started, 3)
-            return {k: v for k, v in report.as_dict().items() if k not in ("load_id", "sources")}
+            return {k: v for k, v in report.as_dict().items() if k not in _NOT_COUNTS}
 
         with recorded_run(
             engine,

@@ -34,8 +34,6 @@ MAX_EVENT_BYTES = 32 * 1024
 """Segment's limit for one message (the official client's ``MAX_MSG_SIZE``)."""
 MAX_BATCH_BYTES = 500_000
 """Request body limit: Segment accepts under 500 KB; 500,000 is under it however KB is read."""
-MAX_BATCH_EVENTS = 2_500
-"""Segment's limit of messages per ``/v1/batch`` request."""
 _BATCH_HEAD = b'{"batch":['
 _SENT_AT_LENGTH = len(b'],"sentAt":"2026-01-01T00:00:00.000000+00:00"}')
 # Statuses meaning "this request's content is invalid": split the batch to find the event.

@@ -75,6 +75,14 @@ class ServeReport(Counts):
     responses: dict[str, int] = field(default_factory=dict)
     """Webhook requests answered, by HTTP status."""
 
+    def lines(self) -> list[str]:
+        requests = ", ".join(f"{n:,} x {status}" for status, n in self.responses.items())
+        return [
+            f"Stopped after {self.seconds:,.0f} s. Requests: {requests or 'none'}. "
+            f"Events landed {self.landed:,}, duplicates {self.duplicates:,}, "
+            f"rejected {self.rejected:,}; transformed {self.transformed:,}."
+        ]
+
 
 class Receiver:
     """The webhook receiver: the ASGI app's handlers and the machinery behind them.
@@ -104,7 +112,7 @@ class Receiver:
         self.transform = TransformJob(
             engine,
             schema=settings.schema,
-            batch_size=options.transform_batch_size,
+            batch_size=options.poll_batch_size,
             ready=self.prepare,
         )
         self.transformer = Worker(self.transform, interval=options.transform_interval)
@@ -174,7 +182,7 @@ class Receiver:
             self.engine,
             schema=self._schema,
             load_id=self.load_id,
-            writers=self.options.writers,
+            writers=self.options.group_writers,
             max_group_events=self.options.max_group_events,
             max_queued_events=self.options.max_queued_events,
             commit_timeout=self.options.commit_timeout,

@@ -14,7 +14,7 @@ from typing import Any
 
 import uvicorn
 
-from ..config import TOKEN_ENV, ServeOptions, Settings
+from ..config import WEBHOOK_TOKEN_ENV, ServeOptions, Settings
 from ..errors import DatabaseUnavailable, ServeError
 from ..warehouse.db import open_database
 from .app import Receiver, ServeReport, create_app
@@ -110,7 +110,7 @@ def run_server(
             )
             announce(
                 f"Receiving Drip webhooks on http://{_url_host(host)}:{port}/webhooks/drip/<token> "
-                f"(token from ${TOKEN_ENV}; run {load_id}); Ctrl-C or SIGTERM stops."
+                f"(token from ${WEBHOOK_TOKEN_ENV}; run {load_id}); Ctrl-C or SIGTERM stops."
             )
             try:
                 _Server(config).run(sockets=[sock])

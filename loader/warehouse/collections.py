@@ -13,13 +13,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field, fields
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection, Engine
 
-from ..domain.registry import BY_NAME, COLLECTIONS, resolve
+from ..domain.registry import BY_NAME, COLLECTIONS, CollectionNames
+from ..results import Rows
 from . import migrate
 from .db import batch_session, set_search_path, translating
 from .mapping import backfill_statement, in_order, map_params
@@ -39,10 +41,32 @@ class CollectionState:
     changed_at: datetime | None
 
 
+STATE_COLUMNS = tuple(f.name for f in fields(CollectionState))
+
+
+class CollectionList(Rows):
+    """Every collection's state: ``collections list`` (a table: one row per collection)."""
+
+    states: tuple[CollectionState, ...]
+
+    def __init__(self, states: Sequence[CollectionState]) -> None:
+        super().__init__(STATE_COLUMNS, [astuple(s) for s in states])
+        object.__setattr__(self, "states", tuple(states))  # a frozen dataclass's way
+
+    def lines(self) -> list[str]:
+        lines = [f"  {'collection':<42}{'':<5}{'rows':>12}  Drip event(s)"]
+        for name, events, enabled, rows, _, _ in self.values:
+            on = "on" if enabled else "off"
+            lines.append(f"  {name:<42}{on:<5}{rows:>12,}  {', '.join(events)}")
+        return lines
+
+
 @dataclass
 class CollectionChange:
     """What ``collections enable`` / ``disable`` did."""
 
+    enabled: bool
+    """Whether the collections were turned on (else off)."""
     changed: list[str] = field(default_factory=list)
     """Collections whose setting changed."""
     unchanged: list[str] = field(default_factory=list)
@@ -50,8 +74,33 @@ class CollectionChange:
     rows_added: Counter[str] = field(default_factory=Counter)
     """Rows the backfill added per table (enable only)."""
 
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "changed": self.changed,
+            "unchanged": self.unchanged,
+            "rows_added": dict(self.rows_added),
+        }
 
-def list_collections(engine: Engine, *, schema: str) -> list[CollectionState]:
+    def lines(self) -> list[str]:
+        verb = "on" if self.enabled else "off"
+        lines = [f"Turned {verb}: {', '.join(self.changed)}"] if self.changed else []
+        if self.unchanged:
+            lines.append(f"Already {verb}: {', '.join(self.unchanged)}")
+        for table, added in sorted(self.rows_added.items()):
+            lines.append(f"  backfilled {table:<42}{added:>12,}")
+        return lines
+
+    def rows(self) -> Rows:
+        """One row per collection named: whether it changed, and the rows backfilled."""
+        return Rows(
+            ("collection", "changed", "rows_added"),
+            [(n, n in self.changed, self.rows_added.get(n, 0)) for n in self.changed]
+            + [(n, False, 0) for n in self.unchanged],
+        )
+
+
+def list_collections(engine: Engine, *, schema: str) -> CollectionList:
     """Every collection of the registry, its Drip event(s), whether it is on, its rows."""
     _require_head(engine, schema=schema)
     tables = build_metadata(schema).tables
@@ -73,11 +122,11 @@ def list_collections(engine: Engine, *, schema: str) -> list[CollectionState]:
                     setting.changed_at if setting else None,
                 )
             )
-        return states
+        return CollectionList(states)
 
 
 def enable_collections(
-    engine: Engine, *, schema: str, names: Sequence[str] | None = None
+    engine: Engine, *, schema: str, names: CollectionNames | None = None
 ) -> CollectionChange:
     """Turn ``names`` (None: every collection) on and backfill them from ``_raw_events``.
 
@@ -85,21 +134,21 @@ def enable_collections(
     flight to commit.
 
     Raises:
-        ConfigError: an unknown name, or the schema is not at the newest revision.
+        ConfigError: the schema is not at the newest revision.
         DatabaseError: the database failed; nothing changed.
     """
-    wanted = in_order(BY_NAME) if names is None else resolve(names)
+    wanted = in_order(BY_NAME) if names is None else names
     return _change(engine, schema=schema, names=wanted, enabled=True)
 
 
-def disable_collections(engine: Engine, *, schema: str, names: Sequence[str]) -> CollectionChange:
+def disable_collections(engine: Engine, *, schema: str, names: CollectionNames) -> CollectionChange:
     """Turn ``names`` off: new events of their types are kept raw only; their rows stay.
 
     Raises:
-        ConfigError: an unknown name, or the schema is not at the newest revision.
+        ConfigError: the schema is not at the newest revision.
         DatabaseError: the database failed; nothing changed.
     """
-    return _change(engine, schema=schema, names=resolve(names), enabled=False)
+    return _change(engine, schema=schema, names=names, enabled=False)
 
 
 def _change(
@@ -107,7 +156,7 @@ def _change(
 ) -> CollectionChange:
     """Set ``names`` on or off in one transaction; turning on backfills them from raw."""
     _require_head(engine, schema=schema)
-    change = CollectionChange()
+    change = CollectionChange(enabled)
     with translating(), engine.connect() as conn:
         batch_session(conn, schema)
         conn.commit()

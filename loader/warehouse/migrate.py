@@ -14,8 +14,9 @@ imports and reading the revision files.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import column, select, table, text
 from sqlalchemy.engine import Connection, Engine
@@ -25,6 +26,7 @@ from sqlalchemy.sql import Select
 from ..config import DEFAULT_SCHEMA
 from ..domain.registry import DEFAULT_ON
 from ..errors import ConfigError
+from ..results import Record
 from .db import translating
 from .sqlfiles import read_sql, sql_dir
 from .tables import build_metadata
@@ -39,6 +41,20 @@ VERSION_TABLE = "_alembic_version"
 """alembic's ``version_table`` in each schema."""
 LEGACY_VERSION_TABLE = "alembic_version"
 """Its name before it had the ``_`` prefix of loader-owned tables (spec §5)."""
+
+
+@dataclass(frozen=True)
+class Migrated(Record):
+    """What ``migrate`` did: the schema and the revision it is at now."""
+
+    schema: str
+    revision: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"schema": self.schema, "revision": self.revision}
+
+    def lines(self) -> list[str]:
+        return [f"Schema {self.schema!r} is at revision {self.revision}."]
 
 
 def migrations_dir() -> Path:

@@ -28,10 +28,10 @@ BIN = Path(sys.executable).parent / "drip-loader"
 
 
 def _run(env: dict[str, str]) -> tuple[float, int, dict[str, object]]:
-    """Seconds, peak RSS (KiB) and the --json report of one ``drip sync`` process."""
+    """Seconds, peak RSS (KiB) and the JSON report of one ``drip sync`` process."""
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [str(BIN), "drip", "sync", "--json"],
+        [str(BIN), "drip", "sync", "--format", "json"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

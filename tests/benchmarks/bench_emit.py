@@ -29,10 +29,13 @@ WRITE_KEY = "bench-write-key"
 
 
 def _run(args: list[str], env: dict[str, str]) -> tuple[float, int, dict[str, object]]:
-    """Seconds, peak RSS (KiB) and the --json report of one drip-loader process."""
+    """Seconds, peak RSS (KiB) and the JSON report of one drip-loader process."""
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [str(BIN), *args, "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [str(BIN), *args, "--format", "json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     out = proc.stdout.read() if proc.stdout else b""
     _, status, usage = os.wait4(proc.pid, 0)

@@ -112,7 +112,7 @@ def _timed_load(url: str, path: Path) -> tuple[float, int, float]:
     env = {**os.environ, "DRIP_LOADER_DATABASE_URL": url}
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [str(BIN), "load", str(path), "--json"],
+        [str(BIN), "load", str(path), "--format", "json"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -163,7 +163,7 @@ def _start_times(url: str) -> float:
     env = {**os.environ, "DRIP_LOADER_DATABASE_URL": url}
     bare = _best_wall([sys.executable, "-c", "pass"])
     helped = _best_wall([str(BIN), "--help"])
-    empty = _best_wall([str(BIN), "load", "--json"], env)
+    empty = _best_wall([str(BIN), "load", "--format", "json"], env)
     print(
         f"start (best of 3): python -c pass {bare:.3f} s   drip-loader --help {helped:.3f} s   "
         f"empty load {empty:.3f} s"

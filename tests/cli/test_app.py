@@ -14,10 +14,14 @@ import typer
 from typer.testing import CliRunner
 
 from loader.cli.app import app
+from loader.cli.edge import EdgeCommand
+from loader.config import WEBHOOK_TOKEN_ENV
+from loader.domain.registry import OPT_IN
 from tests.casefiles import case_bytes
+from tests.support.imports import heavy_modules
 
 BIN = [sys.executable, "-m", "loader"]
-HEAVY = ("sqlalchemy", "psycopg2", "pandas", "alembic")
+HEAVY = ("sqlalchemy", "psycopg2", "alembic", "httpx", "starlette", "uvicorn")
 
 
 def _command_paths() -> list[tuple[str, ...]]:
@@ -36,20 +40,30 @@ def _command_paths() -> list[tuple[str, ...]]:
 
 
 COMMANDS = _command_paths()
-# What an argument list imports, printed as the last line (sys.modules after the exit).
+HEAVY_MODULES = heavy_modules(HEAVY)
+"""The modules of loader that load a heavy library when imported (read from the code)."""
+# What an argument list imports that is heavy, printed as the last line.
 _IMPORTED = f"""
 import json, sys
 from loader.cli.app import app
+from loader.cli.edge import EdgeCommand
+from loader.config import WEBHOOK_TOKEN_ENV
+from loader.domain.registry import OPT_IN
 try:
     app(sys.argv[1:], prog_name="drip-loader")
 except SystemExit:
     pass
-print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))
+heavy = {sorted({*HEAVY, *HEAVY_MODULES})!r}
+print(json.dumps(sorted(m for m in heavy if m in sys.modules)))
 """
 
 
 def _run(
-    *args: str, url: str | None = None, stdin: bytes | None = None, **env: str
+    *args: str,
+    url: str | None = None,
+    stdin: bytes | None = None,
+    cwd: str | None = None,
+    **env: str,
 ) -> subprocess.CompletedProcess[str]:
     environ = {
         k: v
@@ -65,14 +79,71 @@ def _run(
         capture_output=True,
         text=True,
         env=environ,
+        cwd=cwd,
         timeout=120,
     )
 
 
+def _leaves() -> dict[tuple[str, ...], Any]:
+    """Every command that runs something (not a group), by its path."""
+    leaves: dict[tuple[str, ...], Any] = {}
+
+    def walk(group: Any, prefix: tuple[str, ...]) -> None:
+        for name, command in group.commands.items():
+            if isinstance(getattr(command, "commands", None), dict):
+                walk(command, (*prefix, name))
+            else:
+                leaves[(*prefix, name)] = command
+
+    walk(typer.main.get_command(app), ())
+    return leaves
+
+
+LEAVES = _leaves()
+
+
 def test_the_command_list_is_the_apps() -> None:
-    names = {path[0] for path in COMMANDS}
-    documented = {"migrate", "load", "status", "sample", "sql", "psql", "rebuild", "emit"}
-    assert documented | {"serve", "report"} <= names
+    assert set(LEAVES) == {
+        ("migrate",),
+        ("load",),
+        ("status",),
+        ("sample",),
+        ("sql",),
+        ("psql",),
+        ("rebuild",),
+        ("emit",),
+        ("serve",),
+        ("dbt-sources",),
+        ("report", "email-performance"),
+        ("report", "daily"),
+        ("report", "unsubscribes"),
+        ("report", "attribution"),
+        ("collections", "list"),
+        ("collections", "enable"),
+        ("collections", "disable"),
+        ("drip", "sync"),
+        ("drip", "webhook", "create"),
+        ("drip", "webhook", "list"),
+        ("drip", "webhook", "delete"),
+    }
+
+
+@pytest.mark.parametrize("path", sorted(LEAVES), ids=" ".join)
+def test_every_command_runs_inside_the_error_edge(path: tuple[str, ...]) -> None:
+    assert isinstance(LEAVES[path], EdgeCommand), f"{' '.join(path)} is not inside the edge"
+
+
+# Commands that print a result; the others write data (sample, dbt-sources) or run a shell.
+NO_RESULT = {("sample",), ("psql",), ("dbt-sources",)}
+
+
+@pytest.mark.parametrize("path", sorted(set(LEAVES) - NO_RESULT), ids=" ".join)
+def test_every_command_that_prints_a_result_has_the_same_format_option(
+    path: tuple[str, ...],
+) -> None:
+    [option] = [p for p in LEAVES[path].params if "--format" in p.opts]
+    choices = [c.value for c in option.type_descriptor.choices]
+    assert (choices, option.default) == (["table", "csv", "json"], "table")
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
@@ -85,12 +156,18 @@ def test_every_command_has_help_without_any_environment(command: tuple[str, ...]
 @pytest.mark.parametrize(
     "args", [("--help",), ("--version",), *((*c, "--help") for c in COMMANDS)], ids=" ".join
 )
-def test_help_and_version_import_no_database_or_dataframe_library(args: tuple[str, ...]) -> None:
+def test_help_and_version_import_nothing_heavy(args: tuple[str, ...]) -> None:
     done = subprocess.run(
         [sys.executable, "-c", _IMPORTED, *args], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1]) == [], f"{' '.join(args)} imports them"
+
+
+def test_the_heavy_modules_are_read_from_the_code() -> None:
+    # the checks below are only as good as this set: it must hold the database side
+    assert {"loader.warehouse.db", "loader.pipeline.run", "loader.commands"} <= HEAVY_MODULES
+    assert not {"loader.config", "loader.cli.app", "loader.analyst.catalog"} & HEAVY_MODULES
 
 
 def test_import_loader_does_not_import_the_pipeline() -> None:
@@ -99,12 +176,7 @@ def test_import_loader_does_not_import_the_pipeline() -> None:
     assert done.returncode == 0, done.stderr
     imported = set(json.loads(done.stdout))
     assert {"loader", "loader.config", "loader.errors"} <= imported
-    assert not imported & {
-        "loader.pipeline.run",
-        "loader.pipeline.land",
-        "loader.warehouse.db",
-        *HEAVY,
-    }
+    assert not imported & {*HEAVY_MODULES, *HEAVY}
 
 
 def test_python_dash_m_loader_works() -> None:
@@ -115,7 +187,7 @@ def test_python_dash_m_loader_works() -> None:
 def test_load_and_status_as_json(db_url: str, tmp_path: Path) -> None:
     path = tmp_path / "in.ndjson"
     path.write_bytes(case_bytes("email_opened") + b"\n{broken\n")
-    result = _run("load", str(path), "--json", "--writers", "3", url=db_url)
+    result = _run("load", str(path), "--format", "json", "--writers", "3", url=db_url)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert (
@@ -124,7 +196,7 @@ def test_load_and_status_as_json(db_url: str, tmp_path: Path) -> None:
         report["rejected"],
         report["rows_added"]["email_opened"],
     ) == (2, 1, 1, 1)
-    status = json.loads(_run("status", "--json", url=db_url).stdout)
+    status = json.loads(_run("status", "--format", "json", url=db_url).stdout)
     assert (
         status["tables"]["email_opened"] == 1 and status["rejects"] == 1 and status["pending"] == 0
     )
@@ -139,7 +211,7 @@ def test_status_says_forwarding_is_off_until_the_first_emit(db_url: str, tmp_pat
     assert [line.split() for line in lines if "Segment" in line] == [
         "forwarding to Segment off (the first `drip-loader emit` turns it on)".split()
     ]
-    status = json.loads(_run("status", "--json", url=db_url).stdout)
+    status = json.loads(_run("status", "--format", "json", url=db_url).stdout)
     assert status["segment"] == {"forwarded": 0, "pending": 0, "failed": 0, "on": False}
     assert status["subscribers_to_merge"] == 0  # the load merged what it queued
 
@@ -239,3 +311,86 @@ def test_no_migrate_refuses_an_unmigrated_schema(empty_db_url: str) -> None:
     result = _run("load", "--no-migrate", url=empty_db_url)
     assert result.returncode == 1
     assert "run `drip-loader migrate`" in result.stderr
+
+
+UNREACHABLE = "postgresql://u@127.0.0.1:1/x"
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["report", "daily", "--since", "yesterday"],
+            "Error: --since 'yesterday' is not a date or time: use 2026-10-01 or "
+            "2026-10-01T12:00:00Z",
+        ),
+        (
+            ["report", "daily", "--out", "nodir/r.csv"],
+            "Error: cannot write nodir/r.csv: no directory nodir; create it first",
+        ),
+        (
+            ["report", "attribution", "--conversions", "website.orders", "--window", "7 days"],
+            "Error: --window '7 days' is not a duration: use a number of days, hours or minutes "
+            "such as 7d, 24h or 90m",
+        ),
+        (
+            ["emit"],
+            "Error: forwarding to Segment is off: no write key; set SEGMENT_WRITE_KEY or pass "
+            "--segment-write-key",
+        ),
+        (
+            ["collections", "enable", "subscriber_tags"],
+            "Error: no collection named subscriber_tags: use one of email_delivered, "
+            "email_opened, email_link_clicked, email_unsubscribed, email_bounced, "
+            "email_marked_as_spam, " + ", ".join(OPT_IN),
+        ),
+        (
+            ["collections", "disable"],
+            "Error: name at least one collection (see `drip-loader collections list`)",
+        ),
+        (
+            ["sample", "--out", "nodir/sample.ndjson"],
+            "Error: cannot write nodir/sample.ndjson: no directory nodir; create it first",
+        ),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else "",
+)
+def test_bad_options_are_refused_before_the_database_is_touched(
+    args: list[str], line: str, tmp_path: Path
+) -> None:
+    # An unreachable server: touching it would say "cannot reach the database" instead.
+    result = _run(*args, url=UNREACHABLE, SEGMENT_WRITE_KEY="", cwd=str(tmp_path))
+    assert (result.returncode, result.stdout, result.stderr) == (1, "", line + "\n")
+
+
+def test_a_bad_option_starts_no_embedded_server(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    result = _run("report", "daily", "--since", "yesterday", DRIP_LOADER_HOME=str(home))
+    assert result.returncode == 1 and result.stderr.startswith("Error: --since 'yesterday'")
+    assert not home.exists()
+
+
+def test_debug_after_the_command_shows_the_traceback() -> None:
+    result = _run("load", "/nonexistent/events.ndjson", "--debug", url=UNREACHABLE)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "SourceError: /nonexistent/events.ndjson: no such file; check the path"
+    )
+
+
+def test_serve_help_names_the_token_variable() -> None:
+    result = CliRunner().invoke(app, ["serve", "--help"])
+    assert WEBHOOK_TOKEN_ENV in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_help_shows_no_python_types(command: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(app, [*command, "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    noise = [
+        t
+        for t in ("<bool>", "<str>", "<int", "<float", "<list", "<path>", "{")
+        if t in result.output
+    ]
+    assert noise == [], result.output

@@ -8,12 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from loader import __version__
-from loader.drip_api.client import (
-    MAX_ATTEMPTS,
-    DripClient,
-    DripSettings,
-    resolve_account,
-)
+from loader.config import DripSettings
+from loader.drip_api.client import MAX_ATTEMPTS, DripClient, resolve_account
 from loader.errors import ConfigError, DripApiError, DripGaveUp, DripNotFound
 from tests.support.fake_drip import ACCOUNT, TOKEN, FakeClock, FakeDrip, Fault
 

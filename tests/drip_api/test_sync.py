@@ -12,11 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
-from loader.config import Settings
-from loader.drip_api.client import DripSettings
+from loader.config import DripSettings, Settings
 from loader.drip_api.sync import SyncReport, TableSync, sync_account
 from loader.errors import DripGaveUp
-from loader.warehouse.status import warehouse_status
+from loader.warehouse.status import DripSyncStatus, warehouse_status
 from tests.casefiles import case, line
 from tests.support.fake_drip import (
     ACCOUNT,
@@ -366,18 +365,17 @@ def test_analysts_join_unsubscribes_to_campaigns_and_see_both_subscriber_states(
 
 
 def test_status_shows_the_last_sync(settings: Settings, engine: Engine, drip: FakeDrip) -> None:
-    assert warehouse_status(engine, schema="drip")["drip_sync"] == {
-        "last": None,
-        "rows": dict.fromkeys(TABLES, 0),
-    }
+    assert warehouse_status(engine, schema="drip").drip_sync == DripSyncStatus(
+        last=None, rows=dict.fromkeys(TABLES, 0)
+    )
     report = _sync(settings, drip)
-    info = warehouse_status(engine, schema="drip")["drip_sync"]
+    info = warehouse_status(engine, schema="drip").drip_sync
     run = one(engine, "SELECT started_at, finished_at FROM drip._runs WHERE command = 'drip sync'")
-    assert info["last"]["started_at"] == run["started_at"].isoformat()
-    assert info["last"]["finished_at"] == run["finished_at"].isoformat()
+    assert info is not None and info.last is not None
+    assert (info.last.started_at, info.last.finished_at) == (run["started_at"], run["finished_at"])
     assert report.started_at <= run["started_at"] <= run["finished_at"]
-    assert (info["last"]["status"], info["last"]["error"]) == ("completed", None)
-    assert info["rows"] == {
+    assert (info.last.status, info.last.error) == ("completed", None)
+    assert info.rows == {
         "drip_subscribers": 2100,
         "drip_campaigns": 3,
         "drip_broadcasts": 250,

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from loader.cli.app import app
+from loader.config import DripSettings
 from loader.domain import registry
-from loader.drip_api.client import DripSettings
 from loader.drip_api.webhooks import (
     check_receiver_url,
     create_webhook,

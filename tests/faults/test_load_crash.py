@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from loader.domain.sample import generate_events
 from loader.warehouse.db import make_engine
-from loader.warehouse.status import GONE, warehouse_status
+from loader.warehouse.status import GONE, RunLine, warehouse_status
 from tests.support.postgres import TEMPLATE, LocalServer, fresh_database
 from tests.support.warehouse import snapshot, start_load, write_ndjson
 
@@ -117,10 +117,10 @@ def _running_load(db_url: str, engine: sa.Engine, path: Path) -> subprocess.Pope
         time.sleep(0.05)
 
 
-def _last_run(engine: sa.Engine) -> dict[str, object]:
-    runs = warehouse_status(engine, schema="drip")["last_runs"]
+def _last_run(engine: sa.Engine) -> RunLine:
+    runs = warehouse_status(engine, schema="drip").last_runs
     assert len(runs) == 1, runs
-    return runs[0]  # type: ignore[no-any-return]
+    return runs[0]
 
 
 @pytest.mark.parametrize(
@@ -134,27 +134,27 @@ def test_a_load_stopped_by_a_signal_is_recorded_interrupted_never_running(
     db_url: str, engine: sa.Engine, big_file: Path, sig: signal.Signals, code: int, reason: str
 ) -> None:
     proc = _running_load(db_url, engine, big_file)
-    assert _last_run(engine)["status"] == "running"  # alive: it holds its lock
+    assert _last_run(engine).status == "running"  # alive: it holds its lock
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
     assert "Interrupted: committed chunks are kept" in err
     run = _last_run(engine)
-    assert (run["status"], run["error"]) == ("interrupted", reason)
-    assert run["finished_at"] is not None
-    assert run["counts"]["landed"] > 0  # type: ignore[index]
+    assert (run.status, run.error) == ("interrupted", reason)
+    assert run.finished_at is not None
+    assert run.counts is not None and run.counts["landed"] > 0
 
 
 def test_a_killed_load_shows_as_not_running(db_url: str, engine: sa.Engine, big_file: Path) -> None:
     proc = _running_load(db_url, engine, big_file)
-    assert _last_run(engine)["status"] == "running"
+    assert _last_run(engine).status == "running"
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
     # Postgres ends the killed process's sessions (and their locks) once it notices.
     deadline = time.monotonic() + 30
-    while _last_run(engine)["status"] == "running":
+    while _last_run(engine).status == "running":
         assert time.monotonic() < deadline, "the killed load still shows as running"
         time.sleep(0.1)
-    assert _last_run(engine)["status"] == GONE
+    assert _last_run(engine).status == GONE
     with engine.connect() as conn:  # the row itself is left as it was: nobody could end it
         assert conn.execute(sa.text("SELECT status FROM drip._runs")).scalar_one() == "running"

@@ -31,13 +31,13 @@ from loader.counts import Counts
 from loader.domain.events import parse_record
 from loader.domain.sample import generate_events
 from loader.errors import EmitError
-from loader.pipeline.emit import emit_events, enable_forwarding
+from loader.pipeline.emit import EmitReport, emit_events, enable_forwarding
 from loader.pipeline.land import land_records
 from loader.pipeline.run import run_pipeline
 from loader.pipeline.segment import MAX_BATCH_BYTES, RetryPolicy, _retry_after, batches
 from loader.warehouse import migrate
 from loader.warehouse.db import make_engine, set_search_path
-from loader.warehouse.status import warehouse_status
+from loader.warehouse.status import Forwarding, warehouse_status
 from tests.casefiles import case
 from tests.support.segment_sink import SegmentSink, Stall
 
@@ -226,7 +226,7 @@ def test_every_email_event_arrives_as_a_segment_track_call(settings, engine, tmp
         },
     }
     # this first emit turned forwarding on and queued the five events loaded before it
-    assert report == Counts(sent=5, queued=5, requests=1, seconds=report.seconds)
+    assert report == EmitReport(schema="drip", sent=5, queued=5, requests=1, seconds=report.seconds)
     assert outbox(engine) == dict.fromkeys(
         ids[:5], ("sent", 1, None)
     )  # the tag event is not queued
@@ -236,7 +236,7 @@ def test_until_the_first_emit_a_load_queues_nothing_for_segment(settings, engine
     # Most warehouses never forward: an outbox nobody reads must not grow with every load.
     ids = land_sample(settings, tmp_path, 300)
     assert outbox(engine) == {}
-    assert warehouse_status(engine, schema="drip")["segment"]["on"] is False
+    assert warehouse_status(engine, schema="drip").segment == Forwarding(0, 0, 0, on=False)
 
     with engine.connect() as conn:
         set_search_path(conn, "drip")
@@ -302,12 +302,9 @@ def test_a_second_emit_sends_nothing(settings, engine, tmp_path, sink):
     assert Counter(sink.message_ids()) == Counter(ids)  # each event exactly once
     assert (second.sent, second.requests) == (0, 0)
     assert len(sink.requests) == first.requests
-    assert warehouse_status(engine, schema="drip")["segment"] == {
-        "forwarded": len(ids),
-        "pending": 0,
-        "failed": 0,
-        "on": True,
-    }
+    assert warehouse_status(engine, schema="drip").segment == Forwarding(
+        forwarded=len(ids), pending=0, failed=0, on=True
+    )
 
 
 def test_events_landed_after_an_emit_go_with_the_next_one(settings, engine, tmp_path, sink):
@@ -471,12 +468,9 @@ def test_an_event_over_32_kb_is_marked_failed_with_the_reason(settings, engine, 
     again = emit(engine, sink, retry_failed=True)
     assert (again.requeued, again.failed, again.sent) == (1, 1, 0)
     assert outbox(engine)[huge_id][:2] == ("failed", 2)
-    assert warehouse_status(engine, schema="drip")["segment"] == {
-        "forwarded": 2,
-        "pending": 0,
-        "failed": 1,
-        "on": True,
-    }
+    assert warehouse_status(engine, schema="drip").segment == Forwarding(
+        forwarded=2, pending=0, failed=1, on=True
+    )
 
 
 def test_an_event_segment_refuses_is_isolated_and_the_rest_delivered(

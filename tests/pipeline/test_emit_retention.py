@@ -168,7 +168,7 @@ def test_off_before_segment_confirmed_anything_drops_the_queue_and_the_next_emit
         "queues the whole warehouse again."
     ]
     assert outbox(engine) == {}  # nothing queued while off, nothing kept
-    assert warehouse_status(engine, schema="drip")["segment"]["on"] is False
+    assert warehouse_status(engine, schema="drip").as_dict()["segment"]["on"] is False
     report = emit(engine, sink)  # a plain emit: as the very first one
     assert report.queued == len(ids | later) == report.sent
     assert Counter(sink.message_ids()) == Counter(ids | later)
@@ -204,7 +204,7 @@ def test_off_keeps_what_segment_has_not_confirmed_and_on_sends_it_once(
     assert on.sent == len(queued_before | received_while_off)
     # every event exactly once over all runs; none of the pruned ones went twice
     assert Counter(sink.message_ids()) == Counter(sent_before | queued_before | received_while_off)
-    assert warehouse_status(engine, schema="drip")["segment"]["on"] is True
+    assert warehouse_status(engine, schema="drip").as_dict()["segment"]["on"] is True
 
 
 def test_events_received_before_the_off_are_queued_when_transformed_after_it(
@@ -327,8 +327,8 @@ def test_a_downgrade_queues_what_was_received_while_off(settings, engine, tmp_pa
 def test_status_says_forwarding_is_off_after_emit_off(settings, engine, tmp_path, sink):
     land_sample(settings, tmp_path, 50)
     emit(engine, sink)
-    assert warehouse_status(engine, schema="drip")["segment"]["on"] is True
+    assert warehouse_status(engine, schema="drip").as_dict()["segment"]["on"] is True
 
     disable_forwarding(engine, schema="drip")
 
-    assert warehouse_status(engine, schema="drip")["segment"]["on"] is False
+    assert warehouse_status(engine, schema="drip").as_dict()["segment"]["on"] is False

@@ -414,7 +414,7 @@ def test_serve_and_a_scheduled_load_side_by_side_double_nothing(
         posting = [pool.submit(post_until_load_is_done) for _ in range(8)]
         wait_until(lambda: len(statuses) >= 200, within=30)  # the load starts mid-stream
         load = subprocess.run(
-            [str(BIN), "load", str(file), "--json"],
+            [str(BIN), "load", str(file), "--format", "json"],
             env={**os.environ, "DRIP_LOADER_DATABASE_URL": db_url},
             capture_output=True,
             timeout=120,

@@ -105,10 +105,10 @@ def snapshot(
 
 
 def start_load(url: str, path: Path, **env: str) -> subprocess.Popen[str]:
-    """``python -m loader load PATH --json`` against ``url`` in a child process (fault tests
+    """``python -m loader load PATH --format json`` against ``url`` in a child process (fault tests
     kill it); ``env`` adds ``DRIP_LOADER_*`` settings."""
     return subprocess.Popen(
-        [sys.executable, "-m", "loader", "load", str(path), "--json"],
+        [sys.executable, "-m", "loader", "load", str(path), "--format", "json"],
         env={**os.environ, "DRIP_LOADER_DATABASE_URL": url, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

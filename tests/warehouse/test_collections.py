@@ -16,6 +16,7 @@ from loader.cli.app import app
 from loader.config import Settings
 from loader.domain import registry
 from loader.domain.events import parse_record
+from loader.domain.registry import resolve
 from loader.domain.sample import write_sample
 from loader.pipeline.emit import emit_events
 from loader.pipeline.extract import RawRecord
@@ -108,7 +109,7 @@ def table_of(event: str) -> str:
 
 
 def test_a_new_warehouse_has_a_setting_for_every_collection(engine: Engine) -> None:
-    states = list_collections(engine, schema="drip")
+    states = list_collections(engine, schema="drip").states
     assert [s.name for s in states] == list(ALL)
     assert [s.name for s in states if s.enabled] == list(registry.DEFAULT_ON)
     assert {s.changed_at for s in states} == {None}
@@ -209,7 +210,7 @@ def test_after_disabling_applied_tag_new_tag_events_are_kept_raw_only(
 ) -> None:
     enable_collections(engine, schema="drip")
     load_lines(settings, tmp_path, all_29())
-    change = disable_collections(engine, schema="drip", names=["subscriber_applied_tag"])
+    change = disable_collections(engine, schema="drip", names=resolve(["subscriber_applied_tag"]))
     assert change.changed == ["subscriber_applied_tag"]
 
     later = "2026-10-07T10:00:00Z"
@@ -226,7 +227,7 @@ def test_after_disabling_applied_tag_new_tag_events_are_kept_raw_only(
     assert count(engine, "subscriber_removed_tag") == 2
     assert count(engine, "tracks") == 29 + 1
     assert count(engine, "_raw_events") == 31
-    states = {s.name: s for s in list_collections(engine, schema="drip")}
+    states = {s.name: s for s in list_collections(engine, schema="drip").states}
     assert (states["subscriber_applied_tag"].enabled, states["subscriber_applied_tag"].rows) == (
         False,
         1,
@@ -238,8 +239,8 @@ def test_after_disabling_applied_tag_new_tag_events_are_kept_raw_only(
 def test_properties_of_the_wrong_shape_are_null_and_the_event_is_never_rejected(
     settings: Settings, engine: Engine, tmp_path: Path
 ) -> None:
-    enable_collections(engine, schema="drip", names=["subscriber_applied_tag"])
-    enable_collections(engine, schema="drip", names=["subscriber_performed_custom_event"])
+    enable_collections(engine, schema="drip", names=resolve(["subscriber_applied_tag"]))
+    enable_collections(engine, schema="drip", names=resolve(["subscriber_performed_custom_event"]))
     odd = [
         body("subscriber.applied_tag", {"tag": {"name": "VIP"}}),
         body("subscriber.applied_tag", {"tag": ["VIP"]}, at="2026-10-06T16:00:01Z"),
@@ -327,11 +328,11 @@ def test_opted_in_events_are_forwarded_to_segment_like_email_events(
     with SegmentSink(write_key="wk") as sink:
         first = emit_events(engine, schema="drip", write_key="wk", host=sink.url)
         assert first.sent == 0  # nothing is on yet: the events are raw only
-        enable_collections(engine, schema="drip", names=["subscriber_applied_tag"])
+        enable_collections(engine, schema="drip", names=resolve(["subscriber_applied_tag"]))
         enable_collections(
             engine,
             schema="drip",
-            names=["subscriber_clicked_trigger_link", "subscriber_performed_custom_event"],
+            names=resolve(["subscriber_clicked_trigger_link", "subscriber_performed_custom_event"]),
         )
         second = emit_events(engine, schema="drip", write_key="wk", host=sink.url)
         third = emit_events(engine, schema="drip", write_key="wk", host=sink.url)
@@ -365,7 +366,7 @@ def test_rebuild_maps_what_is_on_and_keeps_the_rows_of_collections_that_are_off(
 ) -> None:
     enable_collections(engine, schema="drip")
     load_lines(settings, tmp_path, all_29())
-    disable_collections(engine, schema="drip", names=["subscriber_applied_tag"])
+    disable_collections(engine, schema="drip", names=resolve(["subscriber_applied_tag"]))
     with engine.begin() as conn:  # a mapping fix reaches what is on, not what is off
         for name in ("subscriber_applied_tag", "subscriber_removed_tag"):
             conn.execute(sa.text(f"UPDATE drip.{name} SET tag = 'old'"))

@@ -36,7 +36,7 @@ def test_load_twice_on_the_embedded_server_keeps_data_and_adds_nothing() -> None
         home = Path(tmp) / "home"
         sample = _run(home, "sample", "--events", "2000", "--seed", "2")
         assert sample.returncode == 0
-        first = _run(home, "load", "-", "--json", stdin=sample.stdout)
+        first = _run(home, "load", "-", "--format", "json", stdin=sample.stdout)
         assert first.returncode == 0, first.stderr.decode()
         assert f"Using the embedded PostgreSQL in {home / 'pgdata'}" in first.stderr.decode()
         report = json.loads(first.stdout)
@@ -45,11 +45,11 @@ def test_load_twice_on_the_embedded_server_keeps_data_and_adds_nothing() -> None
             and report["landed"] > 1800
             and report["rows_added"]["tracks"] > 1000
         )
-        second = _run(home, "load", "-", "--json", stdin=sample.stdout)
+        second = _run(home, "load", "-", "--format", "json", stdin=sample.stdout)
         assert second.returncode == 0, second.stderr.decode()
         again = json.loads(second.stdout)
         assert (again["landed"], again["duplicates"]) == (0, 2000)
-        status = json.loads(_run(home, "status", "--json").stdout)
+        status = json.loads(_run(home, "status", "--format", "json").stdout)
         assert status["tables"]["tracks"] == report["rows_added"]["tracks"]
         assert [r["status"] for r in status["last_runs"]] == ["completed", "completed"]
         # stopped after each command, data kept on disk

@@ -82,7 +82,10 @@ def test_prune_deletes_old_runs_but_the_newest_of_each_command_and_live_ones(
 
     assert report.runs == 3
     assert run_ids(engine) == {"load-new", "sync-only", "serve-new", "load-live"}
-    assert warehouse_status(engine, schema="drip")["drip_sync"]["last"]["status"] == "completed"
+    assert (
+        warehouse_status(engine, schema="drip").as_dict()["drip_sync"]["last"]["status"]
+        == "completed"
+    )
 
 
 def test_prune_applies_the_outbox_window_and_keeps_unfinished_work(engine: Engine) -> None:

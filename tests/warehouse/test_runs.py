@@ -47,10 +47,11 @@ def test_a_load_that_stops_on_an_exception_is_recorded_with_it(
     monkeypatch.setattr(pipeline, "run_transforms", transform)
     with pytest.raises(caught):
         load_lines(settings, tmp_path, generate_events(events=20, seed=3))
-    [run] = warehouse_status(engine, schema="drip")["last_runs"]
-    assert run["status"] == status
-    assert run["error"].startswith(error) and str(raised) in run["error"]
-    assert run["counts"]["read"] == 20  # what it did before the exception
+    [run] = warehouse_status(engine, schema="drip").last_runs
+    assert run.status == status
+    assert run.error is not None
+    assert run.error.startswith(error) and str(raised) in run.error
+    assert run.counts is not None and run.counts["read"] == 20  # what it did before the exception
 
 
 def test_a_run_is_alive_while_its_session_holds_the_lock_and_gone_after(engine: Engine) -> None:
@@ -58,8 +59,8 @@ def test_a_run_is_alive_while_its_session_holds_the_lock_and_gone_after(engine: 
     with engine.connect() as conn:
         assert is_alive(conn, "r1")
         assert not is_alive(conn, "another-run")
-    assert warehouse_status(engine, schema="drip")["last_runs"][0]["status"] == "running"
+    assert warehouse_status(engine, schema="drip").last_runs[0].status == "running"
     run._conn.close()  # the process dies without a word: its session ends
-    assert warehouse_status(engine, schema="drip")["last_runs"][0]["status"] == GONE
+    assert warehouse_status(engine, schema="drip").last_runs[0].status == GONE
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT status FROM drip._runs")).scalar_one() == "running"

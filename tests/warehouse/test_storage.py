@@ -94,7 +94,7 @@ def test_archived_months_come_from_the_ledger_and_status_shows_a_storage_section
             )
         )
 
-    status = warehouse_status(engine, schema="drip")
+    status = warehouse_status(engine, schema="drip").as_dict()
     result = CliRunner().invoke(app, ["status", "--database-url", db_url])
 
     storage = status["storage"]

@@ -21,11 +21,15 @@ from datetime import datetime, timedelta
 from .analyst import catalog
 from .analyst.attribution import run_attribution
 from .analyst.report import query_table, run_report
-from .config import SEGMENT_MAX_BATCH_EVENTS, Settings
+from .config import DEFAULT_IMPORT_BATCH_SIZE, SEGMENT_MAX_BATCH_EVENTS, Settings
 from .domain.registry import resolve
 from .pipeline.emit import EmitReport, check_forwarding, emit_events
+from .pipeline.import_report import ImportReport
+from .pipeline.import_segment import check_options as check_import
+from .pipeline.import_segment import import_segment as run_import
 from .pipeline.rebuild import RebuildReport
 from .pipeline.run import rebuild
+from .progress import Progress
 from .results import Rows
 from .warehouse import migrate as migrations
 from .warehouse.collections import (
@@ -114,6 +118,39 @@ def emit(
             host=settings.segment_host,
             retry_failed=retry_failed,
             batch_size=batch_size,
+        )
+
+
+def import_segment(
+    settings: Settings,
+    *,
+    source_schema: str,
+    until: str | None = None,
+    dry_run: bool = False,
+    batch_size: int = DEFAULT_IMPORT_BATCH_SIZE,
+    progress: Progress | None = None,
+    announce: Announce = _quiet,
+) -> ImportReport:
+    """Copy the history of a Segment-made schema into the warehouse (options checked first).
+
+    Raises:
+        ConfigError: a bad option (before the database is opened), or as
+            :func:`loader.pipeline.import_segment.import_segment`.
+        SegmentRowError: as :func:`loader.pipeline.import_segment.import_segment`.
+    """
+    cutoff = catalog.parse_bound(until, option="--until")
+    check_import(
+        schema=settings.schema, source_schema=source_schema, until=cutoff, batch_size=batch_size
+    )
+    with open_database(settings, announce=announce) as engine:
+        return run_import(
+            engine,
+            schema=settings.schema,
+            source_schema=source_schema,
+            until=cutoff,
+            dry_run=dry_run,
+            batch_size=batch_size,
+            progress=progress,
         )
 
 

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from .._version import __version__
-from . import collections, drip, pipeline, report, serve, warehouse
+from . import collections, drip, import_segment, pipeline, report, serve, warehouse
 from .edge import Commands
 
 app = Commands(
@@ -63,6 +63,7 @@ app.add_typer(report.report_app)
 app.add_typer(collections.collections_app, name="collections")
 app.command("dbt-sources")(report.dbt_sources)
 app.add_typer(drip.drip_app)
+app.command("import-segment")(import_segment.import_segment)
 
 _GLOBAL_FLAGS = ("--debug",)
 

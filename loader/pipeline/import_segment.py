@@ -30,7 +30,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import datetime
 from string import Template
 from typing import Any
@@ -40,7 +39,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import TextClause
 
-from ..config import validate_schema
+from ..config import DEFAULT_IMPORT_BATCH_SIZE, validate_schema
 from ..counts import Counts
 from ..domain.registry import BY_DRIP_EVENT, BY_NAME
 from ..errors import ConfigError, SegmentRowError
@@ -64,10 +63,10 @@ from .import_plan import (
     stage_statement,
     survey_statement,
 )
+from .import_report import Cutoff, ImportReport, TableReport
 
 _ATTEMPTS = 3
-DEFAULT_BATCH_SIZE = 10_000
-"""Rows copied per transaction."""
+DEFAULT_BATCH_SIZE = DEFAULT_IMPORT_BATCH_SIZE
 COMMAND = "import-segment"
 """The command's name in ``_runs``."""
 
@@ -77,56 +76,25 @@ REASON_SWITCH = "first email event drip-loader received (none of this type yet)"
 REASON_TRACKS = "the cutoff of each row's event type"
 
 
-@dataclass(frozen=True)
-class Cutoff:
-    """Where the copy of one event type stops: rows at or after ``at`` are not copied."""
+def check_options(
+    *, schema: str, source_schema: str, until: datetime | None, batch_size: int
+) -> None:
+    """Check the options of :func:`import_segment` (no I/O: before any database is opened).
 
-    at: datetime
-    reason: str
-
-
-@dataclass
-class TableReport:
-    """One table of the import."""
-
-    table: str
-    in_source: bool
-    source_rows: int = 0
-    """Rows in Segment's table (tracks: those of the six email events)."""
-    before_cutoff: int = 0
-    """Of those, the rows before their cutoff: what the import copies over all its runs."""
-    to_copy: int = 0
-    """Rows this run reads: before the cutoff and after the last key copied by earlier runs."""
-    read: int = 0
-    added: int = 0
-    """Rows this run inserted (a row already there is skipped)."""
-    tracks_made: int = 0
-    """Collections: tracks rows made for rows whose event Segment's tracks lacked."""
-    extra: list[tuple[str, int]] = field(default_factory=list)
-    """Segment columns with no counterpart, and their non-null values before the cutoff."""
-
-
-@dataclass
-class ImportReport:
-    """What :func:`import_segment` did, or would do (``dry_run``)."""
-
-    source_schema: str
-    schema: str
-    dry_run: bool
-    cutoffs: dict[str, Cutoff]
-    """Per email table (event type)."""
-    tables: list[TableReport]
-    """In the order copied: tracks, then the six email tables."""
-    subscribers_added: int = 0
-    subscribers_updated: int = 0
-    subscribers_replaced: int = 0
-    """Email-keyed subscriber rows removed because a real snapshot has that email now."""
-    load_id: str | None = None
-    seconds: float = 0.0
-
-    @property
-    def added(self) -> int:
-        return sum(t.added + t.tracks_made for t in self.tables)
+    Raises:
+        ConfigError: a source schema that is no plain name or is the warehouse schema, a
+            batch size below 1, an ``until`` without a time zone.
+    """
+    validate_schema(source_schema)
+    if source_schema == schema:
+        raise ConfigError(
+            f'--from-schema is the warehouse schema "{schema}" itself: import from the schema '
+            "Segment's Drip source writes to, into a schema of drip-loader's"
+        )
+    if batch_size < 1:
+        raise ConfigError("--batch-size must be at least 1")
+    if until is not None and until.tzinfo is None:
+        raise ConfigError("--until needs a time zone (e.g. 2026-10-01T00:00:00Z)")
 
 
 def import_segment(
@@ -157,16 +125,7 @@ def import_segment(
     """
     started = time.perf_counter()
     progress = progress or QUIET
-    validate_schema(source_schema)
-    if source_schema == schema:
-        raise ConfigError(
-            f'--from-schema is the warehouse schema "{schema}" itself: import from the schema '
-            "Segment's Drip source writes to, into a schema of drip-loader's"
-        )
-    if batch_size < 1:
-        raise ConfigError("--batch-size must be at least 1")
-    if until is not None and until.tzinfo is None:
-        raise ConfigError("--until needs a time zone (e.g. 2026-10-01T00:00:00Z)")
+    check_options(schema=schema, source_schema=source_schema, until=until, batch_size=batch_size)
     if dry_run:
         migrate.require_head(engine, schema=schema, then="run `drip-loader migrate` first")
     else:

@@ -125,6 +125,7 @@ def test_the_command_list_is_the_apps() -> None:
         ("drip", "webhook", "create"),
         ("drip", "webhook", "list"),
         ("drip", "webhook", "delete"),
+        ("import-segment",),
     }
 
 

@@ -700,18 +700,13 @@ def test_migrate_refuses_other_foreign_tables_with_our_names(engine: Engine) -> 
 
 # Killed in the middle ---------------------------------------------------------------------
 
-_IMPORT = """
-import sys
-from loader.warehouse.db import make_engine
-from loader.pipeline.import_segment import import_segment
-import_segment(make_engine(sys.argv[1]), schema="drip", source_schema="website", batch_size=500)
-"""
-
 
 def _start(url: str) -> subprocess.Popen[str]:
+    """``drip-loader import-segment`` in a child process (the test kills it)."""
     return subprocess.Popen(
-        [sys.executable, "-c", _IMPORT, url],
-        env=os.environ,
+        [sys.executable, "-m", "loader", "import-segment", "--from-schema", "website"]
+        + ["--batch-size", "500"],
+        env={**os.environ, "DRIP_LOADER_DATABASE_URL": url},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -154,11 +154,11 @@ class ImportReport:
                 f"added, {self.subscribers_updated:,} updated, {self.subscribers_replaced:,} "
                 "replaced by a snapshot drip-loader received."
             )
-        extra = [(t.table, c, n) for t in self.tables for c, n in t.extra]
+        extra = [t for t in self.tables if t.extra]
         if extra:
             lines.append(
-                "Segment columns with no counterpart here, not copied (non-null values before "
-                "the cutoff; they stay in the Segment schema):"
+                "Segment columns with no counterpart here, not copied (they stay in the Segment "
+                "schema), with their non-null values before the cutoff:"
             )
-            lines += [f"  {table}.{column}: {n:,}" for table, column, n in extra]
+            lines += [f"  {t.table}: " + ", ".join(f"{c} {n:,}" for c, n in t.extra) for t in extra]
         return lines

@@ -43,24 +43,14 @@ CUTOFFS = "".join(
     )
 )
 NOT_COPIED = """\
-Segment columns with no counterpart here, not copied (non-null values before the cutoff; they stay in the Segment schema):
-  tracks.context_traits_first_name: 5
-  tracks.uuid: 12
-  email_delivered.context_traits_first_name: 1
-  email_delivered.uuid: 3
-  email_delivered.email_type: 1
-  email_opened.context_traits_first_name: 2
-  email_opened.uuid: 3
-  email_opened.score: 2
-  email_opened.is_test: 3
-  email_link_clicked.context_traits_first_name: 1
-  email_link_clicked.uuid: 3
-  email_unsubscribed.context_traits_first_name: 2
-  email_unsubscribed.uuid: 3
-  email_bounced.context_traits_first_name: 1
-  email_bounced.uuid: 3
-  email_marked_as_spam.context_traits_first_name: 0
-  email_marked_as_spam.uuid: 3
+Segment columns with no counterpart here, not copied (they stay in the Segment schema), with their non-null values before the cutoff:
+  tracks: context_traits_first_name 5, uuid 12
+  email_delivered: context_traits_first_name 1, uuid 3, email_type 1
+  email_opened: context_traits_first_name 2, uuid 3, score 2, is_test 3
+  email_link_clicked: context_traits_first_name 1, uuid 3
+  email_unsubscribed: context_traits_first_name 2, uuid 3
+  email_bounced: context_traits_first_name 1, uuid 3
+  email_marked_as_spam: context_traits_first_name 0, uuid 3
 """
 
 

@@ -783,3 +783,58 @@ def test_a_killed_run_resumes_and_ends_like_one_clean_run(
     finally:
         engine.dispose()
         clean.dispose()
+
+
+def test_a_second_import_into_the_same_schema_waits_its_turn(
+    engine: Engine, live: list[bytes], source: dict[str, list[dict[str, Any]]]
+) -> None:
+    with engine.connect() as other:
+        held = other.execute(
+            sa.text("SELECT pg_try_advisory_lock(hashtext('drip-loader:import-segment:drip'))")
+        ).scalar_one()
+        assert held
+        with pytest.raises(ConfigError) as refused:
+            run(engine)
+        assert str(refused.value) == (
+            'another import-segment is running on schema "drip": wait for it to end (or stop '
+            "it; a rerun resumes where it stopped)"
+        )
+        other.execute(
+            sa.text("SELECT pg_advisory_unlock(hashtext('drip-loader:import-segment:drip'))")
+        )
+    assert run(engine).added > 0
+
+
+def test_load_goes_on_beside_an_import_and_both_end_complete(
+    settings: Settings, db_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    run_pipeline(
+        settings,
+        [str(write_ndjson(tmp_path / "live.ndjson", generate_events(events=500, seed=1)))],
+    )
+    generate_segment_schema(
+        engine, "website", per_table=6_000, start=datetime(2023, 1, 1, tzinfo=UTC), end=SWITCH
+    )
+    importing = _start(db_url)
+    deadline = time.monotonic() + 120
+    while not rows(engine, "SELECT sum(rows_read) AS n FROM drip._imports")[0]["n"]:
+        assert importing.poll() is None, importing.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+    # the import is copying: a load runs meanwhile, to its end
+    later = write_ndjson(tmp_path / "later.ndjson", generate_events(events=3_000, seed=2))
+    loaded = run_pipeline(settings, [str(later)])
+
+    _, err = importing.communicate(timeout=300)
+    assert importing.returncode == 0, err
+    assert loaded.landed > 0
+    counted = segment_rows(engine, schema="drip")
+    assert counted is not None and counted.finished
+    copied = rows(engine, "SELECT count(*) AS n FROM drip.tracks WHERE id NOT LIKE 'drip-%'")[0][
+        "n"
+    ]
+    assert copied == counted.events == 36_000  # every Segment row is before the cutoff
+    own = rows(engine, "SELECT count(*) AS n FROM drip.tracks WHERE id LIKE 'drip-%'")[0]["n"]
+    raw = rows(engine, "SELECT count(*) AS n FROM drip._raw_events WHERE is_email")[0]["n"]
+    assert own == raw  # every email event drip-loader received is mapped, none lost

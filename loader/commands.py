@@ -23,10 +23,18 @@ from typing import Any
 from .analyst import catalog
 from .analyst.attribution import run_attribution
 from .analyst.report import query_table, run_report
-from .config import DEFAULT_REJECTS_LIMIT, SEGMENT_MAX_BATCH_EVENTS, Settings
+from .config import (
+    DEFAULT_IMPORT_BATCH_SIZE,
+    DEFAULT_REJECTS_LIMIT,
+    SEGMENT_MAX_BATCH_EVENTS,
+    Settings,
+)
 from .domain.registry import resolve
 from .errors import ConfigError
 from .pipeline.emit import EmitReport, TurnedOff, check_forwarding, disable_forwarding
+from .pipeline.import_report import ImportReport
+from .pipeline.import_segment import check_options as check_import
+from .pipeline.import_segment import import_segment as run_import
 from .pipeline.rebuild import RebuildReport
 from .pipeline.rebuild import rebuild_tables as rebuild
 from .pipeline.retry import RetryReport, retry_rejects
@@ -175,6 +183,39 @@ def _require_head(engine: Any, schema: str) -> None:
     migrations.require_head(
         engine, schema=schema, then="run `drip-loader migrate` (or `drip-loader load`) first"
     )
+
+
+def import_segment(
+    settings: Settings,
+    *,
+    source_schema: str,
+    until: str | None = None,
+    dry_run: bool = False,
+    batch_size: int = DEFAULT_IMPORT_BATCH_SIZE,
+    progress: Progress | None = None,
+    announce: Announce = _quiet,
+) -> ImportReport:
+    """Copy the history of a Segment-made schema into the warehouse (options checked first).
+
+    Raises:
+        ConfigError: a bad option (before the database is opened), or as
+            :func:`loader.pipeline.import_segment.import_segment`.
+        SegmentRowError: as :func:`loader.pipeline.import_segment.import_segment`.
+    """
+    cutoff = catalog.parse_bound(until, option="--until")
+    check_import(
+        schema=settings.schema, source_schema=source_schema, until=cutoff, batch_size=batch_size
+    )
+    with open_database(settings, announce=announce) as engine:
+        return run_import(
+            engine,
+            schema=settings.schema,
+            source_schema=source_schema,
+            until=cutoff,
+            dry_run=dry_run,
+            batch_size=batch_size,
+            progress=progress,
+        )
 
 
 def report(

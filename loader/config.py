@@ -33,6 +33,9 @@ DEFAULT_OUTBOX_RETENTION = timedelta(days=7)
 DEFAULT_RUNS_RETENTION = timedelta(days=90)
 OUTBOX_RETENTION_ENV = "DRIP_LOADER_OUTBOX_RETENTION"
 RUNS_RETENTION_ENV = "DRIP_LOADER_RUNS_RETENTION"
+
+DEFAULT_IMPORT_BATCH_SIZE = 10_000
+"""Rows ``import-segment`` copies per transaction."""
 SEGMENT_MAX_BATCH_EVENTS = 2_500
 DEFAULT_REJECTS_LIMIT = 50
 """Rejects ``rejects list`` shows unless told otherwise."""

@@ -17,6 +17,7 @@ edge can translate it into one line on stderr and a non-zero exit::
     │   ├── DripNotFound             404: the webhook (or account) is not there
     │   └── DripGaveUp               waiting for Drip's rate limit would pass --max-wait
     ├── RejectNotFound               no reject has that id (``rejects show`` / ``retry``)
+    ├── SegmentRowError              import-segment: a Segment row that cannot be copied as it is
     └── StepFailed                   a pipeline step failed; wraps the cause with the step and load id
 
 Bad *records* are not exceptions: they are counted and stored in the rejects table, and
@@ -142,6 +143,21 @@ class RejectNotFound(LoaderError):
             "`drip-loader rejects list` shows the ids"
         )
         self.ids = ids
+
+
+class SegmentRowError(LoaderError):
+    """A row of a Segment-made schema that ``import-segment`` cannot copy as it is.
+
+    ``table``, ``row_id`` and ``column`` say which (``column`` is None when the whole row is
+    refused, e.g. for its id).  Batches committed before stay copied; the source is never
+    changed.
+    """
+
+    def __init__(self, message: str, *, table: str, row_id: str, column: str | None) -> None:
+        super().__init__(message)
+        self.table = table
+        self.row_id = row_id
+        self.column = column
 
 
 class StepFailed(LoaderError):

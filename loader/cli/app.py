@@ -14,7 +14,17 @@ from typing import Annotated
 import typer
 
 from .._version import __version__
-from . import collections, drip, pipeline, rejects, report, retention, serve, warehouse
+from . import (
+    collections,
+    drip,
+    import_segment,
+    pipeline,
+    rejects,
+    report,
+    retention,
+    serve,
+    warehouse,
+)
 from .edge import Commands
 
 app = Commands(
@@ -67,6 +77,7 @@ app.add_typer(collections.collections_app, name="collections")
 app.command("dbt-sources")(report.dbt_sources)
 app.add_typer(drip.drip_app)
 app.add_typer(rejects.rejects_app, name="rejects")
+app.command("import-segment")(import_segment.import_segment)
 
 _GLOBAL_FLAGS = ("--debug",)
 

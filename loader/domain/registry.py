@@ -439,7 +439,8 @@ COMMON_DESCRIPTIONS: dict[str, str] = {
     "id": "Event id: drip- and 40 hex characters of a sha256 over the event's key fields, "
     "its timestamp among them (Segment's messageId); the same in the collection table and in "
     "tracks. Unique: the key is (timestamp, id) and the id hashes the timestamp, so an id is "
-    "stored once (an id not computed by drip-loader is unique together with its timestamp).",
+    "stored once (an id not computed by drip-loader is unique together with its timestamp). "
+    "Rows copied by drip-loader import-segment keep Segment's message id.",
     "anonymous_id": "The subscriber's email when Drip sent no user id (else NULL); "
     "drip:<subscriber id> when there is neither.",
     "user_id": "Drip's subscriber user_id when it is a non-empty string, else NULL.",
@@ -448,7 +449,7 @@ COMMON_DESCRIPTIONS: dict[str, str] = {
     "original_timestamp": "When the event happened (Drip's occurred_at).",
     "timestamp": "When the event happened (Drip's occurred_at).",
     "received_at": "When the loader first received the event (webhook arrival or file landing); "
-    "kept by rebuild.",
+    "kept by rebuild. Rows copied by drip-loader import-segment: when Segment received it.",
     "sent_at": "Same as received_at: Drip sends no send time.",
     "uuid_ts": "When this row was written to this table (a rebuild writes it again).",
     "context_library_name": "drip-loader.",

@@ -23,15 +23,18 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.sql import Select
 
+from ..config import DEFAULT_SCHEMA
+from ..domain.registry import DEFAULT_ON
 from ..errors import ConfigError
 from ..results import Record
 from .db import translating
-from .sqlfiles import read_sql
+from .sqlfiles import read_sql, sql_dir
+from .tables import build_metadata
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-HEAD = "0010"
+HEAD = "0011"
 """The newest revision of ``migrations/`` (a test checks it against the script directory)."""
 
 VERSION_TABLE = "_alembic_version"
@@ -88,17 +91,71 @@ def upgrade(
 ) -> str:
     """Bring ``schema`` to ``revision`` (default: the newest); return the revision it is at.
 
-    A revision that moves rows (0008) reports its batches to ``progress``."""
+    A revision that moves rows (0008) reports its batches to ``progress``.
+
+    Raises:
+        ConfigError: ``schema`` was never migrated but holds tables with the names of ours
+            (:func:`refuse_foreign_tables`); nothing is changed then.
+    """
     table, current = _version(engine, schema=schema)
     if revision == "head" and (table, current) == (VERSION_TABLE, HEAD):
         return HEAD
     _refuse_unknown(current, schema=schema)
+    if table is None:
+        refuse_foreign_tables(engine, schema=schema)
     from alembic import command
 
     with translating(), engine.begin() as conn:
         cfg = alembic_config(schema=schema, connection=conn, progress=progress)
         command.upgrade(cfg, revision)
     return head_revision() if revision == "head" else revision
+
+
+SEGMENT_TABLES = frozenset((*DEFAULT_ON, "tracks"))
+"""Tables Segment's Drip source writes too: finding them means a Segment-made schema."""
+
+
+def _our_relations(schema: str) -> list[str]:
+    """Every table and view the migrations create in ``schema``."""
+    tables = [t.name for t in build_metadata(schema).tables.values()]
+    views = sorted(p.stem for p in (sql_dir() / "views").glob("*.sql"))
+    return [*tables, *views, VERSION_TABLE]
+
+
+def refuse_foreign_tables(engine: Engine, *, schema: str) -> None:
+    """Stop before migrating a schema that holds tables we would create but did not make.
+
+    A schema without a version table is new to drip-loader: a relation there with the name
+    of one of ours belongs to someone else, most often Segment's Drip source, whose tables
+    have the same names.  alembic would fail on the first ``CREATE TABLE`` with "already
+    exists" and roll back; this says what to do instead, before anything is changed.
+
+    Raises:
+        ConfigError: such relations exist (one line: a new schema, and ``import-segment``
+            when they look like Segment's).
+    """
+    with translating(), engine.connect() as conn:
+        found: list[str] = list(
+            conn.execute(
+                text(read_sql("migrate/foreign_relations.sql")),
+                {"schema": schema, "names": _our_relations(schema)},
+            ).scalars()
+        )
+    if not found:
+        return
+    # Segment's own tables first: they say whose schema it is
+    found.sort(key=lambda name: (name not in SEGMENT_TABLES, name))
+    shown = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
+    other = "drip_loader" if schema == DEFAULT_SCHEMA else DEFAULT_SCHEMA
+    head = f'schema "{schema}" holds tables drip-loader did not make ({shown})'
+    if SEGMENT_TABLES & set(found):
+        raise ConfigError(
+            f"{head}, perhaps Segment's Drip source: use a new schema (--schema {other}) and "
+            f"copy the history with drip-loader import-segment --from-schema {schema}"
+        )
+    raise ConfigError(
+        f"{head}: use a new schema (--schema {other}), or move those tables out of {schema}"
+    )
 
 
 def downgrade(

@@ -176,7 +176,13 @@ def build_metadata(schema: str) -> MetaData:
     Table(
         "subscribers",
         metadata,
-        Column("id", Text, primary_key=True, comment="Drip subscriber id."),
+        Column(
+            "id",
+            Text,
+            primary_key=True,
+            comment="Drip subscriber id; email: and the address in lower case for a subscriber "
+            "known only by email from history copied by drip-loader import-segment.",
+        ),
         Column("email", Text, comment="The subscriber's email."),
         Column("user_id", Text, comment="The subscriber's user_id in Drip."),
         Column(
@@ -335,6 +341,22 @@ def build_metadata(schema: str) -> MetaData:
         _ts("archived_at"),
         comment="Raw months moved out to gzip NDJSON files by drip-loader archive "
         "(checked before their rows were dropped; archived_at NULL: not finished yet).",
+    )
+    Table(
+        "_imports",
+        metadata,
+        Column("source_schema", Text, primary_key=True),
+        Column("table_name", Text, primary_key=True),
+        _ts("cutoff", nullable=False),
+        Column("cutoff_reason", Text, nullable=False),
+        _ts("last_timestamp"),
+        Column("last_id", KEY),
+        Column("rows_read", BigInteger, nullable=False, server_default="0"),
+        Column("rows_added", BigInteger, nullable=False, server_default="0"),
+        _ts("started_at", nullable=False, server_default=func.now()),
+        _ts("finished_at"),
+        comment="History copied from a Segment-made schema by drip-loader import-segment: per "
+        "source table, the cutoff, the last (timestamp, id) copied and the rows added.",
     )
     for resource in RESOURCES.values():
         drip_table(metadata, resource)

@@ -5,11 +5,12 @@
 -- rebuild keeps it, so an event Segment confirmed before the off (its sent row perhaps
 -- deleted by retention since) is never queued again; the few received after the off but
 -- transformed before it keep their outbox rows (retention spares them while it is off:
--- retention/prune_outbox.sql), so DO NOTHING leaves them as they are.
+-- retention/prune_outbox.sql), so DO NOTHING leaves them as they are.  Only drip-loader's
+-- own events (drip- ids), as in emit/enable.sql: rows import-segment copied came from Segment.
 WITH queued AS (
     INSERT INTO _outbox (id, "timestamp")
     SELECT t.id, t."timestamp" FROM tracks t, _forwarding f
-    WHERE f.off_since IS NOT NULL AND t.received_at >= f.off_since
+    WHERE f.off_since IS NOT NULL AND t.received_at >= f.off_since AND t.id LIKE 'drip-%'
     ON CONFLICT (id) DO NOTHING
     RETURNING 1
 ), turned_on AS (

@@ -12,7 +12,9 @@
 -- part :part): they never touch the same subscriber, so they run side by side on as many
 -- cores.  With :refresh (a rebuild) the snapshot of the same latest event is written again
 -- too, so a mapping fix reaches subscribers whose latest event is still in _raw_events,
--- while those whose latest event is archived keep their row as it is.
+-- while those whose latest event is archived keep their row as it is.  A subscriber known
+-- only by email from history copied from Segment (import_segment/subscribers.sql: id
+-- 'email:' || lower(email)) is replaced by the snapshot that now has its email.
 WITH taken AS (
     DELETE FROM _subscriber_changes
     WHERE ctid = ANY (ARRAY(SELECT ctid FROM _subscriber_changes
@@ -68,7 +70,18 @@ WITH taken AS (
     -- an event inside the known span changes nothing: no new row version
     WHERE (excluded.last_seen_at, CAST(:refresh AS boolean)) > (cur.last_seen_at, false)
        OR excluded.first_seen_at < cur.first_seen_at
-    RETURNING xmax = 0 AS inserted  -- xmax is 0 on a freshly inserted row, set on an updated one
+    RETURNING xmax = 0 AS inserted,  -- xmax is 0 on a freshly inserted row, set on an updated one
+              email
+), replaced AS (
+    DELETE FROM subscribers
+    WHERE id IN (
+        SELECT e.id FROM subscribers e
+        WHERE EXISTS (SELECT FROM _imports)  -- no import, no such rows: no probe per subscriber
+          AND e.id IN (SELECT 'email:' || lower(btrim(email)) FROM merged)
+        -- locked in id order: merges of other parts may replace the same rows
+        ORDER BY e.id
+        FOR UPDATE
+    )
 )
 SELECT (SELECT count(*) FROM taken) AS taken,
        (SELECT count(*) FROM merged WHERE inserted) AS inserted

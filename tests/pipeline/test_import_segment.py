@@ -23,7 +23,8 @@ from loader.domain.sample import generate_events
 from loader.errors import ConfigError, SegmentRowError
 from loader.pipeline.emit import enable_forwarding
 from loader.pipeline.import_segment import ImportReport, import_segment
-from loader.pipeline.run import rebuild, run_pipeline
+from loader.pipeline.rebuild import rebuild_tables as rebuild
+from loader.pipeline.run import run_pipeline
 from loader.warehouse import migrate
 from loader.warehouse.db import make_engine, set_search_path
 from loader.warehouse.imports import segment_rows

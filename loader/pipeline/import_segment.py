@@ -41,7 +41,6 @@ from sqlalchemy.sql.elements import TextClause
 
 from ..config import DEFAULT_IMPORT_BATCH_SIZE, validate_schema
 from ..counts import Counts
-from ..domain.registry import BY_DRIP_EVENT, BY_NAME
 from ..errors import ConfigError, SegmentRowError
 from ..progress import QUIET, Progress
 from ..warehouse import imports as ledger
@@ -50,12 +49,12 @@ from ..warehouse.db import batch_session, translating
 from ..warehouse.partitions import ensure_partitions, forget_partitions, missing_partition
 from ..warehouse.runs import recorded_run
 from ..warehouse.sqlfiles import read_sql
+from .import_cutoffs import REASON_TRACKS, resolve_cutoffs, start_keys
 from .import_plan import (
     EMAIL_TABLES,
     TABLES,
     TablePlan,
     copy_statement,
-    literal,
     part,
     plan_table,
     quote,
@@ -69,11 +68,6 @@ _ATTEMPTS = 3
 DEFAULT_BATCH_SIZE = DEFAULT_IMPORT_BATCH_SIZE
 COMMAND = "import-segment"
 """The command's name in ``_runs``."""
-
-REASON_UNTIL = "--until"
-REASON_FIRST = "first event of this type drip-loader received"
-REASON_SWITCH = "first email event drip-loader received (none of this type yet)"
-REASON_TRACKS = "the cutoff of each row's event type"
 
 
 def check_options(
@@ -181,7 +175,7 @@ def _run(
     plans = {name: plan_table(found[name], tracks=tracks) for name in TABLES if name in found}
     recorded = ledger.read_ledger(conn, schema=schema, source=source)
     cutoffs = resolve_cutoffs(conn, recorded=recorded, until=until)
-    keys = _start_keys(recorded, cutoffs)
+    keys = start_keys(recorded, cutoffs)
     report = ImportReport(source, schema, dry_run, cutoffs, [])
     for name in TABLES:
         report.tables.append(TableReport(name, name in plans))
@@ -246,97 +240,6 @@ def _run(
 
 def _pair(cutoff: Cutoff) -> tuple[datetime, str]:
     return cutoff.at, cutoff.reason
-
-
-def resolve_cutoffs(
-    conn: Connection, *, recorded: dict[str, ledger.LedgerRow], until: datetime | None
-) -> dict[str, Cutoff]:
-    """The cutoff of each email table for this run (see the module docstring).
-
-    Raises:
-        ConfigError: no ``until``, nothing recorded, and drip-loader has no email event
-            yet; or ``until`` is before rows already copied.
-    """
-    if until is not None:
-        copied = [
-            (row.last_timestamp, row.table)
-            for row in recorded.values()
-            if row.last_timestamp is not None and row.last_timestamp >= until
-        ]
-        if copied:
-            last, name = max(copied)
-            raise ConfigError(
-                f"{name} rows up to {last.isoformat()} are already copied, past --until "
-                f"{until.isoformat()}: give a later --until, or leave it out to go on with "
-                "the cutoffs of the first run"
-            )
-        return {name: Cutoff(until, REASON_UNTIL) for name in EMAIL_TABLES}
-    first = _first_events(conn) if any(n not in recorded for n in EMAIL_TABLES) else {}
-    cutoffs: dict[str, Cutoff] = {}
-    for name in EMAIL_TABLES:
-        row = recorded.get(name)
-        if row is not None:
-            cutoffs[name] = Cutoff(row.cutoff, row.cutoff_reason)
-        elif name in first:
-            cutoffs[name] = Cutoff(first[name], REASON_FIRST)
-        elif first:
-            cutoffs[name] = Cutoff(min(first.values()), REASON_SWITCH)
-        else:
-            raise ConfigError(
-                "the warehouse has no email event drip-loader received yet, so there is no "
-                "switch-over time to cut Segment's history at: start `drip-loader serve` in "
-                "this schema first and let it receive events (see the guide, "
-                "docs/switching-from-segment.md), or give --until"
-            )
-    return cutoffs
-
-
-def _first_events(conn: Connection) -> dict[str, datetime]:
-    """Per email collection, the earliest event time drip-loader itself has: in its rows
-    (drip- ids) or in ``_raw_events``, whichever is earlier."""
-    first: dict[str, datetime] = {}
-    branch = Template(part("first_row.sql"))
-    rows = text(
-        Template(part("first_rows.sql")).substitute(
-            branches="\nUNION ALL\n".join(
-                branch.substitute(table=quote(n), name=literal(n)) for n in EMAIL_TABLES
-            )
-        )
-    )
-    for found in conn.execute(rows):
-        if found.first_at is not None:
-            first[str(found.name)] = found.first_at
-    raw = conn.execute(
-        text(read_sql("import_segment/first_events.sql")),
-        {"drip_events": [e for n in EMAIL_TABLES for e in BY_NAME[n].drip_events]},
-    )
-    for found in raw:
-        slug = BY_DRIP_EVENT[str(found.event)].name
-        at: datetime = found.first_at
-        first[slug] = min(at, first.get(slug, at))
-    return first
-
-
-def _start_keys(
-    recorded: dict[str, ledger.LedgerRow], cutoffs: dict[str, Cutoff]
-) -> dict[str, tuple[datetime | None, str | None]]:
-    """Per table, the key this run copies after: the ledger's, except for tracks when an
-    event type's cutoff moved later than recorded: then from its old cutoff (tracks holds
-    every type in one time order, so rows of that type before the last key are still to
-    copy; rows copied again are skipped)."""
-    keys: dict[str, tuple[datetime | None, str | None]] = {}
-    for name in TABLES:
-        row = recorded.get(name)
-        keys[name] = (None, None) if row is None else (row.last_timestamp, row.last_id)
-    raised = [
-        recorded[n].cutoff
-        for n in EMAIL_TABLES
-        if n in recorded and cutoffs[n].at > recorded[n].cutoff
-    ]
-    last = keys["tracks"][0]
-    if raised and last is not None and last >= min(raised):
-        keys["tracks"] = (min(raised), "")  # before every row at that instant
-    return keys
 
 
 def _binds(

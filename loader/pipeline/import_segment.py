@@ -5,24 +5,24 @@ in a schema Segment wrote.  :func:`import_segment` copies every row of the six e
 and their ``tracks`` rows, into the warehouse schema (same database), where they are rows
 like any other: the reports, attribution, dbt sources and ``subscribers`` see them.
 
-What is copied: per event type, every row before a cutoff.  By default the cutoff is the
-earliest event time drip-loader itself has for that type (``_raw_events``: what it received,
-never what an import copied), so an event both systems sent during the switch-over is
-counted once; a type drip-loader has none of yet is cut at its first email event of any
-type (when it started receiving).  ``--until`` overrides both.  The cutoffs of the first
-run are recorded in ``_imports`` and kept by the runs after it.
+What is copied: per event type, every row before a cutoff (:mod:`loader.pipeline.import_cutoffs`):
+by default the earliest event time drip-loader itself has for that type, so an event both
+systems sent during the switch-over is counted once.
 
 How: the source is read, never changed.  One survey per table first (counts, the cutoff,
 and every reason the copy would stop: a row without time, an id in drip-loader's format, a
 value that cannot land), so a bad row stops the run before anything is copied.  Then per
 table the rows to copy are converted and numbered in ``(timestamp, id)`` order in a
 temporary table, in one sequential read of the source (:mod:`loader.pipeline.import_plan`),
-and copied in batches of ``batch_size``, each in
-its own short transaction with its ledger row: a killed run resumes after the last batch
-it committed, and every insert is ``ON CONFLICT DO NOTHING``, so a second run adds nothing.
-Beside ``serve`` and ``load``: a batch takes only the row locks of the rows it inserts
-(ids never collide: Segment's are not ``drip-``), so they never wait for it, and a command
-that locks a whole table (``rebuild``'s TRUNCATE) waits at most one batch.
+and copied in batches of ``batch_size``, each in its own short transaction with its ledger
+row: a killed run resumes after the last batch it committed, and every insert is ``ON
+CONFLICT DO NOTHING``, so a second run adds nothing.  Each batch first makes the monthly
+partitions of its rows (:func:`loader.warehouse.partitions.ensure_partitions`).
+
+Beside ``serve`` and ``load``: a batch takes only the row locks of the rows it inserts (ids
+never collide: Segment's are not ``drip-``), so they never wait for it, and a command that
+locks a whole table or partition (``rebuild``'s TRUNCATE of a month) waits one batch at most.
+One import per warehouse schema at a time (an advisory lock, released with its session).
 """
 
 from __future__ import annotations
@@ -188,8 +188,10 @@ def _run(
 
     with conn.begin():
         for name in TABLES:
-            cutoff = max(cutoffs.values(), key=lambda c: c.at) if name == "tracks" else None
-            at, reason = (cutoff.at, REASON_TRACKS) if cutoff else _pair(cutoffs[name])
+            if name == "tracks":  # each row is cut at its event type's cutoff
+                at, reason = max(c.at for c in cutoffs.values()), REASON_TRACKS
+            else:
+                at, reason = cutoffs[name].at, cutoffs[name].reason
             ledger.start_table(
                 conn,
                 schema=schema,
@@ -200,6 +202,8 @@ def _run(
                 last_timestamp=keys[name][0],
                 last_id=keys[name][1],
             )
+            if name not in plans:  # Segment never wrote that table: nothing to copy
+                ledger.finish(conn, schema=schema, source=source, table=name)
     report.load_id = uuid.uuid4().hex
     counts = Counts(rows_added=Counter())
 
@@ -236,10 +240,6 @@ def _run(
         report.subscribers_updated = int(row.updated)
         report.subscribers_replaced = int(row.replaced)
     return report
-
-
-def _pair(cutoff: Cutoff) -> tuple[datetime, str]:
-    return cutoff.at, cutoff.reason
 
 
 def _binds(

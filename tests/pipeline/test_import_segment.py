@@ -843,3 +843,20 @@ def test_load_goes_on_beside_an_import_and_both_end_complete(
     own = rows(engine, "SELECT count(*) AS n FROM drip.tracks WHERE id LIKE 'drip-%'")[0]["n"]
     raw = rows(engine, "SELECT count(*) AS n FROM drip._raw_events WHERE is_email")[0]["n"]
     assert own == raw  # every email event drip-loader received is mapped, none lost
+
+
+def test_a_table_segment_never_wrote_is_reported_and_the_import_still_finishes(
+    engine: Engine, live: list[bytes]
+) -> None:
+    create_segment_schema(engine, "website", make_rows(per_table=4, seed=5, end=SWITCH))
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE website.email_marked_as_spam"))
+
+    report = run(engine)
+
+    spam = next(t for t in report.tables if t.table == "email_marked_as_spam")
+    assert (spam.in_source, spam.read, spam.added) == (False, 0, 0)
+    (line,) = [x for x in report.lines() if x.startswith("  email_marked_as_spam ")][1:]
+    assert line.split() == ["email_marked_as_spam", "(none)", "0", "0", "0", "0", "0"]
+    counted = segment_rows(engine, schema="drip")
+    assert counted is not None and counted.finished

@@ -5,24 +5,24 @@ in a schema Segment wrote.  :func:`import_segment` copies every row of the six e
 and their ``tracks`` rows, into the warehouse schema (same database), where they are rows
 like any other: the reports, attribution, dbt sources and ``subscribers`` see them.
 
-What is copied: per event type, every row before a cutoff.  By default the cutoff is the
-earliest event time drip-loader itself has for that type (``_raw_events``: what it received,
-never what an import copied), so an event both systems sent during the switch-over is
-counted once; a type drip-loader has none of yet is cut at its first email event of any
-type (when it started receiving).  ``--until`` overrides both.  The cutoffs of the first
-run are recorded in ``_imports`` and kept by the runs after it.
+What is copied: per event type, every row before a cutoff (:mod:`loader.pipeline.import_cutoffs`):
+by default the earliest event time drip-loader itself has for that type, so an event both
+systems sent during the switch-over is counted once.
 
 How: the source is read, never changed.  One survey per table first (counts, the cutoff,
 and every reason the copy would stop: a row without time, an id in drip-loader's format, a
 value that cannot land), so a bad row stops the run before anything is copied.  Then per
 table the rows to copy are converted and numbered in ``(timestamp, id)`` order in a
 temporary table, in one sequential read of the source (:mod:`loader.pipeline.import_plan`),
-and copied in batches of ``batch_size``, each in
-its own short transaction with its ledger row: a killed run resumes after the last batch
-it committed, and every insert is ``ON CONFLICT DO NOTHING``, so a second run adds nothing.
-Beside ``serve`` and ``load``: a batch takes only the row locks of the rows it inserts
-(ids never collide: Segment's are not ``drip-``), so they never wait for it, and a command
-that locks a whole table (``rebuild``'s TRUNCATE) waits at most one batch.
+and copied in batches of ``batch_size``, each in its own short transaction with its ledger
+row: a killed run resumes after the last batch it committed, and every insert is ``ON
+CONFLICT DO NOTHING``, so a second run adds nothing.  Each batch first makes the monthly
+partitions of its rows (:func:`loader.warehouse.partitions.ensure_partitions`).
+
+Beside ``serve`` and ``load``: a batch takes only the row locks of the rows it inserts (ids
+never collide: Segment's are not ``drip-``), so they never wait for it, and a command that
+locks a whole table or partition (``rebuild``'s TRUNCATE of a month) waits one batch at most.
+One import per warehouse schema at a time (an advisory lock, released with its session).
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ from sqlalchemy.sql.elements import TextClause
 
 from ..config import DEFAULT_IMPORT_BATCH_SIZE, validate_schema
 from ..counts import Counts
-from ..domain.registry import BY_DRIP_EVENT, BY_NAME
 from ..errors import ConfigError, SegmentRowError
 from ..progress import QUIET, Progress
 from ..warehouse import imports as ledger
@@ -50,12 +49,12 @@ from ..warehouse.db import batch_session, translating
 from ..warehouse.partitions import ensure_partitions, forget_partitions, missing_partition
 from ..warehouse.runs import recorded_run
 from ..warehouse.sqlfiles import read_sql
+from .import_cutoffs import REASON_TRACKS, resolve_cutoffs, start_keys
 from .import_plan import (
     EMAIL_TABLES,
     TABLES,
     TablePlan,
     copy_statement,
-    literal,
     part,
     plan_table,
     quote,
@@ -69,11 +68,6 @@ _ATTEMPTS = 3
 DEFAULT_BATCH_SIZE = DEFAULT_IMPORT_BATCH_SIZE
 COMMAND = "import-segment"
 """The command's name in ``_runs``."""
-
-REASON_UNTIL = "--until"
-REASON_FIRST = "first event of this type drip-loader received"
-REASON_SWITCH = "first email event drip-loader received (none of this type yet)"
-REASON_TRACKS = "the cutoff of each row's event type"
 
 
 def check_options(
@@ -181,7 +175,7 @@ def _run(
     plans = {name: plan_table(found[name], tracks=tracks) for name in TABLES if name in found}
     recorded = ledger.read_ledger(conn, schema=schema, source=source)
     cutoffs = resolve_cutoffs(conn, recorded=recorded, until=until)
-    keys = _start_keys(recorded, cutoffs)
+    keys = start_keys(recorded, cutoffs)
     report = ImportReport(source, schema, dry_run, cutoffs, [])
     for name in TABLES:
         report.tables.append(TableReport(name, name in plans))
@@ -194,8 +188,10 @@ def _run(
 
     with conn.begin():
         for name in TABLES:
-            cutoff = max(cutoffs.values(), key=lambda c: c.at) if name == "tracks" else None
-            at, reason = (cutoff.at, REASON_TRACKS) if cutoff else _pair(cutoffs[name])
+            if name == "tracks":  # each row is cut at its event type's cutoff
+                at, reason = max(c.at for c in cutoffs.values()), REASON_TRACKS
+            else:
+                at, reason = cutoffs[name].at, cutoffs[name].reason
             ledger.start_table(
                 conn,
                 schema=schema,
@@ -206,6 +202,8 @@ def _run(
                 last_timestamp=keys[name][0],
                 last_id=keys[name][1],
             )
+            if name not in plans:  # Segment never wrote that table: nothing to copy
+                ledger.finish(conn, schema=schema, source=source, table=name)
     report.load_id = uuid.uuid4().hex
     counts = Counts(rows_added=Counter())
 
@@ -242,101 +240,6 @@ def _run(
         report.subscribers_updated = int(row.updated)
         report.subscribers_replaced = int(row.replaced)
     return report
-
-
-def _pair(cutoff: Cutoff) -> tuple[datetime, str]:
-    return cutoff.at, cutoff.reason
-
-
-def resolve_cutoffs(
-    conn: Connection, *, recorded: dict[str, ledger.LedgerRow], until: datetime | None
-) -> dict[str, Cutoff]:
-    """The cutoff of each email table for this run (see the module docstring).
-
-    Raises:
-        ConfigError: no ``until``, nothing recorded, and drip-loader has no email event
-            yet; or ``until`` is before rows already copied.
-    """
-    if until is not None:
-        copied = [
-            (row.last_timestamp, row.table)
-            for row in recorded.values()
-            if row.last_timestamp is not None and row.last_timestamp >= until
-        ]
-        if copied:
-            last, name = max(copied)
-            raise ConfigError(
-                f"{name} rows up to {last.isoformat()} are already copied, past --until "
-                f"{until.isoformat()}: give a later --until, or leave it out to go on with "
-                "the cutoffs of the first run"
-            )
-        return {name: Cutoff(until, REASON_UNTIL) for name in EMAIL_TABLES}
-    first = _first_events(conn) if any(n not in recorded for n in EMAIL_TABLES) else {}
-    cutoffs: dict[str, Cutoff] = {}
-    for name in EMAIL_TABLES:
-        row = recorded.get(name)
-        if row is not None:
-            cutoffs[name] = Cutoff(row.cutoff, row.cutoff_reason)
-        elif name in first:
-            cutoffs[name] = Cutoff(first[name], REASON_FIRST)
-        elif first:
-            cutoffs[name] = Cutoff(min(first.values()), REASON_SWITCH)
-        else:
-            raise ConfigError(
-                "the warehouse has no email event drip-loader received yet, so there is no "
-                "switch-over time to cut Segment's history at: start `drip-loader serve` in "
-                "this schema first and let it receive events (see the guide, "
-                "docs/switching-from-segment.md), or give --until"
-            )
-    return cutoffs
-
-
-def _first_events(conn: Connection) -> dict[str, datetime]:
-    """Per email collection, the earliest event time drip-loader itself has: in its rows
-    (drip- ids) or in ``_raw_events``, whichever is earlier."""
-    first: dict[str, datetime] = {}
-    branch = Template(part("first_row.sql"))
-    rows = text(
-        Template(part("first_rows.sql")).substitute(
-            branches="\nUNION ALL\n".join(
-                branch.substitute(table=quote(n), name=literal(n)) for n in EMAIL_TABLES
-            )
-        )
-    )
-    for found in conn.execute(rows):
-        if found.first_at is not None:
-            first[str(found.name)] = found.first_at
-    raw = conn.execute(
-        text(read_sql("import_segment/first_events.sql")),
-        {"drip_events": [e for n in EMAIL_TABLES for e in BY_NAME[n].drip_events]},
-    )
-    for found in raw:
-        slug = BY_DRIP_EVENT[str(found.event)].name
-        at: datetime = found.first_at
-        first[slug] = min(at, first.get(slug, at))
-    return first
-
-
-def _start_keys(
-    recorded: dict[str, ledger.LedgerRow], cutoffs: dict[str, Cutoff]
-) -> dict[str, tuple[datetime | None, str | None]]:
-    """Per table, the key this run copies after: the ledger's, except for tracks when an
-    event type's cutoff moved later than recorded: then from its old cutoff (tracks holds
-    every type in one time order, so rows of that type before the last key are still to
-    copy; rows copied again are skipped)."""
-    keys: dict[str, tuple[datetime | None, str | None]] = {}
-    for name in TABLES:
-        row = recorded.get(name)
-        keys[name] = (None, None) if row is None else (row.last_timestamp, row.last_id)
-    raised = [
-        recorded[n].cutoff
-        for n in EMAIL_TABLES
-        if n in recorded and cutoffs[n].at > recorded[n].cutoff
-    ]
-    last = keys["tracks"][0]
-    if raised and last is not None and last >= min(raised):
-        keys["tracks"] = (min(raised), "")  # before every row at that instant
-    return keys
 
 
 def _binds(

@@ -421,6 +421,7 @@ def test_status_counts_the_rows_that_came_from_segment(
 def test_reports_views_and_attribution_see_imported_rows(
     engine: Engine, live: list[bytes], source: dict[str, list[dict[str, Any]]]
 ) -> None:
+    from loader.analyst import catalog
     from loader.analyst.attribution import run_attribution
     from loader.analyst.report import run_report
 
@@ -431,20 +432,25 @@ def test_reports_views_and_attribution_see_imported_rows(
     for r in expected["tracks"]:
         if r["timestamp"] < SWITCH:
             daily[(r["timestamp"].date().isoformat(), r["event"])] += 1
-    frame = run_report(engine, "daily", schema="drip", until="2026-10-01")
-    assert {
-        (d, e): int(n)
-        for d, e, n in zip(frame["day"], frame["event"], frame["events"], strict=True)
-    } == dict(daily)
+    report = run_report(
+        engine,
+        catalog.view_report("daily"),
+        schema="drip",
+        window=catalog.parse_range(None, "2026-10-01"),
+    )
+    got = {(r["day"], r["event"]): int(r["events"]) for r in report.records()}
+    assert got == dict(daily)
     # email 88001: opens from Segment's history plus the live ones
     opens = sum(r["email_id"] == "88001" for r in expected["email_opened"])
     live_opens = rows(
         engine,
         "SELECT count(*) AS n FROM drip.email_opened WHERE email_id = '88001' AND id LIKE 'drip-%'",
     )[0]["n"]
-    performance = run_report(engine, "email-performance", schema="drip")
-    row = performance[performance["email_id"] == "88001"]
-    assert int(row["opens"].iloc[0]) == opens + live_opens and opens > 0
+    performance = run_report(
+        engine, catalog.view_report("email-performance"), schema="drip", window=catalog.Window()
+    )
+    (row,) = [r for r in performance.records() if r["email_id"] == "88001"]
+    assert row["opens"] == opens + live_opens and opens > 0
     # a conversion an hour after an imported click of Bob's is credited to that email
     click = max(
         (
@@ -457,23 +463,22 @@ def test_reports_views_and_attribution_see_imported_rows(
     with engine.begin() as conn:
         conn.execute(
             sa.text(
-                'CREATE TABLE website.order_completed (id text, context_traits_email text, "timestamp" timestamptz)'
+                "CREATE TABLE website.order_completed "
+                '(id text, context_traits_email text, "timestamp" timestamptz)'
             )
         )
         conn.execute(
             sa.text("INSERT INTO website.order_completed VALUES ('o1', 'bob@acme.com', :at)"),
             {"at": click["timestamp"] + timedelta(hours=1)},
         )
-    credited = run_attribution(
-        engine,
-        schema="drip",
+    question = catalog.attribution(
         conversions="website.order_completed",
         window="2h",
         touch="click",
         since=click["timestamp"],
     )
-    hit = credited[credited["conversions"] == 1]
-    assert list(hit["email_id"]) == [click["email_id"]]
+    credited = run_attribution(engine, question, schema="drip").records()
+    assert [r["email_id"] for r in credited if r["conversions"] == 1] == [click["email_id"]]
 
 
 def test_imported_rows_survive_rebuild(
@@ -839,3 +844,20 @@ def test_load_goes_on_beside_an_import_and_both_end_complete(
     own = rows(engine, "SELECT count(*) AS n FROM drip.tracks WHERE id LIKE 'drip-%'")[0]["n"]
     raw = rows(engine, "SELECT count(*) AS n FROM drip._raw_events WHERE is_email")[0]["n"]
     assert own == raw  # every email event drip-loader received is mapped, none lost
+
+
+def test_a_table_segment_never_wrote_is_reported_and_the_import_still_finishes(
+    engine: Engine, live: list[bytes]
+) -> None:
+    create_segment_schema(engine, "website", make_rows(per_table=4, seed=5, end=SWITCH))
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE website.email_marked_as_spam"))
+
+    report = run(engine)
+
+    spam = next(t for t in report.tables if t.table == "email_marked_as_spam")
+    assert (spam.in_source, spam.read, spam.added) == (False, 0, 0)
+    (line,) = [x for x in report.lines() if x.startswith("  email_marked_as_spam ")][1:]
+    assert line.split() == ["email_marked_as_spam", "(none)", "0", "0", "0", "0", "0"]
+    counted = segment_rows(engine, schema="drip")
+    assert counted is not None and counted.finished

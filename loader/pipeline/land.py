@@ -306,14 +306,21 @@ def _land(
 
 
 def land_batch(
-    conn: Connection, records: Iterable[RawRecord], *, load_id: str, max_record_bytes: int
+    conn: Connection,
+    records: Iterable[RawRecord],
+    *,
+    schema: str,
+    load_id: str,
+    max_record_bytes: int,
 ) -> tuple[Counts, list[dict[str, Any]]]:
     """Validate and land ``records`` as ``load`` does, in the caller's transaction.
 
     The same checks (:func:`~loader.domain.events.parse_for_copy` and the size limit), the
     same dedupe and the same mapping as :func:`land_records`, as one chunk on ``conn``
     (its search path set to the schema), without committing: the caller can change other
-    rows in the same transaction (``rejects retry`` marks what it landed).
+    rows in the same transaction (``rejects retry`` marks what it landed).  The partitions
+    of the chunk's months are made first, on a connection of their own (they must be
+    committed before rows of those months are written).
 
     Returns:
         The counts, and a ``_rejects`` row (as :func:`reject_row` makes it, not stored)
@@ -325,11 +332,13 @@ def land_batch(
     chunk = next(chunks, None)
     if chunk is None:
         return Counts(), []
+    ensure_partitions(conn.engine, schema=schema, months=chunk[1].months)
     conn.execute(text(read_sql("land/create_stage.sql")))
     known: set[str] = set()
     if chunk[1].keys:
-        keys = ",".join(chunk[1].keys)
-        known = set(conn.execute(text(read_sql("land/known_keys.sql")), {"keys": keys}).scalars())
+        keys, times = ",".join(chunk[1].keys), ",".join(chunk[1].rows[1::5])
+        query = text(read_sql("land/known_keys.sql"))
+        known = set(conn.execute(query, {"keys": keys, "times": times}).scalars())
     return _land(conn, chunk[1], _Lines(chunk[1], known), load_id)
 
 

@@ -376,6 +376,7 @@ class _Batches:
         counts, rejects = land_batch(
             conn,
             records,
+            schema=self._schema,
             load_id=self._report.load_id,
             max_record_bytes=self._max_record_bytes,
         )

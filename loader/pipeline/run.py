@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
-from ..config import Settings
+from ..config import DEFAULT_OUTBOX_RETENTION, Settings
 from ..counts import Counts
 from ..errors import EmitError, ForwardingOff, LoaderError, StepFailed
 from ..progress import QUIET, Progress
@@ -253,7 +253,7 @@ def forward(
     retry_failed: bool = False,
     batch_size: int,
     turn_on: bool = False,
-    outbox_retention: timedelta,
+    outbox_retention: timedelta = DEFAULT_OUTBOX_RETENTION,
 ) -> EmitReport:
     """``drip-loader emit``: forward every event
     Segment has not confirmed (:func:`loader.pipeline.emit.emit_events`), recorded in

@@ -151,7 +151,7 @@ def test_the_pipeline_runs_as_the_loader_role_with_exactly_its_privileges(
         assert _scalar(engine, "SELECT count(*) FROM drip.drip_subscribers") == 2100
 
         rebuilt = cli("rebuild")
-        assert rebuilt.startswith("Rebuilt from ")
+        assert rebuilt.startswith("Rebuilt ") and " from " in rebuilt
         cli("dbt-sources", "--out", str(tmp_path / "sources.yml"))
         assert cli("sql", "SELECT count(*) AS n FROM tracks").strip()
         status = cli("status")
@@ -249,6 +249,6 @@ def test_adopt_hands_a_warehouse_made_by_a_superuser_to_the_loader_role(
     more = write_ndjson(tmp_path / "more.ndjson", generate_events(events=300, seed=9))
     run_cli(["load", str(more)], url=url)
     run_cli(["collections", "enable", "subscriber_applied_tag"], url=url)
-    assert run_cli(["rebuild"], url=url).startswith("Rebuilt from ")
+    assert run_cli(["rebuild"], url=url).startswith("Rebuilt ")
     csv = run_cli(["report", "daily", "--format", "csv"], url=warehouse.analyst_url)
     assert csv.startswith("day,")

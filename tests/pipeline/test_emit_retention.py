@@ -286,7 +286,7 @@ def test_serve_emit_worker_idles_while_forwarding_is_off(settings, engine, tmp_p
 
     assert job.step() is False and job.step() is False  # no failure: not degraded
     assert len(sink.message_ids()) == sent
-    assert [r.getMessage()[:40] for r in caplog.records if r.name == "loader.serve"] == [
+    assert [r.getMessage()[:40] for r in caplog.records if r.name == "loader.serve.workers"] == [
         "not forwarding: forwarding to Segment is"
     ]  # said once
 

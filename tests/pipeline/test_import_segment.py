@@ -471,7 +471,7 @@ def test_reports_views_and_attribution_see_imported_rows(
             sa.text("INSERT INTO website.order_completed VALUES ('o1', 'bob@acme.com', :at)"),
             {"at": click["timestamp"] + timedelta(hours=1)},
         )
-    question = catalog.attribution(
+    question = catalog.attribution_question(
         conversions="website.order_completed",
         window="2h",
         touch="click",

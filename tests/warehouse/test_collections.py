@@ -355,7 +355,8 @@ def test_rebuild_maps_what_is_on_and_keeps_the_rows_of_collections_that_are_off(
 
     assert [(m.how, m.kept_off) for m in report.months] == [("by key", 1)]
     assert rows(engine, "SELECT tag FROM drip.subscriber_applied_tag") == [{"tag": "old"}]
-    assert rows(engine, "SELECT tag FROM drip.subscriber_removed_tag") == [{"tag": "Lead"}]
+    removed = PROPERTIES["subscriber.removed_tag"]["tag"]
+    assert rows(engine, "SELECT tag FROM drip.subscriber_removed_tag") == [{"tag": removed}]
     assert count(engine, "tracks") == 29
     orphans = " UNION ALL ".join(
         f"SELECT id FROM drip.{name} x WHERE NOT EXISTS "

@@ -263,7 +263,7 @@ def test_two_loaders_and_serve_meeting_new_months_at_once(
         server.wait_healthy()
         loads = [
             subprocess.Popen(
-                [sys.executable, "-m", "loader", "load", str(path), "--json"],
+                [sys.executable, "-m", "loader", "load", str(path), "--format", "json"],
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

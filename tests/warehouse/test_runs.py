@@ -60,7 +60,7 @@ def test_a_run_is_alive_while_its_session_holds_the_lock_and_gone_after(engine: 
         assert is_alive(conn, "r1")
         assert not is_alive(conn, "another-run")
     assert warehouse_status(engine, schema="drip").last_runs[0].status == "running"
-    run._conn.close()  # the process dies without a word: its session ends
+    run._conn.invalidate()  # the process dies without a word: its session ends
     assert warehouse_status(engine, schema="drip").last_runs[0].status == GONE
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT status FROM drip._runs")).scalar_one() == "running"

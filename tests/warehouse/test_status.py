@@ -51,7 +51,9 @@ def _run(engine: Engine, load_id: str, command: str, status: str, **values: Any)
 
 def _runs_part(engine: Engine) -> list[str]:
     lines = warehouse_status(engine, schema="drip").lines()
-    return lines[lines.index("Last runs:") + 1 :]
+    runs = lines[lines.index("Last runs:") + 1 :]
+    # the storage section follows the runs
+    return next((runs[:i] for i, line in enumerate(runs) if line.startswith("Storage:")), runs)
 
 
 def test_run_lines_name_the_command_carry_utc_and_stay_aligned(engine: Engine) -> None:

@@ -285,11 +285,15 @@ def test_two_loaders_and_serve_meeting_new_months_at_once(
     # the queues are emptied as the work is done: claimed events and merged snapshots go
     queues = "SELECT (SELECT count(*) FROM drip._pending) + (SELECT count(*) FROM drip._subscriber_changes) AS n"
     assert rows(engine, queues) == [{"n": 0}]
+    # serve also makes this month's and the next month's ahead of their events
+    today = datetime.now(UTC).date().replace(day=1)
+    ahead = [today, (today + timedelta(days=32)).replace(day=1)]
     assert partition_months(engine, schema="drip")["tracks"] == [
         date(2024, 1, 1),
         date(2024, 2, 1),
         date(2024, 3, 1),
         date(2024, 4, 1),
+        *ahead,
     ]
     # the same events and tables as one clean load of everything
     clean_url = fresh_database(str(pg["url"]), "partitions_clean", template=TEMPLATE)

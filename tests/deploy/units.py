@@ -153,33 +153,40 @@ user=$1; shift
 keep=""
 while [ "$1" != -- ]; do keep="$keep $1"; shift; done
 shift
-# ProtectSystem=strict: every file system read-only, the API file systems aside.
-findmnt -rn -o TARGET | while read -r target; do
-    case "$target" in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*) continue ;; esac
-    mount -o remount,bind,ro "$target" 2>/dev/null || true
-done
-# PrivateTmp=yes: a /tmp and /var/tmp of its own.
-mount -t tmpfs -o mode=1777 tmpfs /tmp
-mount -t tmpfs -o mode=1777 tmpfs /var/tmp
-# ProtectHome=yes: /home, /root and /run/user empty and read-only. The program under test
-# stays visible (as /opt/drip-loader and /usr/bin/python3 are in production) when it lies
-# in one of them: the checkout and the Python it was built with.
+# The program under test stays visible where it lies (as /opt/drip-loader and
+# /usr/bin/python3 are in production), even under /tmp or a home that the sandbox hides
+# (a checkout in /tmp, a Python in /root): bind it aside first, on a tmpfs of our own.
+mount -t tmpfs -o mode=0700 tmpfs /mnt
 n=0
 for path in $keep; do
-    n=$((n + 1)); mkdir "/tmp/.keep$n" && mount --bind "$path" "/tmp/.keep$n"
+    n=$((n + 1)); mkdir "/mnt/.keep$n" && mount --bind "$path" "/mnt/.keep$n"
 done
+# ProtectSystem=strict: every file system read-only, the API file systems aside.
+findmnt -rn -o TARGET | while read -r target; do
+    case "$target" in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*|/mnt|/mnt/*) continue ;; esac
+    mount -o remount,bind,ro "$target" 2>/dev/null || true
+done
+# PrivateTmp=yes: a /tmp and /var/tmp of its own. ProtectHome=yes: /home, /root and
+# /run/user empty and read-only.
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mount -t tmpfs -o mode=1777 tmpfs /var/tmp
+homes=""
 for home in /home /root /run/user; do
     [ -d "$home" ] || continue
     mount -t tmpfs -o mode=0755 tmpfs "$home"
-    n=0
-    for path in $keep; do
-        n=$((n + 1))
-        case "$path/" in "$home"/*) mkdir -p "$path" && mount --bind "/tmp/.keep$n" "$path" ;; esac
-    done
-    mount -o remount,ro,bind "$home"
+    homes="$homes $home"
 done
 n=0
-for path in $keep; do n=$((n + 1)); umount "/tmp/.keep$n" && rmdir "/tmp/.keep$n"; done
+for path in $keep; do
+    n=$((n + 1))
+    case "$path/" in
+        /tmp/*|/var/tmp/*|/home/*|/root/*|/run/user/*)
+            mkdir -p "$path" && mount --bind "/mnt/.keep$n" "$path"
+            mount -o remount,bind,ro "$path" 2>/dev/null || true ;;
+    esac
+done
+for home in $homes; do mount -o remount,ro,bind "$home"; done
+umount -l /mnt
 # PrivateDevices=yes: a /dev with the pseudo devices only.
 mount -t tmpfs -o mode=0755,nosuid tmpfs /dev
 for device in "null 1 3" "zero 1 5" "full 1 7" "random 1 8" "urandom 1 9" "tty 5 0"; do

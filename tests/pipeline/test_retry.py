@@ -17,6 +17,7 @@ from loader.errors import RejectNotFound
 from loader.pipeline import retry as retry_module
 from loader.pipeline.retry import COMMAND, RetryReport, retry_rejects
 from loader.pipeline.run import run_pipeline
+from loader.serve.debugger.queries import warehouse_facts
 from loader.warehouse.rejects import get_reject, list_rejects
 from tests.casefiles import case_bytes
 from tests.support.rejects import LIMIT, SPEC_6, max_depth, nested, spec6_lines
@@ -118,6 +119,10 @@ def test_a_second_retry_lands_nothing_more(
         load_lines(settings, tmp_path, [NESTED, nested(case_bytes("email_bounced")), b"not json"])
     first = _retry(engine)
     assert (first.landed, first.rejected) == (2, 1)
+    # the debugger's rejects panel shows only what is still refused
+    panel = warehouse_facts(engine, schema="drip").rejects
+    assert [r.reason for r in panel] == [list_rejects(engine, schema="drip").rejects[0].reason]
+    assert len(panel) == 1 and panel[0].reason.startswith("not JSON")
     before = snapshot(engine)
     again = _retry(engine)
     assert (again.read, again.landed, again.duplicates, again.rejected) == (1, 0, 0, 1)

@@ -29,7 +29,7 @@ class WarehouseFacts:
     last_hour: dict[str, int]
     """Events received in the last hour per collection that is on (from ``tracks``)."""
     rejects: list[Reject]
-    """The newest rows of ``_rejects``, newest first."""
+    """The newest rows of ``_rejects`` that no retry has landed, newest first."""
 
 
 def stored_origins(engine: Engine, *, schema: str, keys: Sequence[str]) -> dict[str, str]:

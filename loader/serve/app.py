@@ -50,7 +50,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..config import ServeOptions, Settings
-from ..errors import ConfigError, LoaderError
+from ..errors import LoaderError
 from ..warehouse.migrate import ensure_schema
 from ..warehouse.runs import Run, start_run
 from .access_log import AccessLog
@@ -104,15 +104,14 @@ class Receiver:
         self.emit: EmitJob | None = None
         self.emitter: Worker | None = None
         if options.emit:
-            if not settings.segment_write_key:
-                raise ConfigError(
-                    "serve --emit needs a Segment write key: set SEGMENT_WRITE_KEY "
-                    "or pass --segment-write-key"
-                )
+            from ..pipeline.emit import check_forwarding  # httpx only when forwarding is on
+
             self.emit = EmitJob(
                 engine,
                 schema=settings.schema,
-                write_key=settings.segment_write_key,
+                write_key=check_forwarding(
+                    write_key=settings.segment_write_key, host=settings.segment_host
+                ),
                 host=settings.segment_host,
                 outbox_retention=settings.outbox_retention,
                 ready=self.prepare,

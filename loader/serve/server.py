@@ -83,10 +83,17 @@ def run_server(
     receiver starts anyway and answers 429 until it is.
 
     Raises:
-        ConfigError: the schema is behind head and ``migrate_first`` is off.
+        ConfigError: ``emit`` without a write key or with a bad Segment host (before the
+            port or the database is touched), or the schema is behind head and
+            ``migrate_first`` is off.
         ServeError: the address cannot be bound.
         LoaderError: the database (or the embedded server) failed at start.
     """
+    if options.emit:
+        from ..pipeline.emit import check_forwarding  # httpx only when forwarding is on
+
+        # before the port and the database: a missing key is a typo, not an outage
+        check_forwarding(write_key=settings.segment_write_key, host=settings.segment_host)
     load_id = uuid.uuid4().hex
     sock = _listen(options.host, options.port)
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -380,6 +381,28 @@ def test_bad_options_are_refused_before_the_database_is_touched(
     # An unreachable server: touching it would say "cannot reach the database" instead.
     result = _run(*args, url=UNREACHABLE, SEGMENT_WRITE_KEY="", cwd=str(tmp_path))
     assert (result.returncode, result.stdout, result.stderr) == (1, "", line + "\n")
+
+
+def test_serve_emit_without_a_write_key_is_refused_before_the_port_and_the_database(
+    tmp_path: Path,
+) -> None:
+    # An unreachable server would start anyway (429 until it is up), so only the check made
+    # first can give this line; the port is one another socket holds, which binding would report.
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        result = _run(
+            "serve", "--emit", "--host", "127.0.0.1", "--port", str(port),
+            url=UNREACHABLE, SEGMENT_WRITE_KEY="", cwd=str(tmp_path),
+            DRIP_LOADER_WEBHOOK_TOKEN="t" * 24,
+        )  # fmt: skip
+    assert (result.returncode, result.stdout, result.stderr) == (
+        1,
+        "",
+        "Error: forwarding to Segment is off: no write key; set SEGMENT_WRITE_KEY or pass "
+        "--segment-write-key\n",
+    )
 
 
 def test_a_bad_option_starts_no_embedded_server(tmp_path: Path) -> None:

@@ -17,31 +17,16 @@ import argparse
 import json
 import os
 import subprocess
-import sys
-import time
-from pathlib import Path
 
+from tests.benchmarks.child import BIN, run_drip_loader
 from tests.support.fake_drip import TOKEN, FakeDrip, default_data
 from tests.support.postgres import fresh_database, postgres_server
-
-BIN = Path(sys.executable).parent / "drip-loader"
 
 
 def _run(env: dict[str, str]) -> tuple[float, int, dict[str, object]]:
     """Seconds, peak RSS (KiB) and the JSON report of one ``drip sync`` process."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [str(BIN), "drip", "sync", "--format", "json"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    out = proc.stdout.read() if proc.stdout else b""
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    if status != 0:
-        raise SystemExit(f"sync failed: {proc.stderr.read().decode() if proc.stderr else status}")
-    return seconds, usage.ru_maxrss, json.loads(out)
+    run = run_drip_loader(["drip", "sync", "--format", "json"], env=env)
+    return run.seconds, run.peak_rss_kib, json.loads(run.stdout)
 
 
 def main() -> None:

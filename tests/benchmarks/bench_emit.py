@@ -18,33 +18,19 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
+from tests.benchmarks.child import BIN, run_drip_loader
 from tests.support.postgres import fresh_database, postgres_server
 
-BIN = Path(sys.executable).parent / "drip-loader"
 WRITE_KEY = "bench-write-key"
 
 
 def _run(args: list[str], env: dict[str, str]) -> tuple[float, int, dict[str, object]]:
     """Seconds, peak RSS (KiB) and the JSON report of one drip-loader process."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [str(BIN), *args, "--format", "json"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    out = proc.stdout.read() if proc.stdout else b""
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    if status != 0:
-        raise SystemExit(
-            f"{args[0]} failed: {proc.stderr.read().decode() if proc.stderr else status}"
-        )
-    return seconds, usage.ru_maxrss, json.loads(out)
+    run = run_drip_loader([*args, "--format", "json"], env=env)
+    return run.seconds, run.peak_rss_kib, json.loads(run.stdout)
 
 
 def main() -> None:

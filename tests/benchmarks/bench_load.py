@@ -58,9 +58,8 @@ import sqlalchemy as sa
 from loader.domain.registry import COLLECTIONS
 from loader.domain.sample import MEAN_GAP, write_sample
 from loader.warehouse.db import make_engine
+from tests.benchmarks.child import BIN, run_drip_loader
 from tests.support.postgres import fresh_database, postgres_server
-
-BIN = Path(sys.executable).parent / "drip-loader"
 
 
 def _sample(path: Path, events: int, seed: int) -> None:
@@ -107,37 +106,11 @@ def _stat(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
-# Linux counts in a child's peak RSS the memory of the process it was forked from, as it was
-# at the exec: a load started from this process, grown by a preload, would "peak" at this
-# process's size.  A small Python between them starts the load and reports its true peak.
-_PEAK_RSS = """
-import os, sys
-null = os.open(os.devnull, os.O_WRONLY)
-pid = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ,
-                     file_actions=[(os.POSIX_SPAWN_DUP2, null, 1)])
-_, status, usage = os.wait4(pid, 0)
-print(usage.ru_maxrss)
-sys.exit(os.waitstatus_to_exitcode(status))
-"""
-
-
 def _timed_load(url: str, path: Path) -> tuple[float, int, float]:
     """Seconds, peak RSS (KiB) and CPU seconds of one ``drip-loader load`` process."""
     env = {**os.environ, "DRIP_LOADER_DATABASE_URL": url}
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _PEAK_RSS, str(BIN), "load", str(path), "--format", "json"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-    peak = proc.stdout.read()  # written at the end, after the load exited
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    if status != 0:
-        raise SystemExit(f"load failed: {proc.stderr.read().decode()}")
-    return seconds, int(peak), usage.ru_utime + usage.ru_stime
+    run = run_drip_loader(["load", str(path), "--format", "json"], env=env)
+    return run.seconds, run.peak_rss_kib, run.cpu_seconds
 
 
 def _copy_floor(url: str, path: Path) -> float:

@@ -4,7 +4,7 @@ its own peak RSS.
 Linux counts in a child's peak RSS (``ru_maxrss``) the memory of the process it was forked
 from, as it was at the exec: a command started straight from a benchmark that has grown
 (a preload, a sample held in memory) would "peak" at the benchmark's size.  A small Python
-process between them starts the command and reports the command's own peak.
+process between them starts the command and reports the command's own peak and CPU time.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import os, sys
 fd = int(sys.argv[1])
 pid = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ)
 _, status, usage = os.wait4(pid, 0)
-os.write(fd, str(usage.ru_maxrss).encode())
+os.write(fd, f"{usage.ru_maxrss} {usage.ru_utime + usage.ru_stime}".encode())
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 
@@ -36,7 +36,7 @@ class Measured:
     peak_rss_kib: int
     """The command's own peak resident set size."""
     cpu_seconds: float
-    """User + system time of the command (and of the small process that started it)."""
+    """User + system time of the command (not of the small process that started it)."""
     stdout: bytes
 
 
@@ -57,10 +57,11 @@ def run_drip_loader(args: list[str], *, env: dict[str, str]) -> Measured:
         out = proc.stdout.read()
         proc.stdout.close()
         with os.fdopen(peak_r, "rb") as peak_pipe:
-            peak = peak_pipe.read()
-        _, status, usage = os.wait4(proc.pid, 0)
+            usage = peak_pipe.read()
+        status = proc.wait()
         seconds = time.perf_counter() - started
         if status != 0:
             stderr.seek(0)
             raise SystemExit(f"drip-loader {args[0]} failed: {stderr.read().decode().strip()}")
-    return Measured(seconds, int(peak), usage.ru_utime + usage.ru_stime, out)
+    peak, cpu = usage.split()
+    return Measured(seconds, int(peak), float(cpu), out)
